@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tlbench.config import CONF_DIR, compose
+from tlbench.errors import TlbenchError
+from tlbench.models import build as registry
+
+GROUPS = ["data", "model", "strategy", "optimizer", "scheduler", "trainer", "logger", "callbacks", "experiment"]
+
+
+def test_default_config_composes_every_group():
+    cfg = compose(["paths.output_dir=/tmp/x"])
+    for group in GROUPS[:-1]:  # experiment is null by default
+        assert group in cfg, group
+    assert cfg.data._target_.endswith("DigitsDataModule")
+    assert cfg.model.name == "efficientnet_lite0"
+    assert cfg.strategy.name == "transfer"
+    hydra_cfg = compose(["paths.output_dir=/tmp/x"], return_hydra_config=True).hydra
+    assert hydra_cfg.job.chdir is False
+    assert hydra_cfg.run.dir.startswith("outputs/runs/")
+    assert hydra_cfg.sweep.dir.startswith("outputs/multiruns/")
+
+
+@pytest.mark.parametrize(
+    "group,option",
+    [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))],
+)
+def test_every_config_file_composes(group, option):
+    cfg = compose([f"{group}={option}", "paths.output_dir=/tmp/x"])
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg16", "alexnet", "vit_b_16", "squeezenet1_0"])
+def test_any_torchvision_model_is_a_config_choice(name):
+    cfg = compose([f"model={name}", "paths.output_dir=/tmp/x"])
+    assert cfg.model.name == name and cfg.model.source == "torchvision"
+    registry.validate(cfg.model)
+
+
+def test_timm_models_are_choices_too():
+    cfg = compose(["model=timm/convnext_atto", "paths.output_dir=/tmp/x"])
+    assert (cfg.model.name, cfg.model.source) == ("convnext_atto", "timm")
+
+
+def test_model_files_and_generated_nodes_share_keys():
+    generated = set(compose(["model=resnet18", "paths.output_dir=/tmp/x"]).model)
+    for path in (CONF_DIR / "model").glob("*.yaml"):
+        assert set(OmegaConf.load(path)) == generated, path
+
+
+def test_unknown_model_name_is_a_hydra_error_listing_choices():
+    with pytest.raises(Exception, match="resnet18"):
+        compose(["model=resnet19", "paths.output_dir=/tmp/x"])
+
+
+def test_registry_validate_suggests_close_names():
+    cfg = compose(["model=resnet18", "paths.output_dir=/tmp/x"])
+    cfg.model.name = "resnet19"
+    with pytest.raises(TlbenchError, match=r"model='resnet19'.*resnet18"):
+        registry.validate(cfg.model)
+
+
+def test_strategy_files_say_they_are_not_lightning_strategies():
+    for path in (CONF_DIR / "strategy").glob("*.yaml"):
+        assert "not Lightning's `trainer.strategy`" in Path(path).read_text(), path
+
+
+def test_every_config_field_is_commented():
+    """Convention: every field carries a one-line comment (except _target_/_partial_ and section names)."""
+    for path in CONF_DIR.rglob("*.yaml"):
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if (
+                not stripped
+                or stripped.startswith(("#", "-", "_target_", "_partial_"))
+                or stripped.endswith(":")
+            ):
+                continue
+            assert "#" in line, f"{path.relative_to(CONF_DIR)}: `{stripped}` has no comment"

@@ -1,0 +1,113 @@
+"""Hydra plumbing: where the configs live, resolvers, and `model=<any name>`.
+
+`conf/model/` holds files only for models that need settings of their own (offline weights, small
+networks). Every other torchvision model, and every timm model as `model=timm/<name>`, is served by
+`ModelConfigSource`, a Hydra config source added to the search path in `conf/train.yaml`
+(`hydra.searchpath: [tlbench://models]`), so the config group always matches the libraries
+actually installed instead of a hand-kept list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.object_type import ObjectType
+from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
+from omegaconf import OmegaConf
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+CONF_DIR = REPO_ROOT / "conf"
+
+
+def model_node(name: str, source: str) -> dict:
+    """The config of a model no file describes; keys match conf/model/*.yaml."""
+    return {"name": name, "source": source, "weights": "DEFAULT", "small_input": False}
+
+
+class ModelConfigSource(ConfigSource):
+    """Serves `model/<torchvision name>` and `model/timm/<timm name>` configs."""
+
+    @staticmethod
+    def scheme() -> str:
+        return "tlbench"
+
+    def __init__(self, provider: str, path: str) -> None:
+        super().__init__(provider=provider, path=path)
+
+    @staticmethod
+    def _strip(config_path: str) -> str:
+        return config_path[: -len(".yaml")] if config_path.endswith(".yaml") else config_path
+
+    def _lookup(self, config_path: str) -> dict | None:
+        parts = self._strip(config_path).split("/")
+        if len(parts) == 2 and parts[0] == "model":
+            from tlbench.models.torchvision_source import names
+
+            return model_node(parts[1], "torchvision") if parts[1] in names() else None
+        if len(parts) == 3 and parts[:2] == ["model", "timm"]:
+            import timm
+
+            return model_node(parts[2], "timm") if timm.is_model(parts[2]) else None
+        return None
+
+    def load_config(self, config_path: str) -> ConfigResult:
+        node = self._lookup(config_path)
+        if node is None:
+            raise ConfigLoadError(f"tlbench has no built-in config {config_path}")
+        return ConfigResult(
+            config=OmegaConf.create(node),
+            path=f"{self.scheme()}://{self.path}",
+            provider=self.provider,
+            header={"package": None},
+        )
+
+    def available(self) -> bool:
+        return True
+
+    def is_group(self, config_path: str) -> bool:
+        return self._strip(config_path) in ("", "model", "model/timm")
+
+    def is_config(self, config_path: str) -> bool:
+        return self._lookup(config_path) is not None
+
+    def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
+        groups, configs = [], []
+        if config_path == "":
+            groups = ["model"]
+        elif config_path == "model":
+            from tlbench.models.torchvision_source import names
+
+            groups, configs = ["timm"], list(names())
+        want_groups = results_filter in (None, ObjectType.GROUP)
+        want_configs = results_filter in (None, ObjectType.CONFIG)
+        return sorted((groups if want_groups else []) + (configs if want_configs else []))
+
+
+def register() -> None:
+    """Idempotent: the config source and the `${tlbench_root:}` resolver."""
+    from hydra._internal.sources_registry import SourcesRegistry  # Hydra 1.3's registry for schemes
+
+    SourcesRegistry.instance().register(ModelConfigSource)
+    if not OmegaConf.has_resolver("tlbench_root"):
+        OmegaConf.register_new_resolver("tlbench_root", lambda: str(REPO_ROOT))
+
+
+def compose(
+    overrides: list[str] | None = None,
+    config_name: str = "train",
+    return_hydra_config: bool = False,
+):
+    """Compose the real configs (as `python -m tlbench` would), for tests, notebooks and tools."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(
+            config_name=config_name,
+            overrides=overrides or [],
+            return_hydra_config=return_hydra_config,
+        )

@@ -1,0 +1,58 @@
+"""The one place that turns config nodes into objects (Hydra's instantiate behind an allow-list).
+
+Only targets from these module prefixes are built, so a config or checkpoint cannot make tlbench
+import and run arbitrary code; extend ALLOWED_PREFIXES deliberately.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from tlbench.errors import TlbenchError
+
+ALLOWED_PREFIXES = (
+    "tlbench.",
+    "torch.optim.",
+    "lightning.pytorch.",
+    "timm.optim.",
+    "timm.scheduler.",
+)
+
+
+def instantiate(node, key: str, **kwargs):
+    """Instantiate `node` (dict or DictConfig with `_target_`), naming `key` in any error."""
+    if node is None:
+        raise TlbenchError(
+            "this config node is empty", key=key, value=None, fix=f"choose a {key} config"
+        )
+    if not isinstance(node, DictConfig):
+        node = OmegaConf.create(node)
+    target = node.get("_target_")
+    if not target:
+        raise TlbenchError(
+            "the config node has no _target_",
+            key=f"{key}._target_",
+            value=None,
+            fix=f"add `_target_: <class path>` to the {key} config",
+        )
+    if not str(target).startswith(ALLOWED_PREFIXES):
+        raise TlbenchError(
+            "this _target_ is not in the allow-list of modules tlbench instantiates",
+            key=f"{key}._target_",
+            value=target,
+            allowed=", ".join(p + "*" for p in ALLOWED_PREFIXES),
+            fix="use a class from an allowed module, or add its module to tlbench.instantiate.ALLOWED_PREFIXES",
+        )
+    try:
+        return hydra.utils.instantiate(node, _convert_="all", **kwargs)
+    except Exception as exc:
+        cause = exc.__cause__ or exc
+        if isinstance(cause, TlbenchError):
+            raise cause from None
+        raise TlbenchError(
+            f"could not build {target} ({type(cause).__name__}: {cause})",
+            key=key,
+            value=target,
+            fix=f"check the arguments under `{key}` against {target}'s signature",
+        ) from exc

@@ -1,0 +1,93 @@
+"""Your own runs (or any state-dict file) as the pretrained source of a new run.
+
+`model.weights=<run dir | .ckpt | .pth>`: the backbone weights load, the head is rebuilt for the
+new classes. Files are read with `weights_only=True`: nothing in them is executed.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tlbench.errors import TlbenchError
+from tlbench.preprocess import Preprocess
+
+NET_PREFIX = "net."  # the LightningModule keeps the network as `self.net`
+
+
+def resolve(path: str | Path) -> Path:
+    """A run dir means its best checkpoint (falling back to the last one)."""
+    p = Path(path)
+    if p.is_dir():
+        for candidate in ("checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+            if (p / candidate).is_file():
+                return p / candidate
+        raise TlbenchError(
+            "the run directory holds no checkpoints/best.ckpt or checkpoints/last.ckpt",
+            key="model.weights",
+            value=str(path),
+            fix="point at a finished tlbench run dir or directly at a .ckpt/.pth file",
+        )
+    return p
+
+
+def read(path: str | Path) -> dict:
+    """torch.load with weights_only=True; a file needing arbitrary unpickling is refused."""
+    p = resolve(path)
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError) as exc:
+        raise TlbenchError(
+            f"{p} cannot be loaded safely: it needs arbitrary unpickling, which could run code "
+            f"from the file ({str(exc).splitlines()[0]})",
+            key="model.weights",
+            value=str(path),
+            fix="re-save it as a plain state dict (torch.save(model.state_dict(), path)) from a trusted session",
+        ) from exc
+
+
+def stored_preprocess(path: str | Path) -> Preprocess | None:
+    """The preprocessing a tlbench checkpoint was trained with, if it records one."""
+    try:
+        hp = read(path).get("hyper_parameters", {})
+    except TlbenchError:
+        return None
+    return Preprocess.from_dict(hp["preprocess"]) if "preprocess" in hp else None
+
+
+def _state_dict(obj: dict) -> dict[str, torch.Tensor]:
+    state = obj.get("state_dict", obj)
+    if any(k.startswith(NET_PREFIX) for k in state):
+        state = {k[len(NET_PREFIX) :]: v for k, v in state.items() if k.startswith(NET_PREFIX)}
+    return state
+
+
+def load_backbone(net: nn.Module, path: str | Path, head_names: list[str]) -> str:
+    """Load everything but the heads from `path` into `net`; mismatches are a clear error."""
+
+    def is_head(key: str) -> bool:
+        return any(key == h or key.startswith(h + ".") for h in head_names)
+
+    state = {k: v for k, v in _state_dict(read(path)).items() if not is_head(k)}
+    own = {k: v for k, v in net.state_dict().items() if not is_head(k)}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong_shape = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong_shape:
+
+        def show(keys):
+            return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+
+        raise TlbenchError(
+            f"the checkpoint {resolve(path)} does not fit the backbone {type(net).__name__}: "
+            f"missing keys: {show(missing) or 'none'}; unexpected keys: {show(unexpected) or 'none'}; "
+            f"shape mismatches: {show(wrong_shape) or 'none'}",
+            key="model.weights",
+            value=str(path),
+            fix="use the same model= as the run that wrote the checkpoint",
+        )
+    net.load_state_dict(state, strict=False)
+    return f"file:{resolve(path)}"
