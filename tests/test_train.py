@@ -36,7 +36,7 @@ def test_default_run_offline_end_to_end(tmp_path):
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (
         run_dir / "checkpoints" / "last.ckpt"
     ).is_file()
-    assert {"train/loss_epoch", "train/acc", "val/loss", "val/acc", "test/acc"} <= read_scalars(
+    assert {"train/loss", "train/loss_step", "train/acc", "val/loss", "val/acc", "test/acc"} <= read_scalars(
         run_dir
     )
     assert (

@@ -63,7 +63,7 @@ class EpochTable(L.Callback):
             if k.endswith("_step"):
                 continue
             value = float(v)
-            row[k.removesuffix("_epoch")] = value if math.isfinite(value) else None
+            row[k] = value if math.isfinite(value) else None
         self.rows.append(row)
         self.write()
 

@@ -171,7 +171,7 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path) -> None:
         train_images_per_second=round(throughput.images_per_second, 1)
         if throughput.images_per_second
         else None,
-        final_train_loss=metrics.get("train/loss_epoch"),
+        final_train_loss=metrics.get("train/loss"),
     )
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and getattr(ckpt, "best_model_path", ""):

@@ -91,7 +91,9 @@ class TransferModule(L.LightningModule):
         if aux:
             loss = loss + AUX_LOSS_WEIGHT * sum(F.cross_entropy(a, y) for a in aux)
         self.train_acc(logits, y)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
+        # `train/loss` is the epoch mean (comparable with val/loss); `train/loss_step` the raw curve.
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
         self.log(
             "train/acc",
             self.train_acc,
