@@ -32,7 +32,7 @@ def cfg_factory(tmp_path):
 
     def make(*overrides: str, tiny: bool = True):
         return compose(
-            [*(TINY if tiny else []), f"paths.output_dir={tmp_path / 'run'}", *overrides]
+            [*(TINY if tiny else []), f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}", *overrides]
         )
 
     return make

@@ -99,7 +99,7 @@ def test_partial_trainable_set_freezes_the_rest_and_its_bn(cfg_factory, torch_ho
     moved = changed(before, after)
     assert all(k.startswith(("layer4.", "fc.")) for k in moved)
     assert "layer4.1.bn2.running_mean" in moved and "layer3.1.bn2.running_mean" not in moved
-    assert set(module.plan.groups) == {"head", "backbone"}
+    assert {g["name"] for g in module.param_groups()} == {"head", "backbone"}
 
 
 def test_unknown_pattern_lists_nearest_names():

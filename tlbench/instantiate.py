@@ -7,7 +7,7 @@ import and run arbitrary code; extend ALLOWED_PREFIXES deliberately.
 from __future__ import annotations
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from tlbench.errors import TlbenchError
 
@@ -18,6 +18,16 @@ ALLOWED_PREFIXES = (
     "timm.optim.",
     "timm.scheduler.",
 )
+
+
+def _nested_targets(node, key: str):
+    """(dotted key, value) of every `_target_` below the top level of `node`."""
+    items = node.items() if isinstance(node, DictConfig) else enumerate(node)
+    for k, v in items:
+        if isinstance(v, (DictConfig, ListConfig)):
+            if isinstance(v, DictConfig) and "_target_" in v:
+                yield f"{key}.{k}._target_", v.get("_target_")
+            yield from _nested_targets(v, f"{key}.{k}")
 
 
 def instantiate(node, key: str, **kwargs):
@@ -36,6 +46,10 @@ def instantiate(node, key: str, **kwargs):
             value=None,
             fix=f"add `_target_: <class path>` to the {key} config",
         )
+    for inner_key, inner in _nested_targets(node, key):  # Hydra builds nested _target_s too
+        if not str(inner).startswith(ALLOWED_PREFIXES):
+            target, key = inner, inner_key.rsplit("._target_", 1)[0]
+            break
     if not str(target).startswith(ALLOWED_PREFIXES):
         raise TlbenchError(
             "this _target_ is not in the allow-list of modules tlbench instantiates",

@@ -1,18 +1,27 @@
-"""Transfer-learning strategies: which parameters train, how frozen layers behave, LR groups.
+"""Transfer-learning strategies: which parameters train (and when), how frozen layers behave, and
+the optimizer's named parameter groups with their learning-rate multipliers.
 
 `strategy=` is the transfer-learning strategy (transfer / finetune / scratch ...), not Lightning's
 `trainer.strategy` (ddp, ...).
 
-The trainable set is a list of aliases and patterns over module or parameter names:
-  head   the classifier head(s) the registry replaced (main + auxiliary)
-  all    every parameter
-  <glob> fnmatch over module and parameter names, e.g. `layer4`, `features.2[4-9]*`
-A pattern that matches nothing is an error listing the nearest names.
+Keys of a strategy config (conf/strategy/*.yaml):
+  trainable       aliases and globs over module or parameter names: `head`, `all`, `layer4`,
+                  `features.2[4-9]*`. A pattern that matches nothing is an error listing the nearest names.
+  last_n_stages   also train the last k stages of the family (tlbench.stages defines them once)
+  train_bn        BatchNorm layers train even where their layer is frozen (default: truly frozen)
+  head_lr_mult, backbone_lr_mult   LR multipliers of the head group and of everything else
+  lr_mult         {pattern: multiplier of the base LR}; 0 freezes (the classic CIFAR experiment's trick)
+  layer_decay     layer-wise LR decay: stage i of n gets backbone_lr_mult * decay**(n-1-i)
+  schedule        [{epoch: e, trainable: [...], last_n_stages: k}, ...]: from epoch e on, these also
+                  train (LP-FT, gradual unfreezing). The trainable set is a pure function of the epoch,
+                  so a run resumed mid-schedule continues with the same set.
+  l2sp            {alpha, beta}: L2-SP penalty (alpha/2 |w - w_pretrained|^2 on the backbone,
+                  beta/2 |w|^2 on the head) for pretrained strategies
 
-Frozen BatchNorm is truly frozen: a norm layer none of whose parameters train is kept in eval mode
-(running statistics untouched) however often Lightning calls `.train()`; `train_bn=true` opts out.
-When only the head trains, the whole backbone is a fixed feature extractor: eval mode (dropout off,
-statistics fixed), so its output for an image never changes.
+Frozen BatchNorm is truly frozen: a norm layer none of whose parameters train stays in eval mode
+(running statistics untouched) however often Lightning calls `.train()`. When only the head trains,
+the whole backbone is a fixed feature extractor in eval mode (dropout off too), so its output for
+an image never changes.
 """
 
 from __future__ import annotations
@@ -24,15 +33,29 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from tlbench.errors import TlbenchError, nearest
+from tlbench.stages import stages as family_stages
+
+KEYS = {
+    "name",
+    "pretrained",
+    "trainable",
+    "last_n_stages",
+    "train_bn",
+    "head_lr_mult",
+    "backbone_lr_mult",
+    "lr_mult",
+    "layer_decay",
+    "schedule",
+    "l2sp",
+    "cache_features",
+}
 
 
 @dataclass
 class Plan:
-    trainable: list[str]  # parameter names that train
-    eval_modules: list[str] = field(default_factory=list)  # modules pinned to eval mode
+    trainable: list[str]  # parameter names that train now
+    eval_modules: list[str] = field(default_factory=list)  # modules pinned to eval mode now
     head_only: bool = False  # everything below the head(s) is frozen and deterministic
-    groups: dict[str, list[str]] = field(default_factory=dict)  # optimizer group -> param names
-    lr_mults: dict[str, float] = field(default_factory=dict)  # optimizer group -> LR multiplier
 
     def counts(self, net: nn.Module) -> tuple[int, int]:
         params = dict(net.named_parameters())
@@ -77,34 +100,131 @@ def select(
     return [p for p in params if p in chosen]
 
 
-def plan(net: nn.Module, head_names: list[str], cfg) -> Plan:
-    """Decide what trains and which modules stay in eval mode; does not touch the model."""
-    trainable = select(net, head_names, list(cfg.get("trainable", ["all"])))
+def check_keys(cfg) -> None:
+    unknown = sorted(set(cfg) - KEYS)
+    if unknown:
+        raise TlbenchError(
+            f"unknown strategy key(s) {unknown}",
+            key="strategy",
+            value=cfg.get("name"),
+            allowed=", ".join(sorted(KEYS)),
+            fix="remove or correct the misspelt key(s)",
+        )
+
+
+def _last_stages(net: nn.Module, head_names: list[str], k, key: str) -> set[str]:
+    if not k:
+        return set()
+    st = family_stages(net, head_names)
+    if not isinstance(k, int) or k < 0 or k > len(st):
+        raise TlbenchError(
+            f"this model has {len(st)} stages",
+            key=key,
+            value=k,
+            allowed=f"0..{len(st)}",
+            fix=f"use at most {len(st)} (or trainable=[all])",
+        )
+    return {p for stage in st[len(st) - k :] for p in stage}
+
+
+def _phases(cfg) -> list[dict]:
+    schedule = list(cfg.get("schedule") or [])
+    for i, entry in enumerate(schedule):
+        if not isinstance(entry.get("epoch"), int) or entry["epoch"] < 0:
+            raise TlbenchError(
+                "each schedule entry needs a non-negative integer `epoch`",
+                key=f"strategy.schedule[{i}].epoch",
+                value=entry.get("epoch"),
+                fix="e.g. strategy.schedule='[{epoch: 3, trainable: [all]}]'",
+            )
+    return sorted(schedule, key=lambda e: e["epoch"])
+
+
+def milestones(cfg) -> list[int]:
+    """Epochs at which the trainable set changes."""
+    return [e["epoch"] for e in _phases(cfg)]
+
+
+def _frozen_by_multiplier(net, head_names, cfg) -> set[str]:
+    out: set[str] = set()
+    for pattern, mult in (cfg.get("lr_mult") or {}).items():
+        if float(mult) == 0.0:
+            out |= set(select(net, head_names, [pattern], key=f"strategy.lr_mult.{pattern}"))
+    return out
+
+
+def plan(net: nn.Module, head_names: list[str], cfg, epoch: int | None = 0) -> Plan:
+    """What trains at `epoch` (None = the union over the whole schedule) and what stays in eval."""
+    check_keys(cfg)
+    patterns = list(cfg.get("trainable", ["all"]))
+    k = cfg.get("last_n_stages") or 0
+    chosen = set(select(net, head_names, patterns)) | _last_stages(
+        net, head_names, k, "strategy.last_n_stages"
+    )
+    for i, entry in enumerate(_phases(cfg)):
+        if epoch is None or entry["epoch"] <= epoch:
+            chosen |= set(
+                select(
+                    net,
+                    head_names,
+                    list(entry.get("trainable") or []),
+                    key=f"strategy.schedule[{i}].trainable",
+                )
+            )
+            chosen |= _last_stages(
+                net, head_names, entry.get("last_n_stages"), f"strategy.schedule[{i}].last_n_stages"
+            )
+    chosen -= _frozen_by_multiplier(net, head_names, cfg)
     train_bn = bool(cfg.get("train_bn", False))
-    trainable_set = set(trainable)
     if train_bn:
         for mname, m in net.named_modules():
             if isinstance(m, _NormBase):
-                trainable_set |= {f"{mname}.{p}" for p, _ in m.named_parameters()}
-        trainable = [p for p, _ in net.named_parameters() if p in trainable_set]
+                chosen |= {f"{mname}.{p}" for p, _ in m.named_parameters()}
+    trainable = [p for p, _ in net.named_parameters() if p in chosen]
 
     head_params = set(select(net, head_names, ["head"]))
-    head_only = trainable_set <= head_params
+    head_only = chosen <= head_params
     if head_only:
         eval_modules = _outside_heads(net, head_names)
     else:
-        eval_modules = [] if train_bn else _frozen_norms(net, trainable_set)
+        eval_modules = [] if train_bn else _frozen_norms(net, chosen)
+    return Plan(trainable, eval_modules, head_only)
 
-    groups = {
-        "head": [p for p in trainable if p in head_params],
-        "backbone": [p for p in trainable if p not in head_params],
-    }
-    groups = {g: ps for g, ps in groups.items() if ps}
-    mults = {
-        "head": float(cfg.get("head_lr_mult", 1.0)),
-        "backbone": float(cfg.get("backbone_lr_mult", 1.0)),
-    }
-    return Plan(trainable, eval_modules, head_only, groups, {g: mults[g] for g in groups})
+
+def param_groups(net: nn.Module, head_names: list[str], cfg) -> dict[str, tuple[list[str], float]]:
+    """Named optimizer groups over every parameter that trains at any point: name -> (params, LR mult).
+
+    Order of precedence: head -> head_lr_mult; an `lr_mult` pattern -> its multiplier (first
+    matching pattern wins); with `layer_decay`, stage i of n -> backbone_lr_mult * decay**(n-1-i);
+    otherwise -> backbone_lr_mult.
+    """
+    union = plan(net, head_names, cfg, epoch=None).trainable
+    head_params = set(select(net, head_names, ["head"]))
+    backbone_mult = float(cfg.get("backbone_lr_mult", 1.0))
+    pattern_hits = [
+        (p, float(m), set(select(net, head_names, [p], key=f"strategy.lr_mult.{p}")))
+        for p, m in (cfg.get("lr_mult") or {}).items()
+        if float(m) != 0.0
+    ]
+    stage_of: dict[str, int] = {}
+    decay = cfg.get("layer_decay")
+    st = family_stages(net, head_names) if decay else []
+    for i, stage in enumerate(st):
+        stage_of.update(dict.fromkeys(stage, i))
+
+    groups: dict[str, tuple[list[str], float]] = {}
+    for name in union:
+        if name in head_params:
+            key, mult = "head", float(cfg.get("head_lr_mult", 1.0))
+        elif hit := next(((p, m) for p, m, hits in pattern_hits if name in hits), None):
+            key, mult = f"lr_mult:{hit[0]}", hit[1]
+        elif name in stage_of:
+            i = stage_of[name]
+            key, mult = f"stage{i}", backbone_mult * float(decay) ** (len(st) - 1 - i)
+        else:
+            key, mult = "backbone", backbone_mult
+        groups.setdefault(key, ([], mult))[0].append(name)
+    return groups
 
 
 def _outside_heads(net: nn.Module, head_names: list[str], prefix: str = "") -> list[str]:
@@ -127,6 +247,9 @@ def _frozen_norms(net: nn.Module, trainable: set[str]) -> list[str]:
         if not isinstance(m, _NormBase):
             continue
         own = [f"{name}.{p}" for p, _ in m.named_parameters()]
+        if not own:  # affine=False: it follows the layer that contains it
+            parent = name.rpartition(".")[0]
+            own = [p for p in trainable if _under(p, parent)] or [f"{name}.<none>"]
         if not any(p in trainable for p in own):
             out.append(name)
     return out

@@ -19,10 +19,10 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from tlbench import config
+from tlbench import config, distributed, feature_cache, guards, hparams, resume, signals, validation
 from tlbench import summary as run_summary
 from tlbench.callbacks import EpochTable, ThroughputMonitor
-from tlbench.device import choose_precision
+from tlbench.device import accelerator_kind, choose_precision
 from tlbench.errors import TlbenchError
 from tlbench.instantiate import instantiate
 from tlbench.models import build as registry
@@ -37,34 +37,35 @@ def _container(node) -> dict | None:
 
 def validate(cfg: DictConfig) -> None:
     """Cheap checks of the whole config before any data is read or model built."""
-    registry.validate(cfg.model)
-    lr = cfg.optimizer.get("lr")
-    if not isinstance(lr, (int, float)) or lr <= 0:
-        raise TlbenchError(
-            "the learning rate must be a positive number",
-            key="optimizer.lr",
-            value=lr,
-            fix="e.g. optimizer.lr=1e-3",
-        )
-    if cfg.trainer.get("max_epochs") is not None and cfg.trainer.max_epochs < 1:
-        raise TlbenchError(
-            "at least one epoch is needed",
-            key="trainer.max_epochs",
-            value=cfg.trainer.max_epochs,
-            fix="e.g. trainer.max_epochs=10",
-        )
+    validation.validate_config(cfg)  # keys, types, values, folders (tlbench/validation.py)
+    registry.validate(
+        cfg.model,
+        image_size=cfg.data.get("image_size"),
+        pretrained=bool(cfg.strategy.get("pretrained", True)) and cfg.model.get("weights") is not None,
+    )
 
 
 def train(cfg: DictConfig) -> dict:
     """Run one experiment; always writes `summary.json` (status ok / failed / interrupted)."""
     run_dir = Path(cfg.paths.output_dir)
+    done = resume.completed(cfg, run_dir)  # skip_completed=true: nothing trained or written
+    if done is not None:
+        return done
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = run_summary.start(cfg)
+    rank_zero = distributed.is_rank_zero()  # DDP: only rank 0 writes summary.json
+    if rank_zero:  # a run killed by SIGKILL shows "running", never a stale "ok"
+        run_summary.write(run_dir, summary)
     try:
-        _train(cfg, summary, run_dir)
+        with signals.Trap() as trap:  # SIGINT/SIGTERM: checkpoint + status interrupted
+            _train(cfg, summary, run_dir, trap)
         summary["status"] = "ok"
-    except KeyboardInterrupt:
-        summary.update(status="interrupted", error="interrupted by the user (SIGINT)")
+    except signals.INTERRUPTS as exc:
+        summary.update(
+            status="interrupted",
+            error=signals.describe(exc, run_dir),
+            exit_code=signals.exit_code(exc),
+        )
         raise
     except BaseException as exc:
         summary.update(
@@ -78,7 +79,9 @@ def train(cfg: DictConfig) -> dict:
         summary["peak_rss_mb"] = round(run_summary.peak_rss_mb(), 1)
         if torch.cuda.is_available():
             summary["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-        run_summary.write(run_dir, summary)
+        distributed.finish()
+        if rank_zero:
+            run_summary.write(run_dir, summary)
     return summary
 
 
@@ -88,7 +91,7 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, TransferModule]:
     validate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     pretrained = bool(cfg.strategy.pretrained) and cfg.model.get("weights") is not None
-    preprocess = registry.describe(cfg.model, pretrained)
+    preprocess = registry.describe(cfg.model, pretrained, image_size=cfg.data.get("image_size"))
     datamodule = instantiate(cfg.data, "data", preprocess=preprocess.to_dict())
     datamodule.setup("fit")
     module = TransferModule(
@@ -100,17 +103,19 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, TransferModule]:
         scheduler=_container(cfg.get("scheduler")),
         preprocess=datamodule.preprocess.to_dict(),
         channels_last=cfg.get("channels_last", "auto"),
+        load_pretrained=True,
     )
     return datamodule, module
 
 
-def _train(cfg: DictConfig, summary: dict, run_dir: Path) -> None:
+def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
     datamodule, module = build_run(cfg)
     summary.update(
         num_classes=datamodule.num_classes,
         split_sizes=datamodule.sizes(),
         preprocess=datamodule.preprocess.to_dict(),
     )
+    summary["bad_files"] = getattr(datamodule, "bad_files", [])
     precision, why = choose_precision(
         cfg.trainer.get("precision", "auto"), cfg.trainer.get("accelerator", "auto")
     )
@@ -131,16 +136,19 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path) -> None:
         100 * trainable / max(total, 1),
     )
     log.info("precision %s (%s); channels_last=%s", precision, why, module.channels_last)
+    datamodule, cache_seconds = _maybe_cache_features(cfg, module, datamodule, precision, summary)
 
     throughput = ThroughputMonitor()
     table = EpochTable(run_dir / "metrics.csv")
+    ckpt_path = resume.checkpoint(cfg)  # resume=<run dir>: its last.ckpt; else cfg.ckpt_path
+    table.rows = resume.previous_rows(cfg, table.path, ckpt_path)  # finished epochs' rows
     callbacks = [
         instantiate(node, f"callbacks.{name}")
         for name, node in (cfg.get("callbacks") or {}).items()
         if node is not None
     ]
     loggers = [
-        instantiate(node, f"logger.{name}")
+        instantiate(node, f"logger.{name}", **resume.logger_kwargs(cfg, node, ckpt_path))
         for name, node in (cfg.get("logger") or {}).items()
         if node is not None
     ]
@@ -151,16 +159,26 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path) -> None:
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         "trainer",
-        callbacks=[*callbacks, throughput, table],
+        callbacks=[
+            *callbacks,
+            throughput,
+            table,
+            guards.NonFiniteLoss(),
+            signals.InterruptCallback(trap or signals.Trap(), run_dir / "checkpoints", summary, table),
+        ],
         logger=loggers or False,
         precision=precision,
     )
     for lg in trainer.loggers:
         lg.log_metrics({"params/trainable": trainable, "params/total": total}, step=0)
 
+    if cfg.get("resume"):
+        summary["resumed_from"] = ckpt_path
+    distributed.prepare_children()  # DDP inside a sweep: children re-run this job only
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    summary["fit_seconds"] = round(time.perf_counter() - start, 2)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    # Honest cost: computing the cached features is part of fitting.
+    summary["fit_seconds"] = round(time.perf_counter() - start + cache_seconds, 2)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     val_history = [row["val/acc"] for row in table.rows if row.get("val/acc") is not None]
@@ -185,11 +203,32 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path) -> None:
             module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
         )
         summary["test_acc"] = results[0].get("test/acc") if results else None
+    hparams.log(trainer.loggers, cfg, summary, step=trainer.global_step)  # TensorBoard HParams
+
+
+def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict):
+    """Swap images for cached frozen features when that is safe (tlbench.feature_cache)."""
+    use, reason = feature_cache.decide(cfg.strategy.get("cache_features", "auto"), module, datamodule)
+    seconds = 0.0
+    if use:
+        device = torch.device("cuda" if accelerator_kind(cfg.trainer.get("accelerator", "auto")) == "cuda" else "cpu")
+        cached, seconds, detail = feature_cache.prepare(module, datamodule, cfg.paths.cache_dir, precision, device)
+        if cached is None:
+            use, reason = False, detail
+        else:
+            datamodule, module.cached_features = cached, True
+            summary["feature_cache"] = detail
+    log.info(reason)
+    summary.update(cached_features=use, cache_reason=reason, feature_cache_seconds=round(seconds, 2))
+    return datamodule, seconds
 
 
 def _print_summary(s: dict) -> None:
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.1f}%"
+
+    run_dir = Path(s["run_dir"])
+    pngs = [n for n in ("confusion_matrix.png", "predictions.png") if (run_dir / n).is_file()]
 
     lines = [
         f"tlbench run {s['status']}: model={s['model']} strategy={s['strategy']} data={s['data']} seed={s['seed']}",
@@ -199,7 +238,8 @@ def _print_summary(s: dict) -> None:
         f"  trainable params {s['trainable_params']:,} / {s['total_params']:,}"
         if s.get("total_params")
         else "",
-        f"  outputs: {s['run_dir']}  (summary.json, metrics.csv, checkpoints/, tensorboard/)",
+        f"  outputs: {s['run_dir']}  (summary.json, metrics.csv, checkpoints/, tensorboard/"
+        f"{''.join(', ' + n for n in pngs)})",
         f"  dashboards: tensorboard --logdir {Path(s['run_dir']).parent}",
     ]
     print("\n".join(line for line in lines if line), flush=True)
@@ -219,6 +259,9 @@ def run_from_hydra(cfg: DictConfig) -> dict | None:
     """What one Hydra job does. A failed job is recorded, reported and -- in a sweep -- not fatal."""
     try:
         s = train(cfg)
+    except signals.INTERRUPTS as exc:  # a sweep stops too: the exit code says why
+        print(f"\ntlbench: {signals.describe(exc, cfg.paths.output_dir)}\n", file=sys.stderr, flush=True)
+        raise SystemExit(signals.exit_code(exc)) from None
     except TlbenchError as exc:
         print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -238,7 +281,10 @@ def run_from_hydra(cfg: DictConfig) -> dict | None:
         if _hydra_mode_is_multirun():
             return None
         raise SystemExit(1) from None
-    _print_summary(s)
+    if s.get("skipped"):
+        print(f"tlbench: skipped {s['run_dir']} (already completed: skip_completed=true)", flush=True)
+    elif distributed.is_rank_zero():
+        _print_summary(s)
     return s
 
 
@@ -249,6 +295,16 @@ def main() -> None:
             f"tlbench: its configs are missing at {config.CONF_DIR}. Install tlbench editable from its "
             "repository (`make install`, i.e. `pip install -e .`), which keeps conf/ beside the package."
         )
+    try:  # before Hydra writes anything: resume=, composition errors, completed run dirs
+        argv = resume.rewrite_argv(sys.argv[1:])
+        jobs = validation.job_overrides(argv)
+        if os.environ.get("HYDRA_FULL_ERROR") != "1" and not resume.is_ddp_child():
+            validation.preflight(argv, jobs)
+        resume.check_targets(argv, jobs)
+    except TlbenchError as exc:
+        print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+        sys.exit(2)
+    sys.argv = [sys.argv[0], *argv]
     hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name="train")(
         run_from_hydra
     )()

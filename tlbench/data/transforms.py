@@ -29,13 +29,26 @@ def build(pre: Preprocess, augment: str, train: bool) -> T.Compose:
         raise one_of("data.augment", augment, AUGMENTS, what="augmentation preset")
     interp = InterpolationMode(pre.interpolation)
     if not train or augment == "none":
-        geometry = [T.Resize(pre.resize_size, interpolation=interp, antialias=True), T.CenterCrop(pre.crop_size)]
+        geometry = [
+            T.Resize(pre.resize_size, interpolation=interp, antialias=True),
+            T.CenterCrop(pre.crop_size),
+        ]
     elif augment == "classic":  # as in the CIFAR-10 transfer tutorial
-        geometry = [T.RandomResizedCrop(pre.crop_size, scale=(0.5, 1.0), interpolation=interp, antialias=True),
-                    T.RandomHorizontalFlip()]
+        geometry = [
+            T.RandomResizedCrop(
+                pre.crop_size, scale=(0.5, 1.0), interpolation=interp, antialias=True
+            ),
+            T.RandomHorizontalFlip(),
+        ]
     else:  # strong
-        geometry = [T.RandomResizedCrop(pre.crop_size, scale=(0.25, 1.0), interpolation=interp, antialias=True),
-                    T.RandomHorizontalFlip(), ToRGB(), T.TrivialAugmentWide(interpolation=interp)]
+        geometry = [
+            T.RandomResizedCrop(
+                pre.crop_size, scale=(0.25, 1.0), interpolation=interp, antialias=True
+            ),
+            T.RandomHorizontalFlip(),
+            ToRGB(),
+            T.TrivialAugmentWide(interpolation=interp),
+        ]
     tail = [ToRGB(), T.ToDtype(torch.float32, scale=True), T.Normalize(pre.mean, pre.std)]
     if train and augment == "strong":
         tail.append(T.RandomErasing(p=0.25))

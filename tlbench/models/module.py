@@ -6,6 +6,7 @@ so `save_hyperparameters()` stays small and `load_from_checkpoint` works with we
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import lightning as L
@@ -13,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torchmetrics import MaxMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from tlbench import strategies
 from tlbench.device import choose_channels_last
+from tlbench.errors import TlbenchError
 from tlbench.instantiate import instantiate
 from tlbench.models.build import build
 
@@ -26,6 +28,8 @@ warnings.filterwarnings(
     "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
 )
 warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
+
+log = logging.getLogger(__name__)
 
 AUX_LOSS_WEIGHT = 0.3  # GoogLeNet paper's weight for auxiliary classifier losses
 
@@ -41,17 +45,23 @@ class TransferModule(L.LightningModule):
         scheduler: dict | None = None,
         preprocess: dict | None = None,
         channels_last: bool | str = "auto",
-        load_pretrained: bool = True,
+        load_pretrained: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # Not saved: a reloaded checkpoint already holds its weights and must not fetch any.
+        self.save_hyperparameters(ignore=["load_pretrained"])
         pretrained = bool(strategy.get("pretrained", True)) and load_pretrained
-        built = build(OmegaConf.create(model), num_classes, pretrained=pretrained)
+        built = build(
+            OmegaConf.create(model), num_classes, pretrained=pretrained,
+            image_size=(preprocess or {}).get("crop_size"),
+        )
         self.net = built.net
         self.head_names = built.head_names
         self.weights_origin = built.weights
-        self.plan = strategies.plan(self.net, self.head_names, strategy)
+        self.plan = strategies.plan(self.net, self.head_names, strategy, epoch=0)
         strategies.apply(self.net, self.plan)
+        self._l2sp = self._l2sp_reference(strategy, pretrained)
+        self.cached_features = False  # set by train.py when batches are cached head inputs
         self.channels_last = choose_channels_last(channels_last, self.net)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -60,6 +70,75 @@ class TransferModule(L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc_best = MaxMetric()
+        # Top-5 only where it says something (> 5 classes); macro-F1 weighs every class equally.
+        for stage in ("val", "test"):
+            # built only then: torchmetrics refuses top_k > num_classes (2-class data crashed)
+            top5 = (
+                MulticlassAccuracy(num_classes, top_k=5, average="micro")
+                if num_classes > 5
+                else None
+            )
+            setattr(self, f"{stage}_top5", top5)
+            setattr(self, f"{stage}_f1", MulticlassF1Score(num_classes, average="macro"))
+
+    def _l2sp_reference(self, strategy: dict, pretrained: bool) -> dict[str, torch.Tensor] | None:
+        """Copies of the starting (pretrained) backbone weights that L2-SP pulls towards."""
+        l2sp = strategy.get("l2sp") or {}
+        if not (l2sp.get("alpha") or l2sp.get("beta")):
+            return None
+        if not strategy.get("pretrained", True):
+            raise TlbenchError(
+                "L2-SP pulls weights towards their pretrained values; a scratch run has none",
+                key="strategy.l2sp",
+                value=dict(l2sp),
+                fix="use it with a pretrained strategy",
+            )
+        heads = set(strategies.select(self.net, self.head_names, ["head"]))
+        union = strategies.plan(self.net, self.head_names, strategy, epoch=None).trainable
+        # Kept outside the state dict: the reference is the pretrained source, rebuilt on resume.
+        return {
+            n: p.detach().clone()
+            for n, p in self.net.named_parameters()
+            if n in union and n not in heads
+        }
+
+    def l2sp_penalty(self) -> torch.Tensor:
+        cfg = self.hparams.strategy.get("l2sp") or {}
+        alpha, beta = float(cfg.get("alpha") or 0.0), float(cfg.get("beta") or 0.0)
+        total = torch.zeros((), device=self.device)
+        for name, p in self.net.named_parameters():
+            if not p.requires_grad:
+                continue
+            if name in self._l2sp:
+                ref = self._l2sp[name]
+                if ref.device != p.device:
+                    ref = self._l2sp[name] = ref.to(p.device)
+                total = total + 0.5 * alpha * (p - ref).pow(2).sum()
+            elif beta:
+                total = total + 0.5 * beta * p.pow(2).sum()
+        return total
+
+    # -- schedules ----------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        """Freeze schedules (LP-FT, gradual unfreezing) are a function of the epoch alone, so a
+        resumed run recomputes the same trainable set here."""
+        if not self.hparams.strategy.get("schedule"):
+            return
+        new = strategies.plan(
+            self.net, self.head_names, self.hparams.strategy, epoch=self.current_epoch
+        )
+        if new.trainable != self.plan.trainable:
+            self.plan = new
+            strategies.apply(self.net, new)
+            self.train()  # re-enter train mode, re-pinning only what is still frozen
+            trainable, total = new.counts(self.net)
+            self.log("params/trainable", float(trainable))
+            log.info(
+                "epoch %d: %s / %s parameters trainable",
+                self.current_epoch,
+                f"{trainable:,}",
+                f"{total:,}",
+            )
 
     # -- modes -------------------------------------------------------------------------------
     def train(self, mode: bool = True):
@@ -69,8 +148,15 @@ class TransferModule(L.LightningModule):
             strategies.pin_eval(self.net, self.plan)
         return self
 
+    def _run(self, x: torch.Tensor):
+        """The network, or only its head when the batch holds cached head inputs
+        (tlbench.feature_cache)."""
+        if self.cached_features:
+            return self.net.get_submodule(self.head_names[0])(x)
+        return self.net(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
+        out = self._run(x)
         return out[0] if isinstance(out, tuple) else out
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
@@ -82,7 +168,7 @@ class TransferModule(L.LightningModule):
     # -- steps -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int):
         x, y = batch
-        out = self.net(x)
+        out = self._run(x)
         if isinstance(out, tuple):  # inception_v3 / googlenet in train mode: (logits, aux...)
             logits, aux = out[0], [a for a in out[1:] if a is not None]
         else:
@@ -90,10 +176,17 @@ class TransferModule(L.LightningModule):
         loss = F.cross_entropy(logits, y)
         if aux:
             loss = loss + AUX_LOSS_WEIGHT * sum(F.cross_entropy(a, y) for a in aux)
+        if self._l2sp is not None:
+            penalty = self.l2sp_penalty()
+            self.log("train/l2sp", penalty, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+            loss = loss + penalty
         self.train_acc(logits, y)
         # `train/loss` is the epoch mean (comparable with val/loss); `train/loss_step` the raw curve.
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y))
+        # sync_dist: under DDP the epoch means are averaged over ranks (no-op on one process)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+        self.log(
+            "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y)
+        )
         self.log(
             "train/acc",
             self.train_acc,
@@ -109,11 +202,21 @@ class TransferModule(L.LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         metric(logits, y)
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=len(y))
+        self.log(
+            f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=len(y), sync_dist=True
+        )
         self.log(f"{stage}/acc", metric, on_epoch=True, prog_bar=True, batch_size=len(y))
+        f1, top5 = getattr(self, f"{stage}_f1"), getattr(self, f"{stage}_top5")
+        f1(logits, y)
+        self.log(f"{stage}/f1_macro", f1, on_epoch=True, batch_size=len(y))
+        if top5 is not None:
+            top5(logits, y)
+            self.log(f"{stage}/top5", top5, on_epoch=True, batch_size=len(y))
+        # For callbacks (tlbench.callbacks.ImageSummaries): predictions without a second pass.
+        return {"preds": logits.argmax(dim=-1)}
 
     def validation_step(self, batch, batch_idx: int):
-        self._eval_step(batch, "val", self.val_acc)
+        return self._eval_step(batch, "val", self.val_acc)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -122,7 +225,7 @@ class TransferModule(L.LightningModule):
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
 
     def test_step(self, batch, batch_idx: int):
-        self._eval_step(batch, "test", self.test_acc)
+        return self._eval_step(batch, "test", self.test_acc)
 
     def predict_step(self, batch, batch_idx: int):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -130,17 +233,19 @@ class TransferModule(L.LightningModule):
 
     # -- optimisation ------------------------------------------------------------------------
     def param_groups(self) -> list[dict]:
-        """Named groups built from trainable parameters only, each with its own LR."""
+        """Named groups over every parameter that trains at any epoch, each with its own LR.
+        Frozen-for-now parameters have no gradient, so the optimizer leaves them alone."""
         base_lr = float(self.hparams.optimizer["lr"])
         params = dict(self.net.named_parameters())
-        return [
-            {
-                "name": group,
-                "params": [params[n] for n in names],
-                "lr": base_lr * self.plan.lr_mults[group],
-            }
-            for group, names in self.plan.groups.items()
+        groups = strategies.param_groups(self.net, self.head_names, self.hparams.strategy)
+        out = [
+            {"name": g, "params": [params[n] for n in names], "lr": base_lr * mult}
+            for g, (names, mult) in groups.items()
         ]
+        if self._l2sp is not None:  # L2-SP replaces weight decay (Li et al., 2018)
+            for group in out:
+                group["weight_decay"] = 0.0
+        return out
 
     def configure_optimizers(self):
         optimizer = instantiate(self.hparams.optimizer, "optimizer")(self.param_groups())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import sys
 import warnings
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import torch
@@ -12,6 +14,7 @@ import torchvision
 from torch import nn
 
 from tlbench.errors import TlbenchError, one_of
+from tlbench.models.sizes import InputSize, probe
 from tlbench.preprocess import Preprocess
 
 
@@ -93,14 +96,123 @@ def ensure_available(name: str, weights) -> Path:
     return path
 
 
-def build(name: str, weights) -> nn.Module:
-    """The torchvision model with its original 1000-class head; `weights` may be None."""
-    if weights is not None:
-        ensure_available(name, weights)
+def _quiet_get_model(name: str, weights=None, **kwargs) -> nn.Module:
     with (
         warnings.catch_warnings()
     ):  # googlenet/inception warn about a future init change we don't rely on
         warnings.filterwarnings(
             "ignore", message="The default weight initialization", category=FutureWarning
         )
-        return torchvision.models.get_model(name, weights=weights)
+        return torchvision.models.get_model(name, weights=weights, **kwargs)
+
+
+def build(name: str, weights, image_size: int | None = None) -> nn.Module:
+    """The torchvision model with its original 1000-class head; `weights` may be None.
+
+    `image_size` builds random-init models whose size is baked in (ViT, MaxViT) for that size.
+    """
+    if weights is not None:
+        ensure_available(name, weights)
+    return _quiet_get_model(name, weights, **size_kwargs(name, None if weights else image_size))
+
+
+# -- input sizes -----------------------------------------------------------------------------
+@cache
+def size_kwarg(name: str) -> str | None:
+    """The constructor argument that fixes the input size, if the family has one.
+
+    Found generically: a network class in the builder's own module whose __init__ takes
+    `image_size` (torchvision ViT) or `input_size` (MaxViT). No network is built.
+    """
+    module = sys.modules[torchvision.models.get_model_builder(name).__module__]
+    for obj in vars(module).values():
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, nn.Module)
+            and obj.__module__ == module.__name__
+        ):
+            params = inspect.signature(obj.__init__).parameters
+            for kwarg in ("image_size", "input_size"):
+                if kwarg in params:
+                    return kwarg
+    return None
+
+
+def size_kwargs(name: str, image_size: int | None) -> dict:
+    kwarg = size_kwarg(name)
+    if kwarg is None or image_size is None:
+        return {}
+    # MaxViT takes (height, width); ViT a single side.
+    return {kwarg: (image_size, image_size) if kwarg == "input_size" else image_size}
+
+
+def input_size(name: str, weights) -> InputSize:
+    """Size rule of `name` with `weights` (a WeightsEnum member) or random init (None)."""
+    kwarg = size_kwarg(name)
+    meta_of = weights if weights is not None else default_weights(name)
+    min_size = int(meta_of.meta.get("min_size", (1, 1))[0]) if meta_of is not None else 1
+    if kwarg is None:
+        return InputSize(minimum=min_size)
+    # torchvision's ViT/MaxViT builders force the size to the weights' min_size when loading them.
+    return InputSize(minimum=1, fixed=min_size if weights is not None else None, size_kwarg=kwarg)
+
+
+def constructor(name: str, image_size: int | None):
+    """A zero-argument random-init builder (for meta-device probes)."""
+    return lambda: _quiet_get_model(name, None, **size_kwargs(name, image_size))
+
+
+def default_weights(name: str):
+    try:
+        return torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, AttributeError):
+        return None
+
+
+# -- auxiliary heads ------------------------------------------------------------------------
+def drop_aux_heads_if_too_small(name: str, net: nn.Module, size: int | None) -> list[str]:
+    """inception_v3's auxiliary head needs ~299 px in training (its 5x5 conv runs on a 17x17 map);
+    googlenet's adapts to any size. When a train-mode pass at `size` would fail, drop the aux heads
+    (the model's own `aux_logits=False` path) instead of crashing mid-epoch. Returns notes."""
+    if size is None or not getattr(net, "aux_logits", False):
+        return []
+    if probe(constructor(name, None), size, train=True) is None:
+        return []
+    aux = [n for n, _ in net.named_children() if "aux" in n.lower()]
+    net.aux_logits = False
+    for n in aux:
+        setattr(net, n, None)
+    return [f"{name}: auxiliary heads {aux} dropped (they need larger inputs than {size} px)"]
+
+
+# -- small inputs ---------------------------------------------------------------------------
+def supports_small_input(name: str) -> bool:
+    """ResNet-style stems: torchvision resnet*, resnext*, wide_resnet* (all in models.resnet)."""
+    return (
+        torchvision.models.get_model_builder(name).__module__ == torchvision.models.resnet.__name__
+    )
+
+
+def adapt_small_input(net: nn.Module) -> None:
+    """CIFAR-style stem (He et al. 2016, sec. 4.2): 3x3 stride-1 conv1, no max-pool, so a 32 px
+    image reaches layer1 at 32x32 instead of 8x8. conv1 is re-initialised (new shape)."""
+    old = net.conv1
+    net.conv1 = nn.Conv2d(old.in_channels, old.out_channels, 3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    net.maxpool = nn.Identity()
+
+
+# -- listing --------------------------------------------------------------------------------
+def num_params(name: str) -> int | None:
+    """Parameter count from the weights' metadata (ImageNet head), without building anything."""
+    w = default_weights(name)
+    return w.meta.get("num_params") if w is not None else None
+
+
+def offline_weights(name: str) -> list[str]:
+    """Names of the weights of `name` whose files sit in the torch hub cache right now."""
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except (ValueError, AttributeError):
+        return []
+    return [w.name for w in enum if cache_file(w).is_file()]

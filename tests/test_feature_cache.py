@@ -1,0 +1,54 @@
+"""Frozen-feature caching: used only when safe, never stale, same results as recomputing."""
+
+import torch
+
+from tlbench import feature_cache
+from tlbench.train import build_run, train
+
+
+def test_cached_transfer_matches_recomputed_features_and_hits_the_cache(cfg_factory, tmp_path):
+    common = ["trainer.max_epochs=2", "trainer.precision=32-true", "data.image_size=32", "test_after_fit=false"]
+    first = train(cfg_factory(*common, "strategy.cache_features=auto"))
+    assert first["cached_features"] is True and first["feature_cache"].endswith(".pt")
+    second = train(cfg_factory(*common, "strategy.cache_features=auto"))
+    assert second["feature_cache"] == first["feature_cache"]  # the same key: a hit
+    assert second["best_val_acc"] == first["best_val_acc"]
+    plain = train(cfg_factory(*common, "strategy.cache_features=false"))
+    assert plain["cached_features"] is False
+    assert abs(plain["best_val_acc"] - first["best_val_acc"]) <= 0.02
+
+
+def test_cache_key_changes_with_data_weights_and_precision(cfg_factory):
+    dm, module = build_run(cfg_factory())
+    key = feature_cache.cache_key(module, dm, "32-true")
+    assert feature_cache.cache_key(module, dm, "bf16-mixed") != key
+    dm2, _ = build_run(cfg_factory("data.subset_seed=1"))
+    assert feature_cache.cache_key(module, dm2, "32-true") != key
+    with torch.no_grad():
+        module.net.conv_stem.weight.add_(1e-3)  # another backbone, same name
+    assert feature_cache.cache_key(module, dm, "32-true") != key
+
+
+def test_decide_explains_when_caching_is_unsafe(cfg_factory):
+    dm, module = build_run(cfg_factory("data.augment=classic"))
+    use, why = feature_cache.decide("auto", module, dm)
+    assert not use and "data.augment=classic" in why
+    use, why = feature_cache.decide("true", module, dm)
+    assert use and "turned off" in why
+    dm, module = build_run(cfg_factory("strategy=finetune"))
+    use, why = feature_cache.decide("auto", module, dm)
+    assert not use and "train" in why
+
+
+def test_frozen_layers_record_no_autograd_graph(cfg_factory):
+    dm, module = build_run(cfg_factory("strategy=transfer", "strategy.cache_features=false"))
+    seen = {}
+    module.net.blocks.register_forward_hook(lambda m, i, o: seen.update(backbone=o))
+    module.net.classifier.register_forward_hook(lambda m, i, o: seen.update(head=o))
+    module.train()
+    x, y = next(iter(dm.train_dataloader()))
+    loss = module.training_step((x, y), 0)
+    assert seen["backbone"].grad_fn is None and not seen["backbone"].requires_grad
+    assert seen["head"].grad_fn is not None
+    loss.backward()
+    assert all(p.grad is None for n, p in module.net.named_parameters() if not n.startswith("classifier"))

@@ -1,0 +1,317 @@
+"""Datasets stored as folders of image files, one sub-folder per class (torchvision's ImageFolder
+layout), read lazily from disk by DataLoader workers.
+
+- `imagefolder`: either `root/<class>/<images>` split stratified and seeded into train/val/test, or
+  explicit `train_dir` / `val_dir` / `test_dir` (a missing val or test split is carved out of
+  train by `val_fraction` / `test_fraction`; `test_fraction=0` means test = val).
+- `hymenoptera` (ants vs bees, `train/` and `val/`) and `alien_vs_predator` (`train/` and
+  `validation/`): fixed folders; these sets ship no test split, so test = val unless a `test/`
+  folder exists -- their test accuracy is then the validation accuracy of the best checkpoint,
+  not an independent estimate (say so when reporting it).
+
+At setup every file is checked (see `tlbench.data.images`): unreadable, truncated and non-image
+files are skipped, logged and listed in `bad_files` (-> summary.json), or rejected up front with
+`on_bad_file=error`. Class names are the folder names in Unicode NFC, sorted as torchvision
+sorts them, so spaces and non-ASCII letters are fine. Class names are compared across splits:
+different class sets, and a class folder with no readable image, are errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from tlbench.data import files, images
+from tlbench.data.base import BaseDataModule, Split, carve, check_fraction, nfc, usable_cpus
+from tlbench.errors import TlbenchError, one_of
+
+log = logging.getLogger("tlbench")
+
+# Folders that are never classes: hidden ones (.ipynb_checkpoints, .git) and macOS zip litter.
+IGNORED_DIRS = {"__MACOSX"}
+BAD_FILE_POLICIES = ("skip", "error")
+
+
+def class_dirs(folder: Path, key: str) -> dict[str, Path]:
+    """{class name: folder} in sorted order."""
+    found: dict[str, Path] = {}
+    for d in sorted(folder.iterdir()):
+        if not d.is_dir() or d.name.startswith(".") or d.name in IGNORED_DIRS:
+            continue
+        name = nfc(d.name)
+        if name in found:
+            raise TlbenchError(
+                f"{found[name]} and {d} are the same class name in different Unicode spellings",
+                key=key,
+                value=str(folder),
+                fix="merge the two folders",
+            )
+        found[name] = d
+    return dict(sorted(found.items()))
+
+
+def class_files(folder: Path) -> list[Path]:
+    """Every file under a class folder (sub-folders included, as torchvision does), sorted."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not images.ignored(p)
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])
+    )
+
+
+class FolderDataModule(BaseDataModule):
+    in_memory = False  # files are decoded per batch, so DataLoader workers pay off
+    title = "image folder"
+
+    def __init__(self, verify: str = "header", on_bad_file: str = "skip", **kwargs) -> None:
+        super().__init__(**kwargs)
+        if verify not in images.VERIFY_MODES:
+            raise one_of("data.verify", verify, images.VERIFY_MODES, what="check")
+        if on_bad_file not in BAD_FILE_POLICIES:
+            raise one_of("data.on_bad_file", on_bad_file, BAD_FILE_POLICIES, what="policy")
+        self.verify, self.on_bad_file = verify, on_bad_file
+
+    def reader(self) -> images.ImageReader:
+        # Decode JPEGs at >= 2x the resize target: random crops of half the side still come from
+        # real pixels, and big photos decode several times faster.
+        return images.ImageReader(draft=2 * self.preprocess.resize_size)
+
+    def scan(self, dirs: dict[str, tuple[Path, str]]) -> tuple[dict[str, Split], list[str]]:
+        """{split: (folder, config key)} -> checked splits and the class names."""
+        per_split = {}
+        for split, (folder, key) in dirs.items():
+            if not folder.is_dir():
+                raise TlbenchError(
+                    f"{folder} is not a folder",
+                    key=key,
+                    value=str(folder),
+                    allowed="a folder holding one sub-folder of images per class",
+                    fix=f"check the path (relative paths start from {Path.cwd()})",
+                )
+            classes = class_dirs(folder, key)
+            if not classes:
+                raise TlbenchError(
+                    f"{folder} has no class folders: expected {folder}/<class name>/<image files>",
+                    key=key,
+                    value=str(folder),
+                    fix="put the images of each class in a sub-folder named after the class",
+                )
+            per_split[split] = classes
+        self._same_classes(per_split, dirs)
+        names = list(next(iter(per_split.values())))
+
+        todo = [
+            (split, c, path)
+            for split, classes in per_split.items()
+            for c, name in enumerate(names)
+            for path in class_files(classes[name])
+        ]
+        start = time.perf_counter()
+        # Checking is I/O and C decoding (which releases the GIL), so threads overlap it.
+        unique = list(dict.fromkeys(p for _, _, p in todo))  # a folder may serve two splits
+        with ThreadPoolExecutor(max_workers=min(8, 2 * usable_cpus())) as pool:
+            verdict = dict(
+                zip(unique, pool.map(lambda p: images.check(p, self.verify), unique), strict=True)
+            )
+        reasons = [verdict[p] for _, _, p in todo]
+        log.info(
+            "checked %d files in %.1f s (data.verify=%s)",
+            len(unique),
+            time.perf_counter() - start,
+            self.verify,
+        )
+
+        self.bad_files = [{"path": str(p), "reason": why} for p, why in verdict.items() if why]
+        good = [t for t, why in zip(todo, reasons, strict=True) if not why]
+        self._report_bad(dirs)
+        splits = {}
+        for split, classes in per_split.items():
+            items = [(str(p), c) for s, c, p in good if s == split]
+            counts = np.bincount([c for _, c in items], minlength=len(names))
+            empty = [names[c] for c in np.flatnonzero(counts == 0)]
+            if empty:
+                folder, key = dirs[split]
+                raise TlbenchError(
+                    f"class folder(s) {', '.join(str(classes[n]) for n in empty)} hold no "
+                    "readable image",
+                    key=key,
+                    value=str(folder),
+                    fix="add images to them or remove the folders (bad files are listed above)",
+                )
+            splits[split] = Split([p for p, _ in items], np.array([c for _, c in items], np.int64))
+        return splits, names
+
+    @staticmethod
+    def _same_classes(per_split: dict[str, dict[str, Path]], dirs) -> None:
+        (first, ref), *rest = per_split.items()
+        for split, classes in rest:
+            missing, extra = sorted(set(ref) - set(classes)), sorted(set(classes) - set(ref))
+            if missing or extra:
+                folder, key = dirs[split]
+                raise TlbenchError(
+                    f"the {split} folder has different classes than the {first} folder "
+                    f"({dirs[first][0]}): missing {missing or 'none'}, extra {extra or 'none'}",
+                    key=key,
+                    value=str(folder),
+                    fix="give every split the same class folders (names must match exactly)",
+                )
+
+    def _report_bad(self, dirs) -> None:
+        if not self.bad_files:
+            return
+        listing = "; ".join(f"{b['path']}: {b['reason']}" for b in self.bad_files[:10])
+        more = f" (and {len(self.bad_files) - 10} more)" if len(self.bad_files) > 10 else ""
+        if self.on_bad_file == "error":
+            raise TlbenchError(
+                f"{len(self.bad_files)} file(s) cannot be used as images: {listing}{more}",
+                key="data.on_bad_file",
+                value="error",
+                fix="remove or repair them, or set data.on_bad_file=skip to train without them",
+            )
+        log.warning(
+            "skipping %d unreadable or non-image file(s) (listed in summary.json under "
+            "bad_files): %s%s",
+            len(self.bad_files),
+            listing,
+            more,
+        )
+
+
+def complete(splits: dict[str, Split], val_fraction: float, test_fraction: float, seed: int):
+    """Carve a missing val / test split out of train; with test_fraction 0, test = val."""
+    carve_out = {}
+    if "val" not in splits:
+        carve_out["val"] = val_fraction
+    if "test" not in splits and test_fraction > 0:
+        carve_out["test"] = test_fraction
+    if carve_out:
+        fractions = {"train": 1 - sum(carve_out.values()), **carve_out}
+        splits = {**splits, **carve(splits["train"], fractions, seed)}
+    if "test" not in splits:
+        splits["test"] = splits["val"]
+    return splits
+
+
+class ImageFolderDataModule(FolderDataModule):
+    """Your own images: `root/<class>/*` split for you, or explicit train/val/test folders."""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        train_dir: str | None = None,
+        val_dir: str | None = None,
+        test_dir: str | None = None,
+        split_seed: int = 0,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root = files.resolve(root) if root else None
+        self.dirs = {
+            split: files.resolve(d)
+            for split, d in (("train", train_dir), ("val", val_dir), ("test", test_dir))
+            if d
+        }
+        if self.dirs and "train" not in self.dirs:
+            raise TlbenchError(
+                "val_dir/test_dir need a train_dir",
+                key="data.train_dir",
+                value=None,
+                fix="set data.train_dir, or use data.root with one folder per class",
+            )
+        if not self.dirs and self.root is None:
+            raise TlbenchError(
+                "no images given",
+                key="data.root",
+                value=None,
+                fix="set data.root=<folder with one sub-folder per class>, or data.train_dir "
+                "(and optionally data.val_dir, data.test_dir)",
+            )
+        self.split_seed = split_seed
+        self.val_fraction = check_fraction("data.val_fraction", val_fraction)
+        self.test_fraction = check_fraction("data.test_fraction", test_fraction, allow_zero=True)
+
+    def load_splits(self):
+        if self.dirs:  # explicit folders win over root
+            dirs = {s: (d, f"data.{s}_dir") for s, d in self.dirs.items()}
+        else:
+            dirs = {"train": (self.root, "data.root")}
+        splits, names = self.scan(dirs)
+        return complete(splits, self.val_fraction, self.test_fraction, self.split_seed), names
+
+
+class SplitFolderDataModule(FolderDataModule):
+    """A published folder dataset with fixed split folders under `root` (or under one folder
+    inside it, as archives often unpack: root/hymenoptera_data/train)."""
+
+    split_dirs = {"train": "train", "val": "val"}
+    url: str | None = None  # an archive torchvision's downloader can fetch
+    source = ""
+
+    def __init__(self, root: str, download: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.root, self.download = files.resolve(root), download
+
+    def _locate(self) -> Path | None:
+        """root, or the shallowest folder at most two levels below it holding the split dirs."""
+        levels = [[self.root], sorted(self.root.glob("*")), sorted(self.root.glob("*/*"))]
+        for level in levels if self.root.is_dir() else []:
+            hits = [d for d in level if all((d / s).is_dir() for s in self.split_dirs.values())]
+            if hits:
+                return hits[0]
+        return None
+
+    def _missing(self, cause: BaseException | None = None) -> TlbenchError:
+        layout = " and ".join(f"{s}/<class>/<images>" for s in self.split_dirs.values())
+        return files.missing(
+            self.title,
+            [self.root],
+            f"{layout} (directly or one or two folders down)",
+            self.url or self.source,
+            value=str(self.root),
+            can_download=self.url is not None,
+            cause=cause,
+        )
+
+    def prepare_data(self) -> None:
+        if self._locate() is not None:
+            return
+        if not (self.download and self.url):
+            raise self._missing()
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        files.download(
+            lambda: download_and_extract_archive(self.url, str(self.root)), self._missing
+        )
+        if self._locate() is None:
+            raise self._missing()
+
+    def load_splits(self):
+        self.prepare_data()
+        base = self._locate()
+        dirs = {s: (base / d, "data.root") for s, d in self.split_dirs.items()}
+        if (base / "test").is_dir():
+            dirs["test"] = (base / "test", "data.root")
+        splits, names = self.scan(dirs)
+        return complete(splits, 0.0, 0.0, 0), names
+
+
+class HymenopteraDataModule(SplitFolderDataModule):
+    title = "hymenoptera (ants vs bees)"
+    url = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"  # PyTorch's tutorial set
+
+
+class AlienVsPredatorDataModule(SplitFolderDataModule):
+    title = "alien vs predator"
+    split_dirs = {"train": "train", "val": "validation"}
+    source = (
+        "https://www.kaggle.com/datasets/pmigdal/alien-vs-predator-images (needs a free Kaggle "
+        "account, so there is no automatic download)"
+    )

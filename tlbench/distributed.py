@@ -1,0 +1,55 @@
+"""DDP on one machine (`trainer=ddp_cpu`, or `trainer.devices=N` on GPUs) without the Hydra pitfall
+of duplicated output dirs (lightning-hydra-template #393, Lightning #11300).
+
+Lightning's `ddp` strategy starts ranks > 0 by re-running the command line
+(`sys.argv[1:] + hydra.run.dir=<HydraConfig run.dir> hydra.output_subdir=null`). For a single
+run that lands in the same run dir and writes no second `.hydra/`. Inside a multirun it would
+re-run the whole sweep in every child, into `hydra.run.dir` (a different, timestamped dir). So
+before `fit`, `prepare_children()` makes the command line that of *this job alone* (its task
+overrides) and points HydraConfig's run dir at the job's dir. Only rank 0 writes summary.json and
+metrics.csv (TensorBoard and checkpoints are rank-0-only in Lightning already). `finish()` tears
+the process group down so the next job of a sweep can start its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def rank() -> int:
+    """Global rank from the launcher's environment (0 outside distributed runs)."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    node = int(os.environ.get("NODE_RANK", "0") or 0)
+    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    return node * 1000 + local  # only "is it zero" matters here
+
+
+def is_rank_zero() -> bool:
+    return rank() == 0
+
+
+def prepare_children() -> None:
+    """Make Lightning's re-run of the command line reproduce this job only (see module doc)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+        from omegaconf import open_dict, read_write
+
+        hc = HydraConfig.get()
+    except (ImportError, ValueError):
+        return  # not inside a Hydra app: Lightning re-runs sys.argv as is
+    if hc.mode != RunMode.MULTIRUN:
+        return
+    sys.argv = [sys.argv[0], *[str(o) for o in hc.overrides.task]]
+    with read_write(hc), open_dict(hc):
+        hc.run.dir = hc.runtime.output_dir
+
+
+def finish() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

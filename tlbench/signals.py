@@ -1,0 +1,158 @@
+"""Clean interruption: SIGINT (Ctrl+C) and SIGTERM (`kill`, schedulers' pre-emption) stop a run
+after the current step, save `checkpoints/interrupted.ckpt`, mark `summary.json` as
+`interrupted` and exit with 128 + the signal number (130 / 143), so a sweep stops too.
+
+What Lightning 2.6 does on its own on CPU, and why tlbench builds on it this way:
+- SIGINT: Python raises KeyboardInterrupt wherever the main thread is; Lightning catches it in
+  `fit`, calls `on_exception` hooks and then `sys.exit(1)` -- no checkpoint, and the exit code
+  no longer says "interrupted". tlbench replaces the SIGINT handler for the duration of the run
+  with one that only records the signal; a second Ctrl+C aborts at once.
+- SIGTERM: Lightning's own handler (registered at `fit` start, chained with ours) sets
+  `trainer.received_sigterm`, forwards the signal to DDP child processes and raises
+  `SIGTERMException` (a SystemExit with code 0!) after the current batch. Our callback raises
+  first, with the proper exit code; a SIGTERMException that still arrives is treated the same.
+The interrupt checkpoint holds the weights at the moment of interruption (usable with
+evaluate/predict), but `resume=` continues from `last.ckpt`, the end of the last finished epoch:
+Lightning cannot replay the rest of a half-finished epoch for an ordinary DataLoader (it warns
+that such a resume "can cause unreliable results"), so an interrupted epoch is re-run whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger("tlbench")
+
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """Raised at a step boundary after SIGINT/SIGTERM. A BaseException like KeyboardInterrupt, so
+    no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int, where: str = "") -> None:
+        self.signum = int(signum)
+        self.where = where
+        super().__init__(f"interrupted by {signal.Signals(self.signum).name}{where}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+INTERRUPTS = (Interrupted, KeyboardInterrupt, SIGTERMException)
+
+
+def exit_code(exc: BaseException) -> int:
+    if isinstance(exc, Interrupted):
+        return exc.exit_code
+    if isinstance(exc, SIGTERMException):
+        return 128 + signal.SIGTERM
+    return 128 + signal.SIGINT
+
+
+class Trap:
+    """Records SIGINT/SIGTERM while a run is active; a second SIGINT raises immediately."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise Interrupted(signum, " (second Ctrl+C: stopped at once)")
+        if self.signum is None:
+            self.signum = signum
+            log.warning(
+                "%s received: stopping after the current step and saving a checkpoint "
+                "(Ctrl+C again to stop at once)",
+                signal.Signals(signum).name,
+            )
+
+    def __enter__(self) -> Trap:
+        if threading.current_thread() is threading.main_thread():  # signals need the main thread
+            for s in HANDLED:
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, old in self._old.items():
+            with contextlib.suppress(Exception):
+                signal.signal(s, old)
+        self._old.clear()
+
+
+class InterruptCallback(L.Callback):
+    """Turns a recorded signal into a checkpoint plus `Interrupted` at the next step boundary,
+    and fills the summary with what the finished epochs measured."""
+
+    def __init__(self, trap: Trap, ckpt_dir: str | Path, summary: dict, table=None) -> None:
+        self.trap, self.ckpt_dir, self.summary, self.table = trap, Path(ckpt_dir), summary, table
+
+    def _check(self, trainer: L.Trainer) -> None:
+        signum = self.trap.signum
+        if signum is None and getattr(trainer, "received_sigterm", False):
+            signum = signal.SIGTERM
+        if signum is None:
+            return
+        where = f" at epoch {trainer.current_epoch}, step {trainer.global_step}"
+        path = self.save(trainer)
+        self.record(trainer, path)
+        raise Interrupted(signum, where)
+
+    def save(self, trainer: L.Trainer) -> Path | None:
+        """Rank 0 writes the checkpoint without the barrier of `trainer.save_checkpoint`: under
+        DDP the ranks may notice the signal at different steps, and a barrier would hang."""
+        path = self.ckpt_dir / "interrupted.ckpt"
+        try:
+            state = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+            if trainer.is_global_zero:
+                self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+                trainer.strategy.checkpoint_io.save_checkpoint(state, path)
+            return path
+        except Exception as exc:  # never let a failed save hide the interruption itself
+            log.warning("could not save %s (%s: %s)", path, type(exc).__name__, exc)
+            return None
+
+    def record(self, trainer: L.Trainer, path: Path | None) -> None:
+        rows = list(getattr(self.table, "rows", []) or [])
+        val = [r["val/acc"] for r in rows if r.get("val/acc") is not None]
+        self.summary.update(
+            epochs=len(rows),
+            interrupted_at={"epoch": trainer.current_epoch, "step": trainer.global_step},
+            interrupted_checkpoint=str(path) if path else None,
+            best_val_acc=max(val) if val else None,
+            final_val_acc=val[-1] if val else None,
+        )
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._check(trainer)
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
+        if not trainer.sanity_checking:
+            self._check(trainer)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._check(trainer)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._check(trainer)
+
+
+def describe(exc: BaseException, run_dir: str | Path) -> str:
+    """The summary's error text: what happened and how to continue."""
+    name = signal.Signals(exit_code(exc) - 128).name
+    where = getattr(exc, "where", "")
+    return (
+        f"interrupted by {name}{where}; continue with `python -m tlbench resume={run_dir}` "
+        "(from checkpoints/last.ckpt, the end of the last finished epoch)"
+    )
