@@ -30,14 +30,8 @@ def _nested_targets(node, key: str):
             yield from _nested_targets(v, f"{key}.{k}")
 
 
-def instantiate(node, key: str, **kwargs):
-    """Instantiate `node` (dict or DictConfig with `_target_`), naming `key` in any error."""
-    if node is None:
-        raise TlbenchError(
-            "this config node is empty", key=key, value=None, fix=f"choose a {key} config"
-        )
-    if not isinstance(node, DictConfig):
-        node = OmegaConf.create(node)
+def target_of(node, key: str) -> str:
+    """The node's `_target_`, or an error naming the key that lacks one."""
     target = node.get("_target_")
     if not target:
         raise TlbenchError(
@@ -46,6 +40,18 @@ def instantiate(node, key: str, **kwargs):
             value=None,
             fix=f"add `_target_: <class path>` to the {key} config",
         )
+    return target
+
+
+def instantiate(node, key: str, **kwargs):
+    """Instantiate `node` (dict or DictConfig with `_target_`), naming `key` in any error."""
+    if node is None:
+        raise TlbenchError(
+            "this config node is empty", key=key, value=None, fix=f"choose a {key} config"
+        )
+    if not isinstance(node, DictConfig):
+        node = OmegaConf.create(node)
+    target = target_of(node, key)
     for inner_key, inner in _nested_targets(node, key):  # Hydra builds nested _target_s too
         if not str(inner).startswith(ALLOWED_PREFIXES):
             target, key = inner, inner_key.rsplit("._target_", 1)[0]

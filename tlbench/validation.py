@@ -212,16 +212,10 @@ def _check_target_node(node, key: str) -> None:
             value=node,
             fix=f"choose one of the {key.split('.')[0]} configs",
         )
-    target = node.get("_target_")
-    if not target:
-        raise TlbenchError(
-            "the config node has no _target_",
-            key=f"{key}._target_",
-            value=None,
-            fix=f"add `_target_: <class path>` to the {key} config",
-        )
+    from tlbench.instantiate import _nested_targets, target_of
+
+    target = target_of(node, key)
     obj = _locate(target, key)
-    from tlbench.instantiate import _nested_targets
 
     for inner_key, inner in _nested_targets(node, key):  # Hydra would build these too
         _locate(inner, inner_key.rsplit("._target_", 1)[0])
