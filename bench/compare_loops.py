@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from tlbench.config import compose
-from tlbench.device import choose_channels_last, choose_precision
-from tlbench.train import build_run, train
+from tlbench.training.device import choose_channels_last, choose_precision
+from tlbench.training.run import build_run, train
 
 CASES = {
     # name: (tlbench overrides, epochs)
@@ -35,23 +35,42 @@ CASES = {
 
 
 def tlbench_run(overrides: list[str], epochs: int, workdir: str) -> dict:
-    cfg = compose([*overrides, f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false",
-                   "logger=none", "test_after_fit=false", f"paths.output_dir={workdir}/tlbench",
-                   f"paths.cache_dir={workdir}/cache"])
+    cfg = compose(
+        [
+            *overrides,
+            f"trainer.max_epochs={epochs}",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+            "test_after_fit=false",
+            f"paths.output_dir={workdir}/tlbench",
+            f"paths.cache_dir={workdir}/cache",
+        ]
+    )
     s = train(cfg)
     with open(f"{workdir}/tlbench/metrics.csv", newline="") as f:
         epoch_seconds = [float(row["time/epoch_seconds"]) for row in csv.DictReader(f)]
-    return {"seconds": s["fit_seconds"], "images": s["split_sizes"]["train"] * epochs,
-            "epoch_seconds": epoch_seconds, "val_acc": s["final_val_acc"], "precision": s["precision"],
-            "cached": s.get("cached_features")}
+    return {
+        "seconds": s["fit_seconds"],
+        "images": s["split_sizes"]["train"] * epochs,
+        "epoch_seconds": epoch_seconds,
+        "val_acc": s["final_val_acc"],
+        "precision": s["precision"],
+        "cached": s.get("cached_features"),
+    }
 
 
 def plain_run(overrides: list[str], epochs: int, workdir: str) -> dict:
     """The tutorial loop: model.train(), every image through the whole network every epoch,
     an optimizer over the trainable parameters, validation after each epoch. Only the data and
     the network come from tlbench (so both sides see identical inputs and weights)."""
-    cfg = compose([*overrides, f"trainer.max_epochs={epochs}", f"paths.output_dir={workdir}/plain",
-                   f"paths.cache_dir={workdir}/cache"])
+    cfg = compose(
+        [
+            *overrides,
+            f"trainer.max_epochs={epochs}",
+            f"paths.output_dir={workdir}/plain",
+            f"paths.cache_dir={workdir}/cache",
+        ]
+    )
     datamodule, module = build_run(cfg)
     model = copy.deepcopy(module.net)
     precision, _ = choose_precision("auto", "cpu")
@@ -59,10 +78,16 @@ def plain_run(overrides: list[str], epochs: int, workdir: str) -> dict:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
-    lr = float(cfg.optimizer.lr) * (float(cfg.strategy.head_lr_mult) if cfg.strategy.name == "transfer" else 1.0)
+    lr = float(cfg.optimizer.lr) * (
+        float(cfg.strategy.head_lr_mult) if cfg.strategy.name == "transfer" else 1.0
+    )
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=float(cfg.optimizer.weight_decay))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision.startswith("bf16") else nullcontext()
+    autocast = (
+        torch.autocast("cpu", dtype=torch.bfloat16)
+        if precision.startswith("bf16")
+        else nullcontext()
+    )
     train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
 
     start = time.perf_counter()
@@ -90,8 +115,14 @@ def plain_run(overrides: list[str], epochs: int, workdir: str) -> dict:
                 correct += (model(x).argmax(1) == y).sum().item()
                 total += len(y)
         epoch_seconds.append(time.perf_counter() - epoch_start)
-    return {"seconds": time.perf_counter() - start, "images": images, "epoch_seconds": epoch_seconds,
-            "val_acc": correct / total, "precision": precision, "cached": False}
+    return {
+        "seconds": time.perf_counter() - start,
+        "images": images,
+        "epoch_seconds": epoch_seconds,
+        "val_acc": correct / total,
+        "precision": precision,
+        "cached": False,
+    }
 
 
 def steady(r: dict) -> float:
@@ -113,17 +144,23 @@ def main() -> None:
             plain = plain_run(overrides, epochs, workdir)
             ours = tlbench_run(overrides, epochs, workdir)
         rows.append((name, epochs, plain, ours))
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}\n")
-    print("| case | epochs | side | precision | total wall s | train images per wall-second | "
-          "steady epoch s (train + val) | speed-up, total | speed-up, per epoch | final val acc |")
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}\n"
+    )
+    print(
+        "| case | epochs | side | precision | total wall s | train images per wall-second | "
+        "steady epoch s (train + val) | speed-up, total | speed-up, per epoch | final val acc |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, epochs, plain, ours in rows:
         for side, r in (("plain loop", plain), ("tlbench", ours)):
             extra = " (cached features)" if r["cached"] else ""
-            print(f"| {name} | {epochs} | {side}{extra} | {r['precision']} | {r['seconds']:.1f} | "
-                  f"{r['images'] / r['seconds']:.0f} | {steady(r):.2f} | {plain['seconds'] / r['seconds']:.2f}x | "
-                  f"{steady(plain) / steady(r):.2f}x | {100 * r['val_acc']:.1f} % |")
+            print(
+                f"| {name} | {epochs} | {side}{extra} | {r['precision']} | {r['seconds']:.1f} | "
+                f"{r['images'] / r['seconds']:.0f} | {steady(r):.2f} | {plain['seconds'] / r['seconds']:.2f}x | "
+                f"{steady(plain) / steady(r):.2f}x | {100 * r['val_acc']:.1f} % |"
+            )
 
 
 if __name__ == "__main__":

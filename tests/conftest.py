@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests compose the real configs (tlbench.config.compose), never hand-built dicts,
+"""Shared fixtures. Tests compose the real configs (tlbench.config.app), never hand-built dicts,
 and never download: data is the embedded digits set or tiny files written into tmp_path."""
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ def cfg_factory(tmp_path):
 
     def make(*overrides: str, tiny: bool = True):
         return compose(
-            [*(TINY if tiny else []), f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}", *overrides]
+            [
+                *(TINY if tiny else []),
+                f"paths.output_dir={tmp_path / 'run'}",
+                f"paths.cache_dir={tmp_path / 'cache'}",
+                *overrides,
+            ]
         )
 
     return make

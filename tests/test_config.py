@@ -5,9 +5,19 @@ from omegaconf import OmegaConf
 
 from tlbench.config import CONF_DIR, compose
 from tlbench.errors import TlbenchError
-from tlbench.models import build as registry
+from tlbench.models import registry
 
-GROUPS = ["data", "model", "strategy", "optimizer", "scheduler", "trainer", "logger", "callbacks", "experiment"]
+GROUPS = [
+    "data",
+    "model",
+    "strategy",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "logger",
+    "callbacks",
+    "experiment",
+]
 
 
 def test_default_config_composes_every_group():

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from tlbench.config import compose
+from tlbench.config.instantiate import instantiate
 from tlbench.data.base import budget_indices, usable_cpus
 from tlbench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from tlbench.data.digits import DigitsDataModule
@@ -28,7 +29,6 @@ from tlbench.data.folders import (
 from tlbench.data.images import ImageReader
 from tlbench.data.mnist import FashionMNISTDataModule, MNISTDataModule
 from tlbench.errors import TlbenchError
-from tlbench.instantiate import instantiate
 from tlbench.preprocess import Preprocess
 
 PRE = Preprocess(crop_size=16, resize_size=16, mean=(0.5,) * 3, std=(0.5,) * 3)
@@ -590,7 +590,7 @@ def test_data_configs_default_under_paths_data_dir():
 
 
 def test_train_end_to_end_on_an_image_folder(cfg_factory, tmp_path):
-    from tlbench.train import train
+    from tlbench.training.run import train
 
     root = image_tree(tmp_path / "imgs", {"red": 12, "blue": 12})
     save_image(root / "red" / "broken.jpg", "truncated")

@@ -2,12 +2,17 @@
 
 import torch
 
-from tlbench import feature_cache
-from tlbench.train import build_run, train
+from tlbench.training import feature_cache
+from tlbench.training.run import build_run, train
 
 
 def test_cached_transfer_matches_recomputed_features_and_hits_the_cache(cfg_factory, tmp_path):
-    common = ["trainer.max_epochs=2", "trainer.precision=32-true", "data.image_size=32", "test_after_fit=false"]
+    common = [
+        "trainer.max_epochs=2",
+        "trainer.precision=32-true",
+        "data.image_size=32",
+        "test_after_fit=false",
+    ]
     first = train(cfg_factory(*common, "strategy.cache_features=auto"))
     assert first["cached_features"] is True and first["feature_cache"].endswith(".pt")
     second = train(cfg_factory(*common, "strategy.cache_features=auto"))
@@ -51,4 +56,6 @@ def test_frozen_layers_record_no_autograd_graph(cfg_factory):
     assert seen["backbone"].grad_fn is None and not seen["backbone"].requires_grad
     assert seen["head"].grad_fn is not None
     loss.backward()
-    assert all(p.grad is None for n, p in module.net.named_parameters() if not n.startswith("classifier"))
+    assert all(
+        p.grad is None for n, p in module.net.named_parameters() if not n.startswith("classifier")
+    )

@@ -11,8 +11,7 @@ from tests.test_models_all import check_builds_and_trains
 from tlbench.config import compose
 from tlbench.data.transforms import build as build_transform
 from tlbench.errors import TlbenchError
-from tlbench.models import build as registry
-from tlbench.models import checkpoint_source, heads, torchvision_source
+from tlbench.models import checkpoint_source, heads, registry, torchvision_source
 
 
 def model_cfg(*overrides):
@@ -86,7 +85,7 @@ def test_pretrained_vit_size_reaches_the_data_pipeline(weights, size):
 
 def test_too_small_inputs_fail_before_training(cfg_factory):
     """The conftest configs use 32 px; inception_v3 needs 75, alexnet 63 (torchvision's min_size)."""
-    from tlbench.train import validate
+    from tlbench.training.run import validate
 
     with pytest.raises(TlbenchError) as info:
         validate(cfg_factory("model=inception_v3", "strategy=scratch"))
@@ -128,7 +127,7 @@ def test_small_models_have_no_imagenet_weights_and_32px_preprocessing():
 
 
 def test_mini_vgg_has_9_bn_convs_and_3_affine_layers_named_for_patterns():
-    from tlbench import strategies
+    from tlbench.training import strategies
 
     net = registry.build(model_cfg("model=mini_vgg"), 10, pretrained=False).net
     convs = [n for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d)]
@@ -241,7 +240,7 @@ def test_unsafe_checkpoint_is_refused(tmp_path):
 
 def test_a_trained_run_is_the_pretrained_source_of_another_dataset(cfg_factory):
     """Train on digits (10 classes), then transfer to a 3-class digits subset from that run dir."""
-    from tlbench.train import build_run, train
+    from tlbench.training.run import build_run, train
 
     summary = train(cfg_factory("model=lenet5", "strategy=scratch", "test_after_fit=false"))
     assert summary["status"] == "ok"

@@ -8,8 +8,7 @@ from torch import nn
 
 from tlbench.config import compose
 from tlbench.errors import TlbenchError
-from tlbench.models import build as registry
-from tlbench.models import torchvision_source
+from tlbench.models import registry, torchvision_source
 
 # Sizes tried from small to large; the first one the registry accepts is used (inception_v3: 75,
 # swin: 224, swin_v2: 256, vit_h_14 with patch 14: 112, ...), which keeps big models cheap here.

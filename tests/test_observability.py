@@ -14,11 +14,13 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from tlbench import hparams, visuals
-from tlbench import summary as run_summary
-from tlbench.callbacks import ImageSummaries, LearningRates
 from tlbench.errors import TlbenchError
-from tlbench.train import _print_summary, train
+from tlbench.inference import visuals
+from tlbench.training import hparams
+from tlbench.training import summary as run_summary
+from tlbench.training.callbacks import ImageSummaries, LearningRates
+from tlbench.training.job import _print_summary
+from tlbench.training.run import train
 
 # A from-scratch LeNet-5 keeps the end-to-end runs to seconds; the observability does not
 # depend on the backbone.
@@ -52,7 +54,10 @@ def test_run_logs_scalars_images_hparams_and_pngs(cfg_factory, capsys):
     expected = {"train/loss", "train/loss_step", "train/acc", "val/loss", "val/acc"}
     expected |= {"val/acc_best", "val/top5", "val/f1_macro", "test/loss", "test/acc"}
     expected |= {"test/top5", "test/f1_macro", "time/epoch_seconds", "train/images_per_sec"}
-    expected |= {"lr/head", "lr/backbone"}  # one per optimizer group (tlbench.strategies names)
+    expected |= {
+        "lr/head",
+        "lr/backbone",
+    }  # one per optimizer group (tlbench.training.strategies names)
     expected |= {f"val/acc_class/{d}" for d in range(10)}  # digits: 10 classes <= 20
     assert expected <= scalars, expected - scalars
     assert not any(t.startswith("lr-") for t in scalars)  # Lightning's `lr-AdamW/...` is gone
@@ -161,7 +166,7 @@ def test_cached_features_still_get_prediction_grids(cfg_factory, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # no Trainer here
 def test_top5_only_with_more_than_five_classes(cfg_factory):
-    from tlbench.train import build_run
+    from tlbench.training.run import build_run
 
     _, three = build_run(cfg_factory("model=lenet5", "strategy=scratch", "data.classes=[0,1,2]"))
     _, ten = build_run(cfg_factory("model=lenet5", "strategy=scratch"))

@@ -21,14 +21,14 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import run_cli
-from tlbench import checkpoint as ckpt_mod
-from tlbench import summary as run_summary
 from tlbench.config import REPO_ROOT
+from tlbench.config.instantiate import instantiate
+from tlbench.config.validation import validate_config
 from tlbench.errors import TlbenchError
-from tlbench.instantiate import instantiate
+from tlbench.inference import checkpoint as ckpt_mod
 from tlbench.models import checkpoint_source
-from tlbench.train import train
-from tlbench.validation import validate_config
+from tlbench.training import summary as run_summary
+from tlbench.training.run import train
 
 FAST = ["model=lenet5", "strategy=scratch"]  # 62 k parameters: a step takes milliseconds
 CLI_FAST = [
@@ -103,7 +103,7 @@ def test_bad_config_is_one_paragraph_naming_key_value_and_fix(cfg_factory, overr
 
 
 def test_unknown_model_name_suggests_close_matches(cfg_factory):
-    from tlbench.train import validate
+    from tlbench.training.run import validate
 
     with pytest.raises(TlbenchError, match=r"resnet18") as err:
         validate(cfg_factory("model=lenet5", "model.name=resnet19", "model.source=torchvision"))

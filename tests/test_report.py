@@ -353,7 +353,7 @@ def _missing_groups(name: str) -> list[str]:
             if group not in ("data", "model") or (CONF_DIR / group / f"{choice}.yaml").is_file():
                 continue
             if group == "model" and choice in torchvision_source.names():
-                continue  # served by tlbench.config.ModelConfigSource, no file needed
+                continue  # served by tlbench.config.app.ModelConfigSource, no file needed
             missing.append(f"conf/{group}/{choice}.yaml")
     return missing
 
@@ -381,7 +381,7 @@ def test_offline_demo_preset_runs_the_whole_grid(tmp_path):
 
 
 def test_offline_demo_preset_passes_fast_dev_run(cfg_factory):
-    from tlbench.train import train
+    from tlbench.training.run import train
 
     cfg = cfg_factory(
         "experiment=offline_demo", "trainer.fast_dev_run=true", "test_after_fit=false"
@@ -393,7 +393,7 @@ def test_offline_demo_preset_passes_fast_dev_run(cfg_factory):
 def test_callback_logs_a_report_failure_instead_of_raising(tmp_path, caplog):
     from omegaconf import OmegaConf
 
-    from tlbench.sweep_callback import ReportCallback
+    from tlbench.report.callback import ReportCallback
 
     empty = tmp_path / "sweep"
     empty.mkdir()  # a sweep whose every job died before writing anything
@@ -472,7 +472,7 @@ def _tiny_data_for(name: str, root: Path) -> list[str]:
 @pytest.mark.slow  # VGG16/19 have ~140 M parameters: seconds per step even at 32 px
 @pytest.mark.parametrize("name", [p for p in PRESETS if p not in ("offline_demo", "smoke")])
 def test_photo_presets_pass_fast_dev_run_on_tiny_files(name, cfg_factory, tmp_path):
-    from tlbench.train import train
+    from tlbench.training.run import train
 
     missing = _missing_groups(name)
     if missing:

@@ -4,11 +4,11 @@ import lightning as L
 import pytest
 import torch
 
-from tlbench import strategies
 from tlbench.errors import TlbenchError
 from tlbench.models import efficientnet_lite0, torchvision_source
 from tlbench.models.efficientnet_lite0 import remap
-from tlbench.train import build_run
+from tlbench.training import strategies
+from tlbench.training.run import build_run
 
 
 def snapshot(module):

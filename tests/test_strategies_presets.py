@@ -6,8 +6,8 @@ import torch
 
 from tlbench.config import CONF_DIR
 from tlbench.errors import TlbenchError
-from tlbench.stages import stages
-from tlbench.train import build_run
+from tlbench.models.stages import stages
+from tlbench.training.run import build_run
 
 
 class Snapshots(L.Callback):

@@ -5,8 +5,8 @@ import json
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import run_cli
-from tlbench import summary as run_summary
-from tlbench.train import train
+from tlbench.training import summary as run_summary
+from tlbench.training.run import train
 
 
 def read_scalars(run_dir):
@@ -36,9 +36,14 @@ def test_default_run_offline_end_to_end(tmp_path):
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (
         run_dir / "checkpoints" / "last.ckpt"
     ).is_file()
-    assert {"train/loss", "train/loss_step", "train/acc", "val/loss", "val/acc", "test/acc"} <= read_scalars(
-        run_dir
-    )
+    assert {
+        "train/loss",
+        "train/loss_step",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "test/acc",
+    } <= read_scalars(run_dir)
     assert (
         len((run_dir / "metrics.csv").read_text().splitlines()) == 11
     )  # header + one row per epoch

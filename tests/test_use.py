@@ -1,4 +1,4 @@
-"""Using a trained checkpoint: evaluate, predict, export (tlbench.checkpoint/evaluate/predict/export).
+"""Using a trained checkpoint: evaluate, predict, export (tlbench.inference.checkpoint/evaluate/predict/export).
 
 One tiny checkpoint is trained per module (resnet18 fine-tuned from ImageNet-format weights placed
 in a private torch hub cache, 7 digit classes, 32 px, 1 epoch). The weights file is deleted right
@@ -18,16 +18,17 @@ import pytest
 import torch
 from PIL import Image
 
-import tlbench.train
+import tlbench.training.run
 from tests.conftest import TINY
-from tlbench import checkpoint, cli
+from tlbench import cli
 from tlbench.config import REPO_ROOT, compose
 from tlbench.data import transforms
 from tlbench.errors import TlbenchError
-from tlbench.evaluate import evaluate, metrics
-from tlbench.export import export
+from tlbench.inference import checkpoint
+from tlbench.inference.evaluate import evaluate, metrics
+from tlbench.inference.export import export
+from tlbench.inference.predict import find_images, predict
 from tlbench.models import torchvision_source
-from tlbench.predict import find_images, predict
 
 CLASSES = ["0", "1", "2", "3", "4", "5", "6"]  # 7 > 5, so top-5 accuracy is reported
 
@@ -44,7 +45,7 @@ def trained(tmp_path_factory):
     (home / "hub" / "checkpoints").mkdir(parents=True)
     (empty_home / "hub" / "checkpoints").mkdir(parents=True)
     captured = {}
-    original = tlbench.train.build_run
+    original = tlbench.training.run.build_run
 
     def spy(cfg):  # keep a handle on the module that train() trains
         datamodule, module = original(cfg)
@@ -57,9 +58,9 @@ def trained(tmp_path_factory):
         weights = torchvision_source.resolve_weights("resnet18", "DEFAULT")
         weights_file = torchvision_source.cache_file(weights)
         torch.save(torchvision_source.build("resnet18", None).state_dict(), weights_file)
-        mp.setattr(tlbench.train, "build_run", spy)
+        mp.setattr(tlbench.training.run, "build_run", spy)
         run_dir = root / "run"
-        summary = tlbench.train.train(
+        summary = tlbench.training.run.train(
             compose(
                 [
                     *TINY,

@@ -1,4 +1,6 @@
-from tlbench.train import main
+"""`python -m tlbench [overrides]` and `python -m tlbench --multirun [overrides]`."""
+
+from tlbench.cli import train_main
 
 if __name__ == "__main__":
-    main()
+    train_main()

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from tlbench.config.app import REPO_ROOT
 from tlbench.errors import TlbenchError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def resolve(path: str | Path) -> Path:

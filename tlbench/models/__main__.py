@@ -15,8 +15,7 @@ import sys
 from torch import nn
 
 from tlbench.errors import TlbenchError, one_of
-from tlbench.models import build as registry
-from tlbench.models import torchvision_source
+from tlbench.models import registry, torchvision_source
 
 
 def _millions(n: int | None) -> str:

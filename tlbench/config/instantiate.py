@@ -62,7 +62,7 @@ def instantiate(node, key: str, **kwargs):
             key=f"{key}._target_",
             value=target,
             allowed=", ".join(p + "*" for p in ALLOWED_PREFIXES),
-            fix="use a class from an allowed module, or add its module to tlbench.instantiate.ALLOWED_PREFIXES",
+            fix="use a class from an allowed module, or add its module to tlbench.config.instantiate.ALLOWED_PREFIXES",
         )
     try:
         return hydra.utils.instantiate(node, _convert_="all", **kwargs)

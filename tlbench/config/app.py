@@ -15,8 +15,8 @@ from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
 from omegaconf import OmegaConf
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # tlbench/
+REPO_ROOT = PACKAGE_DIR.parent  # the one definition of the repository root
 CONF_DIR = REPO_ROOT / "conf"
 
 

@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from tlbench.report import STRATEGY_ORDER, Group, mean_std, pct, score_metric
+from tlbench.report.tables import STRATEGY_ORDER, Group, mean_std, pct, score_metric
 
 log = logging.getLogger("tlbench.report")
 

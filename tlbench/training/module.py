@@ -16,13 +16,13 @@ from omegaconf import OmegaConf
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from tlbench import strategies
-from tlbench.device import choose_channels_last
+from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError
-from tlbench.instantiate import instantiate
-from tlbench.models.build import build
+from tlbench.models.registry import build
+from tlbench.training import strategies
+from tlbench.training.device import choose_channels_last
 
-# Frozen parts are in eval mode on purpose (see tlbench.strategies); the datamodule-vs-module hook
+# Frozen parts are in eval mode on purpose (see tlbench.training.strategies); the datamodule-vs-module hook
 # notice is about a hook we deliberately own here.
 warnings.filterwarnings(
     "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
@@ -52,7 +52,9 @@ class TransferModule(L.LightningModule):
         self.save_hyperparameters(ignore=["load_pretrained"])
         pretrained = bool(strategy.get("pretrained", True)) and load_pretrained
         built = build(
-            OmegaConf.create(model), num_classes, pretrained=pretrained,
+            OmegaConf.create(model),
+            num_classes,
+            pretrained=pretrained,
             image_size=(preprocess or {}).get("crop_size"),
         )
         self.net = built.net
@@ -150,7 +152,7 @@ class TransferModule(L.LightningModule):
 
     def _run(self, x: torch.Tensor):
         """The network, or only its head when the batch holds cached head inputs
-        (tlbench.feature_cache)."""
+        (tlbench.training.feature_cache)."""
         if self.cached_features:
             return self.net.get_submodule(self.head_names[0])(x)
         return self.net(x)
@@ -178,12 +180,21 @@ class TransferModule(L.LightningModule):
             loss = loss + AUX_LOSS_WEIGHT * sum(F.cross_entropy(a, y) for a in aux)
         if self._l2sp is not None:
             penalty = self.l2sp_penalty()
-            self.log("train/l2sp", penalty, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+            self.log(
+                "train/l2sp",
+                penalty,
+                on_step=False,
+                on_epoch=True,
+                batch_size=len(y),
+                sync_dist=True,
+            )
             loss = loss + penalty
         self.train_acc(logits, y)
         # `train/loss` is the epoch mean (comparable with val/loss); `train/loss_step` the raw curve.
         # sync_dist: under DDP the epoch means are averaged over ranks (no-op on one process)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
+        )
         self.log(
             "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y)
         )
@@ -203,7 +214,12 @@ class TransferModule(L.LightningModule):
         loss = F.cross_entropy(logits, y)
         metric(logits, y)
         self.log(
-            f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=len(y), sync_dist=True
+            f"{stage}/loss",
+            loss,
+            on_epoch=True,
+            prog_bar=stage == "val",
+            batch_size=len(y),
+            sync_dist=True,
         )
         self.log(f"{stage}/acc", metric, on_epoch=True, prog_bar=True, batch_size=len(y))
         f1, top5 = getattr(self, f"{stage}_f1"), getattr(self, f"{stage}_top5")
@@ -212,7 +228,7 @@ class TransferModule(L.LightningModule):
         if top5 is not None:
             top5(logits, y)
             self.log(f"{stage}/top5", top5, on_epoch=True, batch_size=len(y))
-        # For callbacks (tlbench.callbacks.ImageSummaries): predictions without a second pass.
+        # For callbacks (tlbench.training.callbacks.ImageSummaries): predictions without a second pass.
         return {"preds": logits.argmax(dim=-1)}
 
     def validation_step(self, batch, batch_idx: int):

@@ -3,18 +3,18 @@ model is built, each reported as one paragraph (key, value, what is allowed, the
 
 What is checked, cheapest first:
 - keys: the top level and `paths` against conf/train.yaml, `strategy` against
-  `tlbench.strategies.KEYS`, `model` against the keys of conf/model/*.yaml, and every node with a
+  `tlbench.training.strategies.KEYS`, `model` against the keys of conf/model/*.yaml, and every node with a
   `_target_` (data, optimizer, scheduler, trainer, logger.*, callbacks.*) against its
   constructor's signature (`inspect`, following `**kwargs` up the class hierarchy). Hydra already
   refuses `data.foo=1` for a missing key; this also catches `+data.foo=1` and typos in files.
-- `_target_`s: only from the allow-list of tlbench.instantiate (nothing is imported otherwise).
+- `_target_`s: only from the allow-list of tlbench.config.instantiate (nothing is imported otherwise).
 - types: simple annotations of those constructors (int, float, bool, str, lists, Literal, unions);
   anything the checker does not understand is accepted, so it never blocks a valid config.
 - values: positive finite learning rate, epochs, batch size, image size, label budgets, split
   fractions, class names where they are known without reading data, missing dataset folders,
   `ckpt_path` / `resume` paths, top-level switches.
 The model name (with close-match suggestions) and its input size are checked by
-tlbench.models.build.validate, which train.validate calls right after this.
+tlbench.models.registry.validate, which train.validate calls right after this.
 
 `preflight(argv)` runs in `main()` before Hydra starts: it composes the config of every job the
 command line asks for and turns Hydra's own composition errors (`model=resnet19`, an override of a
@@ -81,7 +81,9 @@ def validate_config(cfg: DictConfig) -> None:
 @functools.cache
 def _schema() -> dict[str, set[str]]:
     """Allowed keys read from the shipped config files, so a key added there is allowed here."""
-    from tlbench import config, strategies
+    from tlbench import config
+    from tlbench.config import app
+    from tlbench.training import strategies
 
     base = OmegaConf.load(config.CONF_DIR / "train.yaml")
     groups = set()
@@ -89,7 +91,7 @@ def _schema() -> dict[str, set[str]]:
         if isinstance(entry, (dict, DictConfig)):
             groups |= {str(k).split("@")[0].split("/")[0] for k in entry}
     groups -= {"hydra", "experiment", "override hydra"}
-    model_keys = set(config.model_node("x", "torchvision"))
+    model_keys = set(app.model_node("x", "torchvision"))
     for f in (config.CONF_DIR / "model").glob("**/*.yaml"):
         model_keys |= {k for k in OmegaConf.load(f) if k != "defaults"}
     # Experiment presets (@package _global_) may define helper keys of their own at the top.
@@ -131,7 +133,7 @@ def _check_keys(cfg: DictConfig) -> None:
     for key in cfg:
         if key not in schema[""]:
             raise _unknown_key(str(key), schema[""], _raw(cfg, key))
-    from tlbench import strategies
+    from tlbench.training import strategies
 
     if isinstance(cfg.get("strategy"), DictConfig):
         strategies.check_keys(cfg.strategy)  # its own message: "unknown strategy key"
@@ -147,7 +149,7 @@ def _check_keys(cfg: DictConfig) -> None:
 def _locate(target: str, key: str):
     from hydra.utils import get_object
 
-    from tlbench.instantiate import ALLOWED_PREFIXES
+    from tlbench.config.instantiate import ALLOWED_PREFIXES
 
     if not str(target).startswith(ALLOWED_PREFIXES):
         raise TlbenchError(
@@ -157,7 +159,7 @@ def _locate(target: str, key: str):
             value=target,
             allowed=", ".join(p + "*" for p in ALLOWED_PREFIXES),
             fix="use a class from an allowed module, or add its module to "
-            "tlbench.instantiate.ALLOWED_PREFIXES",
+            "tlbench.config.instantiate.ALLOWED_PREFIXES",
         )
     try:
         return get_object(str(target))
@@ -212,7 +214,7 @@ def _check_target_node(node, key: str) -> None:
             value=node,
             fix=f"choose one of the {key.split('.')[0]} configs",
         )
-    from tlbench.instantiate import _nested_targets, target_of
+    from tlbench.config.instantiate import _nested_targets, target_of
 
     target = target_of(node, key)
     obj = _locate(target, key)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from tlbench.config import runtime as hydra_runtime
+
 REQUIRED = (
     "status",
     "error",
@@ -34,17 +36,9 @@ REQUIRED = (
 )
 
 
-def _choice(cfg: DictConfig, group: str, fallback: str | None) -> str | None:
+def _choice(group: str, fallback: str | None) -> str | None:
     """The config-group choice (`strategy=lp_ft` -> 'lp_ft'), falling back to the node's name."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        choice = HydraConfig.get().runtime.choices.get(group)
-        if choice:
-            return choice
-    except ValueError:  # not inside a Hydra app (tests composing configs directly)
-        pass
-    return fallback
+    return hydra_runtime.choice(group) or fallback
 
 
 def start(cfg: DictConfig) -> dict:
@@ -58,8 +52,8 @@ def start(cfg: DictConfig) -> dict:
     summary.update(
         status="running",
         model=model_name,
-        strategy=_choice(cfg, "strategy", (cfg.get("strategy") or {}).get("name")),
-        data=_choice(cfg, "data", data.get("name")),
+        strategy=_choice("strategy", (cfg.get("strategy") or {}).get("name")),
+        data=_choice("data", data.get("name")),
         seed=cfg.get("seed"),
         weights=model.get("weights")
         if (cfg.get("strategy") or {}).get("pretrained", True)
@@ -71,18 +65,9 @@ def start(cfg: DictConfig) -> dict:
         lr=(cfg.get("optimizer") or {}).get("lr"),
         max_epochs=(cfg.get("trainer") or {}).get("max_epochs"),
         run_dir=str(cfg.paths.output_dir),
-        overrides=_overrides(),
+        overrides=hydra_runtime.task_overrides(),
     )
     return summary
-
-
-def _overrides() -> list[str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return list(HydraConfig.get().overrides.task)
-    except ValueError:
-        return []
 
 
 def peak_rss_mb() -> float:

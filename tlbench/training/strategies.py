@@ -7,7 +7,7 @@ the optimizer's named parameter groups with their learning-rate multipliers.
 Keys of a strategy config (conf/strategy/*.yaml):
   trainable       aliases and globs over module or parameter names: `head`, `all`, `layer4`,
                   `features.2[4-9]*`. A pattern that matches nothing is an error listing the nearest names.
-  last_n_stages   also train the last k stages of the family (tlbench.stages defines them once)
+  last_n_stages   also train the last k stages of the family (tlbench.models.stages defines them once)
   train_bn        BatchNorm layers train even where their layer is frozen (default: truly frozen)
   head_lr_mult, backbone_lr_mult   LR multipliers of the head group and of everything else
   lr_mult         {pattern: multiplier of the base LR}; 0 freezes (the classic CIFAR experiment's trick)
@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from tlbench.errors import TlbenchError, nearest
-from tlbench.stages import stages as family_stages
+from tlbench.models.stages import stages as family_stages
 
 KEYS = {
     "name",

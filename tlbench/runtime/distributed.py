@@ -33,17 +33,14 @@ def is_rank_zero() -> bool:
 
 def prepare_children() -> None:
     """Make Lightning's re-run of the command line reproduce this job only (see module doc)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-        from omegaconf import open_dict, read_write
+    from omegaconf import open_dict, read_write
 
-        hc = HydraConfig.get()
-    except (ImportError, ValueError):
-        return  # not inside a Hydra app: Lightning re-runs sys.argv as is
-    if hc.mode != RunMode.MULTIRUN:
-        return
-    sys.argv = [sys.argv[0], *[str(o) for o in hc.overrides.task]]
+    from tlbench.config import runtime as hydra_runtime
+
+    if not hydra_runtime.is_multirun():
+        return  # a single run (or no Hydra app): Lightning re-runs sys.argv as is
+    hc = hydra_runtime.hydra_config()
+    sys.argv = [sys.argv[0], *hydra_runtime.task_overrides()]
     with read_write(hc), open_dict(hc):
         hc.run.dir = hc.runtime.output_dir
 

@@ -1,32 +1,32 @@
 """`train(cfg) -> summary`: datamodule -> model -> callbacks/loggers -> trainer -> fit -> test.
 
 This is the only module that wires data and models together (classes, preprocessing).
-`main()` is the `python -m tlbench` entry point around it.
+`tlbench.cli.train_main` is the `python -m tlbench` entry point around it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import time
 import traceback
 from pathlib import Path
 
-import hydra
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from tlbench import config, distributed, feature_cache, guards, hparams, resume, signals, validation
-from tlbench import summary as run_summary
-from tlbench.callbacks import EpochTable, ThroughputMonitor
-from tlbench.device import accelerator_kind, choose_precision
+from tlbench.config import validation
+from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError
-from tlbench.instantiate import instantiate
-from tlbench.models import build as registry
-from tlbench.models.module import TransferModule
+from tlbench.models import registry
+from tlbench.runtime import distributed, resume, signals
+from tlbench.training import feature_cache, hparams
+from tlbench.training import summary as run_summary
+from tlbench.training.callbacks import EpochTable, ThroughputMonitor
+from tlbench.training.callbacks import nonfinite as guards
+from tlbench.training.device import accelerator_kind, choose_precision
+from tlbench.training.module import TransferModule
 
 log = logging.getLogger("tlbench")
 
@@ -41,7 +41,8 @@ def validate(cfg: DictConfig) -> None:
     registry.validate(
         cfg.model,
         image_size=cfg.data.get("image_size"),
-        pretrained=bool(cfg.strategy.get("pretrained", True)) and cfg.model.get("weights") is not None,
+        pretrained=bool(cfg.strategy.get("pretrained", True))
+        and cfg.model.get("weights") is not None,
     )
 
 
@@ -164,7 +165,9 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
             throughput,
             table,
             guards.NonFiniteLoss(),
-            signals.InterruptCallback(trap or signals.Trap(), run_dir / "checkpoints", summary, table),
+            signals.InterruptCallback(
+                trap or signals.Trap(), run_dir / "checkpoints", summary, table
+            ),
         ],
         logger=loggers or False,
         precision=precision,
@@ -207,108 +210,25 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
 
 
 def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict):
-    """Swap images for cached frozen features when that is safe (tlbench.feature_cache)."""
-    use, reason = feature_cache.decide(cfg.strategy.get("cache_features", "auto"), module, datamodule)
+    """Swap images for cached frozen features when that is safe (tlbench.training.feature_cache)."""
+    use, reason = feature_cache.decide(
+        cfg.strategy.get("cache_features", "auto"), module, datamodule
+    )
     seconds = 0.0
     if use:
-        device = torch.device("cuda" if accelerator_kind(cfg.trainer.get("accelerator", "auto")) == "cuda" else "cpu")
-        cached, seconds, detail = feature_cache.prepare(module, datamodule, cfg.paths.cache_dir, precision, device)
+        device = torch.device(
+            "cuda" if accelerator_kind(cfg.trainer.get("accelerator", "auto")) == "cuda" else "cpu"
+        )
+        cached, seconds, detail = feature_cache.prepare(
+            module, datamodule, cfg.paths.cache_dir, precision, device
+        )
         if cached is None:
             use, reason = False, detail
         else:
             datamodule, module.cached_features = cached, True
             summary["feature_cache"] = detail
     log.info(reason)
-    summary.update(cached_features=use, cache_reason=reason, feature_cache_seconds=round(seconds, 2))
+    summary.update(
+        cached_features=use, cache_reason=reason, feature_cache_seconds=round(seconds, 2)
+    )
     return datamodule, seconds
-
-
-def _print_summary(s: dict) -> None:
-    def pct(v):
-        return "n/a" if v is None else f"{100 * v:.1f}%"
-
-    run_dir = Path(s["run_dir"])
-    pngs = [n for n in ("confusion_matrix.png", "predictions.png") if (run_dir / n).is_file()]
-
-    lines = [
-        f"tlbench run {s['status']}: model={s['model']} strategy={s['strategy']} data={s['data']} seed={s['seed']}",
-        f"  val acc best {pct(s['best_val_acc'])}  final {pct(s['final_val_acc'])}   test acc {pct(s['test_acc'])}",
-        f"  fit {s['fit_seconds']} s over {s['epochs']} epochs, {s['train_images_per_second']} train images/s, "
-        f"precision {s.get('precision')}",
-        f"  trainable params {s['trainable_params']:,} / {s['total_params']:,}"
-        if s.get("total_params")
-        else "",
-        f"  outputs: {s['run_dir']}  (summary.json, metrics.csv, checkpoints/, tensorboard/"
-        f"{''.join(', ' + n for n in pngs)})",
-        f"  dashboards: tensorboard --logdir {Path(s['run_dir']).parent}",
-    ]
-    print("\n".join(line for line in lines if line), flush=True)
-
-
-def _hydra_mode_is_multirun() -> bool:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        return HydraConfig.get().mode == RunMode.MULTIRUN
-    except ValueError:
-        return False
-
-
-def run_from_hydra(cfg: DictConfig) -> dict | None:
-    """What one Hydra job does. A failed job is recorded, reported and -- in a sweep -- not fatal."""
-    try:
-        s = train(cfg)
-    except signals.INTERRUPTS as exc:  # a sweep stops too: the exit code says why
-        print(f"\ntlbench: {signals.describe(exc, cfg.paths.output_dir)}\n", file=sys.stderr, flush=True)
-        raise SystemExit(signals.exit_code(exc)) from None
-    except TlbenchError as exc:
-        print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        if _hydra_mode_is_multirun():
-            return None
-        raise SystemExit(2) from None
-    except Exception as exc:
-        print(
-            f"\nError: {type(exc).__name__}: {exc}\n(the traceback is in {cfg.paths.output_dir}/summary.json; "
-            f"set HYDRA_FULL_ERROR=1 to see it here)\n",
-            file=sys.stderr,
-            flush=True,
-        )
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        if _hydra_mode_is_multirun():
-            return None
-        raise SystemExit(1) from None
-    if s.get("skipped"):
-        print(f"tlbench: skipped {s['run_dir']} (already completed: skip_completed=true)", flush=True)
-    elif distributed.is_rank_zero():
-        _print_summary(s)
-    return s
-
-
-def main() -> None:
-    config.register()
-    if not config.CONF_DIR.is_dir():
-        sys.exit(
-            f"tlbench: its configs are missing at {config.CONF_DIR}. Install tlbench editable from its "
-            "repository (`make install`, i.e. `pip install -e .`), which keeps conf/ beside the package."
-        )
-    try:  # before Hydra writes anything: resume=, composition errors, completed run dirs
-        argv = resume.rewrite_argv(sys.argv[1:])
-        jobs = validation.job_overrides(argv)
-        if os.environ.get("HYDRA_FULL_ERROR") != "1" and not resume.is_ddp_child():
-            validation.preflight(argv, jobs)
-        resume.check_targets(argv, jobs)
-    except TlbenchError as exc:
-        print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *argv]
-    hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name="train")(
-        run_from_hydra
-    )()
-
-
-if __name__ == "__main__":
-    main()

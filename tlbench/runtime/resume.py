@@ -37,8 +37,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from tlbench import summary as run_summary
+from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError
+from tlbench.training import summary as run_summary
 
 log = logging.getLogger("tlbench")
 
@@ -188,7 +189,7 @@ def completed(cfg: DictConfig, run_dir: Path) -> dict | None:
     done = _ok(run_dir)
     if done is None:
         return None
-    now = run_summary._overrides()
+    now = hydra_runtime.task_overrides()
     if now and _experiment(done.get("overrides") or []) != _experiment(now):
         raise TlbenchError(
             f"{run_dir} holds a completed run with other overrides "

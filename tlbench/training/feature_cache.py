@@ -37,24 +37,43 @@ def decide(setting, module, datamodule) -> tuple[bool, str]:
     if setting not in ("auto", "true", "false"):
         from tlbench.errors import TlbenchError
 
-        raise TlbenchError("not a cache setting", key="strategy.cache_features", value=setting,
-                           allowed="auto, true, false", fix="e.g. strategy.cache_features=auto")
+        raise TlbenchError(
+            "not a cache setting",
+            key="strategy.cache_features",
+            value=setting,
+            allowed="auto, true, false",
+            fix="e.g. strategy.cache_features=auto",
+        )
     if setting == "false":
         return False, "feature caching off (strategy.cache_features=false)"
     if not module.plan.head_only:
-        return False, "feature caching off: layers below the head train, so features change every step"
+        return (
+            False,
+            "feature caching off: layers below the head train, so features change every step",
+        )
     if len(module.head_names) != 1:
-        return False, f"feature caching off: the model has auxiliary heads ({module.head_names[1:]})"
+        return (
+            False,
+            f"feature caching off: the model has auxiliary heads ({module.head_names[1:]})",
+        )
     if module.hparams.strategy.get("schedule"):
         return False, "feature caching off: the freeze schedule unfreezes the backbone later"
     if not hasattr(datamodule, "splits"):
         return False, "feature caching off: the datamodule does not expose its splits"
     if is_random(datamodule.augment):
         if setting == "auto":
-            return False, (f"feature caching off: data.augment={datamodule.augment} makes every epoch's "
-                           "features different (strategy.cache_features=true caches without augmentation)")
-        return True, f"feature caching on: backbone frozen; data.augment={datamodule.augment} turned off for caching"
-    return True, "feature caching on: backbone frozen and inputs deterministic; later epochs train the head only"
+            return False, (
+                f"feature caching off: data.augment={datamodule.augment} makes every epoch's "
+                "features different (strategy.cache_features=true caches without augmentation)"
+            )
+        return (
+            True,
+            f"feature caching on: backbone frozen; data.augment={datamodule.augment} turned off for caching",
+        )
+    return (
+        True,
+        "feature caching on: backbone frozen and inputs deterministic; later epochs train the head only",
+    )
 
 
 def _hash_split(h, split) -> None:
@@ -74,10 +93,19 @@ def cache_key(module, datamodule, precision: str) -> str:
     for name, tensor in module.net.state_dict().items():
         if not name.startswith(tuple(f"{x}." for x in heads)):
             h.update(name.encode())
-            h.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()
-                     if tensor.numel() else b"")
-    meta = {"v": FORMAT_VERSION, "model": module.hparams.model, "preprocess": datamodule.preprocess.to_dict(),
-            "precision": precision, "channels_last": module.channels_last, "classes": list(datamodule.class_names)}
+            h.update(
+                tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()
+                if tensor.numel()
+                else b""
+            )
+    meta = {
+        "v": FORMAT_VERSION,
+        "model": module.hparams.model,
+        "preprocess": datamodule.preprocess.to_dict(),
+        "precision": precision,
+        "channels_last": module.channels_last,
+        "classes": list(datamodule.class_names),
+    }
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     for split_name in sorted(datamodule.splits):
         h.update(split_name.encode())
@@ -103,8 +131,12 @@ def extract(module, datamodule, split: str, precision: str, device: torch.device
     was_training = module.training
     module.eval()
     try:
-        loader = DataLoader(datamodule.dataset(split, train=False), batch_size=max(datamodule.batch_size, 64),
-                            shuffle=False, **datamodule.loader_settings())
+        loader = DataLoader(
+            datamodule.dataset(split, train=False),
+            batch_size=max(datamodule.batch_size, 64),
+            shuffle=False,
+            **datamodule.loader_settings(),
+        )
         for x, y in loader:
             x = x.to(device)
             if module.channels_last:
@@ -112,7 +144,9 @@ def extract(module, datamodule, split: str, precision: str, device: torch.device
             with _autocast(precision, device):
                 out = module.net(x)
             f = captured.pop()
-            if not feats:  # the head must be the network's last step, or caching would change results
+            if (
+                not feats
+            ):  # the head must be the network's last step, or caching would change results
                 with _autocast(precision, device):
                     again = head(f)
                 if not torch.allclose(again.float(), out.float(), atol=1e-3, rtol=1e-3):
@@ -166,7 +200,9 @@ def prepare(module, datamodule, cache_dir: str | Path, precision: str, device: t
             # Creating a DataLoader iterator draws from the global RNG; fork it so a cache miss and
             # a cache hit train with the same shuffling.
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                datasets = {s: extract(module, datamodule, s, precision, device) for s in datamodule.splits}
+                datasets = {
+                    s: extract(module, datamodule, s, precision, device) for s in datamodule.splits
+                }
         except RuntimeError as exc:
             return None, time.perf_counter() - start, f"feature caching off: {exc}"
         path.parent.mkdir(parents=True, exist_ok=True)

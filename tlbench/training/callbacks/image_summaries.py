@@ -1,9 +1,7 @@
-"""Lightning callbacks: throughput/epoch timing and the per-epoch metrics table (always attached
-by train.py), learning rates per parameter group and image summaries (conf/callbacks)."""
+"""TensorBoard images, confusion matrix and prediction PNGs (conf/callbacks/default.yaml)."""
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import re
@@ -14,113 +12,9 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from tlbench.errors import TlbenchError, one_of
+from tlbench.errors import TlbenchError
 
 log = logging.getLogger("tlbench")
-
-
-class ThroughputMonitor(L.Callback):
-    """Training images/second (data loading included, validation excluded) and epoch time."""
-
-    def __init__(self) -> None:
-        self.images = 0
-        self.train_seconds = 0.0
-        self._epoch_start = self._epoch_images = 0
-        self._train_done = True
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._epoch_start, self._epoch_images, self._train_done = time.perf_counter(), 0, False
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._epoch_images += len(batch[1])
-
-    def _close_training_part(self, trainer) -> None:
-        if self._train_done:
-            return
-        self._train_done = True
-        seconds = time.perf_counter() - self._epoch_start
-        self.images += self._epoch_images
-        self.train_seconds += seconds
-        if seconds > 0 and self._epoch_images:
-            trainer.lightning_module.log("train/images_per_sec", self._epoch_images / seconds)
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        if not trainer.sanity_checking and trainer.training:
-            self._close_training_part(trainer)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._close_training_part(trainer)
-        pl_module.log("time/epoch_seconds", time.perf_counter() - self._epoch_start)
-
-    @property
-    def images_per_second(self) -> float | None:
-        return self.images / self.train_seconds if self.train_seconds > 0 else None
-
-
-class EpochTable(L.Callback):
-    """`metrics.csv` in the run dir: one row per epoch with every epoch-level metric."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.rows: list[dict] = []
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking:
-            return
-        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-        for k, v in sorted(trainer.callback_metrics.items()):
-            if k.endswith("_step"):
-                continue
-            value = float(v)
-            row[k] = value if math.isfinite(value) else None
-        self.rows.append(row)
-        if trainer.is_global_zero:  # DDP: one writer for the one metrics.csv
-            self.write()
-
-    def write(self) -> None:
-        fields: list[str] = []
-        for row in self.rows:
-            fields += [k for k in row if k not in fields]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(self.rows)
-
-
-class LearningRates(L.Callback):
-    """`lr/<group>` for every optimizer parameter group (named by tlbench.strategies: `head`,
-    `backbone`, `stage3`, ...). Unlike Lightning's LearningRateMonitor (`lr-AdamW/head`) it needs
-    no logger, so `metrics.csv` holds the learning rates too."""
-
-    INTERVALS = ("epoch", "step")
-
-    def __init__(self, logging_interval: str = "epoch") -> None:
-        if logging_interval not in self.INTERVALS:
-            raise one_of(
-                "callbacks.learning_rates.logging_interval", logging_interval, self.INTERVALS
-            )
-        self.logging_interval = logging_interval
-
-    @staticmethod
-    def values(trainer) -> dict[str, float]:
-        optimizers = trainer.optimizers
-        out = {}
-        for i, opt in enumerate(optimizers):
-            prefix = "lr" if len(optimizers) == 1 else f"lr/opt{i}"
-            for j, group in enumerate(opt.param_groups):
-                out[f"{prefix}/{group.get('name') or f'pg{j}'}"] = float(group["lr"])
-        return out
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if self.logging_interval == "epoch":
-            for name, lr in self.values(trainer).items():
-                pl_module.log(name, lr, on_step=False, on_epoch=True)
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self.logging_interval == "step":
-            for name, lr in self.values(trainer).items():
-                pl_module.log(name, lr, on_step=True, on_epoch=False, batch_size=1)
 
 
 def _looks_like_images(x) -> bool:
@@ -178,7 +72,7 @@ class ImageSummaries(L.Callback):
         self._warned = False
         self._reset()
         # matplotlib's import (~0.5 s) happens here, before the fit timer starts.
-        from tlbench import visuals  # noqa: F401
+        from tlbench.inference import visuals  # noqa: F401
 
     def _reset(self) -> None:
         self._preds: list[torch.Tensor] = []
@@ -272,7 +166,7 @@ class ImageSummaries(L.Callback):
 
     def _publish(self, trainer, tag: str | None, fig, png: str | None = None) -> None:
         """To TensorBoard under `tag` (None: not) and as `png` in the run dir (None: not)."""
-        from tlbench import visuals
+        from tlbench.inference import visuals
 
         writers = self._writers(trainer) if tag else []
         if writers:
@@ -297,7 +191,7 @@ class ImageSummaries(L.Callback):
         if not self._writers(trainer):  # TensorBoard only
             self._inputs, self._inputs_done = None, True
             return
-        from tlbench import visuals
+        from tlbench.inference import visuals
 
         start = time.perf_counter()
         x, y = self._inputs
@@ -312,7 +206,7 @@ class ImageSummaries(L.Callback):
 
     def _draw_split(self, trainer, pl_module, stage, cm, grid, title, tensorboard=True, png=False):
         """Confusion matrix, per-class accuracy and prediction grid of one split."""
-        from tlbench import visuals
+        from tlbench.inference import visuals
 
         tensorboard = tensorboard and bool(self._writers(trainer))
         if not (tensorboard or (png and self.out_dir is not None)):
@@ -337,7 +231,7 @@ class ImageSummaries(L.Callback):
         self.seconds += time.perf_counter() - start
 
     def _gathered(self, pl_module):
-        from tlbench import visuals
+        from tlbench.inference import visuals
 
         if not self._preds:
             return None, None
@@ -360,7 +254,7 @@ class ImageSummaries(L.Callback):
         cm, grid = self._gathered(pl_module)
         if cm is None:
             return
-        from tlbench import visuals
+        from tlbench.inference import visuals
 
         names = self._class_names(pl_module)
         if len(names) <= self.class_scalars_up_to:

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from tlbench.device import choose_precision
 from tlbench.errors import TlbenchError
 from tlbench.models import checkpoint_source
-from tlbench.models.module import TransferModule
 from tlbench.preprocess import Preprocess
+from tlbench.training.device import choose_precision
+from tlbench.training.module import TransferModule
 
 REQUIRED_HPARAMS = ("model", "strategy", "num_classes", "class_names", "preprocess")
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

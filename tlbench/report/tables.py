@@ -12,7 +12,7 @@ overrides still group correctly. Failed runs are listed with their errors; runni
 and started-but-silent runs are listed as unfinished. Nothing here may crash on odd input: a bad
 file becomes a line in the report, never an exception.
 
-The Hydra callback `tlbench.sweep_callback.ReportCallback` calls `write_report` at the end of
+The Hydra callback `tlbench.report.callback.ReportCallback` calls `write_report` at the end of
 every multirun. This module never imports torch, so the CLI starts in a second.
 """
 
@@ -503,7 +503,7 @@ def write_report(root: str | Path, *, plots: bool = True) -> Path:
 
     sections: list[list[str]] = []
     if plots:
-        from tlbench import report_plots
+        from tlbench.report import plots as report_plots
 
         sections = report_plots.make_all(groups, root)
     _atomic_write(root / MD_NAME, markdown(root, runs, groups, sections))

@@ -1,0 +1,1 @@
+"""Using trained models: checkpoint loading, evaluate, predict, export, shared metrics/figures."""

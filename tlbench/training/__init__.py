@@ -1,0 +1,1 @@
+"""Training: `run.train(cfg)`, the LightningModule, strategies, feature cache, device choices."""

@@ -1,0 +1,54 @@
+"""What one `python -m tlbench` job does around `train(cfg)`: interrupts end the process (and a
+sweep) with their own exit code; the finished run's summary is printed. Errors are the entry
+point's business (tlbench.cli: one policy for every entry point)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from tlbench.runtime import distributed, signals
+from tlbench.training.run import train
+
+
+def _print_summary(s: dict) -> None:
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.1f}%"
+
+    run_dir = Path(s["run_dir"])
+    pngs = [n for n in ("confusion_matrix.png", "predictions.png") if (run_dir / n).is_file()]
+
+    lines = [
+        f"tlbench run {s['status']}: model={s['model']} strategy={s['strategy']} data={s['data']} seed={s['seed']}",
+        f"  val acc best {pct(s['best_val_acc'])}  final {pct(s['final_val_acc'])}   test acc {pct(s['test_acc'])}",
+        f"  fit {s['fit_seconds']} s over {s['epochs']} epochs, {s['train_images_per_second']} train images/s, "
+        f"precision {s.get('precision')}",
+        f"  trainable params {s['trainable_params']:,} / {s['total_params']:,}"
+        if s.get("total_params")
+        else "",
+        f"  outputs: {s['run_dir']}  (summary.json, metrics.csv, checkpoints/, tensorboard/"
+        f"{''.join(', ' + n for n in pngs)})",
+        f"  dashboards: tensorboard --logdir {Path(s['run_dir']).parent}",
+    ]
+    print("\n".join(line for line in lines if line), flush=True)
+
+
+def run_job(cfg: DictConfig) -> dict:
+    try:
+        s = train(cfg)
+    except signals.INTERRUPTS as exc:  # a sweep stops too: the exit code says why
+        print(
+            f"\ntlbench: {signals.describe(exc, cfg.paths.output_dir)}\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(signals.exit_code(exc)) from None
+    if s.get("skipped"):
+        print(
+            f"tlbench: skipped {s['run_dir']} (already completed: skip_completed=true)", flush=True
+        )
+    elif distributed.is_rank_zero():
+        _print_summary(s)
+    return s
