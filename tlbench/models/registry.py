@@ -92,10 +92,13 @@ def _fields(model_cfg) -> tuple[str, str, object]:
     return model_cfg.name, model_cfg.get("source", "torchvision"), model_cfg.get("weights")
 
 
-def validate(model_cfg, image_size: int | None = None, pretrained: bool | None = None) -> None:
+def validate(
+    model_cfg, image_size: int | None = None, pretrained: bool | None = None
+) -> Preprocess | None:
     """Check name/source/weights (and, given `image_size`, the input size) without building.
 
-    `pretrained=None` means "as the config says": pretrained iff model.weights is set.
+    `pretrained=None` means "as the config says": pretrained iff model.weights is set. Given
+    `image_size`, returns the preprocessing `describe` found, so a run describes its model once.
     """
     name, source, weights = _fields(model_cfg)
     if source not in SOURCES:
@@ -150,7 +153,10 @@ def validate(model_cfg, image_size: int | None = None, pretrained: bool | None =
             fix="give an existing .pth/.ckpt file or a tlbench run directory",
         )
     if image_size is not None:
-        describe(model_cfg, weights is not None if pretrained is None else pretrained, image_size)
+        return describe(
+            model_cfg, weights is not None if pretrained is None else pretrained, image_size
+        )
+    return None
 
 
 def _uses_source_weights(weights, pretrained: bool) -> bool:
@@ -215,18 +221,25 @@ def _weights_preprocess(model_cfg, pretrained: bool) -> Preprocess:
 
 
 def build(
-    model_cfg, num_classes: int, pretrained: bool, image_size: int | None = None
+    model_cfg,
+    num_classes: int,
+    pretrained: bool,
+    image_size: int | None = None,
+    preprocess: Preprocess | None = None,
 ) -> BuiltModel:
     """Build the network, load pretrained weights if asked, and replace its head(s).
 
     `image_size` is the input side the data will have (the datamodule's crop size); random-init
     networks whose size is baked in are built for it, and auxiliary heads that cannot take it are
-    dropped. None = the model's default size.
+    dropped. None = the model's default size. `preprocess`: what `describe` already returned for
+    this config (training passes the datamodule's), so describing (which may read a checkpoint
+    file) happens once per run.
     """
     name, source, weights = _fields(model_cfg)
     load_file = pretrained and _is_path(weights)
     source_weights = _uses_source_weights(weights, pretrained)
-    preprocess = describe(model_cfg, pretrained, image_size)
+    if preprocess is None:
+        preprocess = describe(model_cfg, pretrained, image_size)
     rule = input_size(model_cfg, pretrained)
     size = rule.fixed or image_size or preprocess.crop_size
     notes: list[str] = []

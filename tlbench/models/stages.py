@@ -88,7 +88,7 @@ def stages(net: nn.Module, head_names: list[str]) -> list[list[str]]:
         return any(p == h or p.startswith(h + ".") for h in head_names)
 
     if hasattr(net, "group_matcher"):  # timm
-        from timm.models._manipulate import group_parameters
+        from timm.models import group_parameters  # public since timm 0.9
 
         groups = list(group_parameters(net, net.group_matcher(coarse=True)).values())
     else:

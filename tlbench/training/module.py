@@ -7,27 +7,20 @@ so `save_hyperparameters()` stays small and `load_from_checkpoint` works with we
 from __future__ import annotations
 
 import logging
-import warnings
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
-from torchmetrics import MaxMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics import MaxMetric, Metric
 
 from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError
+from tlbench.inference import metrics
 from tlbench.models.registry import build
+from tlbench.preprocess import Preprocess
 from tlbench.training import strategies
 from tlbench.training.device import choose_channels_last
-
-# Frozen parts are in eval mode on purpose (see tlbench.training.strategies); the datamodule-vs-module hook
-# notice is about a hook we deliberately own here.
-warnings.filterwarnings(
-    "ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training"
-)
-warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +49,7 @@ class TransferModule(L.LightningModule):
             num_classes,
             pretrained=pretrained,
             image_size=(preprocess or {}).get("crop_size"),
+            preprocess=Preprocess.from_dict(preprocess) if preprocess else None,
         )
         self.net = built.net
         self.head_names = built.head_names
@@ -68,20 +62,14 @@ class TransferModule(L.LightningModule):
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        # The one definition of each metric (tlbench.inference.metrics), shared with evaluate.
+        self.train_acc = metrics.accuracy(num_classes)
+        self.val_acc = metrics.accuracy(num_classes)
+        self.test_acc = metrics.accuracy(num_classes)
         self.val_acc_best = MaxMetric()
-        # Top-5 only where it says something (> 5 classes); macro-F1 weighs every class equally.
         for stage in ("val", "test"):
-            # built only then: torchmetrics refuses top_k > num_classes (2-class data crashed)
-            top5 = (
-                MulticlassAccuracy(num_classes, top_k=5, average="micro")
-                if num_classes > 5
-                else None
-            )
-            setattr(self, f"{stage}_top5", top5)
-            setattr(self, f"{stage}_f1", MulticlassF1Score(num_classes, average="macro"))
+            setattr(self, f"{stage}_top5", metrics.top5(num_classes))  # None with <= 5 classes
+            setattr(self, f"{stage}_f1", metrics.macro_f1(num_classes))
 
     def _l2sp_reference(self, strategy: dict, pretrained: bool) -> dict[str, torch.Tensor] | None:
         """Copies of the starting (pretrained) backbone weights that L2-SP pulls towards."""
@@ -208,7 +196,7 @@ class TransferModule(L.LightningModule):
         )
         return loss
 
-    def _eval_step(self, batch, stage: str, metric: MulticlassAccuracy):
+    def _eval_step(self, batch, stage: str, metric: Metric):
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)

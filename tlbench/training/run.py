@@ -6,9 +6,11 @@ This is the only module that wires data and models together (classes, preprocess
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -35,15 +37,14 @@ def _container(node) -> dict | None:
     return OmegaConf.to_container(node, resolve=True) if node is not None else None
 
 
-def validate(cfg: DictConfig) -> None:
-    """Cheap checks of the whole config before any data is read or model built."""
-    validation.validate_config(cfg)  # keys, types, values, folders (tlbench/validation.py)
-    registry.validate(
-        cfg.model,
-        image_size=cfg.data.get("image_size"),
-        pretrained=bool(cfg.strategy.get("pretrained", True))
-        and cfg.model.get("weights") is not None,
-    )
+def validate(cfg: DictConfig):
+    """Cheap checks of the whole config before any data is read or model built; returns the
+    preprocessing the model's weights expect (described once per run)."""
+    validation.validate_config(cfg)  # keys, types, values, folders (tlbench/config/)
+    pretrained = bool(cfg.strategy.get("pretrained", True)) and cfg.model.get("weights") is not None
+    size = cfg.data.get("image_size")
+    preprocess = registry.validate(cfg.model, image_size=size, pretrained=pretrained)
+    return preprocess or registry.describe(cfg.model, pretrained, image_size=size)
 
 
 def train(cfg: DictConfig) -> dict:
@@ -86,13 +87,22 @@ def train(cfg: DictConfig) -> dict:
     return summary
 
 
+@contextlib.contextmanager
+def expected_lightning_notices():
+    """Silence two Lightning notices about what tlbench does on purpose, only while it trains:
+    frozen parts are in eval mode (tlbench.training.strategies), and the module owns the
+    `on_after_batch_transfer` hook."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
+        yield
+
+
 def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, TransferModule]:
     """Validate, then wire data and model: the datamodule takes the weights' preprocessing, the
     model takes the datamodule's classes."""
-    validate(cfg)
+    preprocess = validate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    pretrained = bool(cfg.strategy.pretrained) and cfg.model.get("weights") is not None
-    preprocess = registry.describe(cfg.model, pretrained, image_size=cfg.data.get("image_size"))
     datamodule = instantiate(cfg.data, "data", preprocess=preprocess.to_dict())
     datamodule.setup("fit")
     module = TransferModule(
@@ -179,7 +189,8 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
         summary["resumed_from"] = ckpt_path
     distributed.prepare_children()  # DDP inside a sweep: children re-run this job only
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    with expected_lightning_notices():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     # Honest cost: computing the cached features is part of fitting.
     summary["fit_seconds"] = round(time.perf_counter() - start + cache_seconds, 2)
 
@@ -202,9 +213,10 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
 
     if cfg.get("test_after_fit", True):
         best = summary.get("best_checkpoint")
-        results = trainer.test(
-            module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
-        )
+        with expected_lightning_notices():
+            results = trainer.test(
+                module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
+            )
         summary["test_acc"] = results[0].get("test/acc") if results else None
     hparams.log(trainer.loggers, cfg, summary, step=trainer.global_step)  # TensorBoard HParams
 
