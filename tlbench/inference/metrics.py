@@ -1,0 +1,88 @@
+"""The one definition of every classification metric tlbench reports.
+
+Training logs `val|test/acc`, `/top5` and `/f1_macro` through the metric objects built here;
+`python -m tlbench.evaluate` computes `accuracy`, `top5_accuracy`, `macro_f1` and the per-class
+numbers with the same objects, so a checkpoint evaluated on a split gets the numbers training
+logged for it. All of them are torchmetrics (1.9) with these settings:
+
+- accuracy and top-5: micro averages (the fraction of images right). Top-5 exists only with more
+  than 5 classes (it would be 1.0 otherwise, and torchmetrics refuses top_k > num_classes).
+- macro-F1: torchmetrics' multiclass macro average with zero_division=0. It averages the classes
+  that occur as a target *or* as a prediction: a class the split lacks but the model predicted
+  counts with F1 0; a class neither present nor predicted is left out. Example (pinned in
+  tests/inference/test_metrics.py): targets [0, 0, 1, 1], predictions [0, 0, 1, 2] give
+  F1 = (1, 2/3, 0) and macro-F1 5/9 = 0.556 (not 0.833, the mean over present classes only).
+- per-class precision/recall/F1: torchmetrics with average=None. Where a ratio is 0/0 (precision
+  of a class never predicted, recall of a class absent from the split) the JSON says null rather
+  than a made-up 0; F1 is null only for a class neither present nor predicted.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import Metric
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+TOP_K = 5
+
+
+def accuracy(num_classes: int) -> Metric:
+    return MulticlassAccuracy(num_classes, average="micro")
+
+
+def top5(num_classes: int) -> Metric | None:
+    """None with 5 classes or fewer: top-5 says nothing there."""
+    if num_classes <= TOP_K:
+        return None
+    return MulticlassAccuracy(num_classes, top_k=TOP_K, average="micro")
+
+
+def macro_f1(num_classes: int) -> Metric:
+    return MulticlassF1Score(num_classes, average="macro", zero_division=0)
+
+
+def _value(metric: Metric | None, logits: torch.Tensor, targets: torch.Tensor) -> float | None:
+    if metric is None:
+        return None
+    metric.update(logits, targets)
+    return float(metric.compute())
+
+
+def summary(logits: torch.Tensor, targets: torch.Tensor, class_names: list[str]) -> dict:
+    """Every metric of one split from all its logits (float, targets in logit order)."""
+    k = len(class_names)
+    logits, targets = logits.float(), targets.long()
+    cm = MulticlassConfusionMatrix(k)(logits, targets)  # rows: true class
+    per_class = {
+        name: MetricClass(k, average=None, zero_division=0)(logits, targets)
+        for name, MetricClass in (
+            ("precision", MulticlassPrecision),
+            ("recall", MulticlassRecall),
+            ("f1", MulticlassF1Score),
+        )
+    }
+    predicted, support = cm.sum(0), cm.sum(1)
+    return {
+        "num_images": len(targets),
+        "loss": float(F.cross_entropy(logits, targets)),
+        "accuracy": _value(accuracy(k), logits, targets),
+        "top5_accuracy": _value(top5(k), logits, targets),
+        "macro_f1": _value(macro_f1(k), logits, targets),
+        "per_class": {
+            name: {
+                "precision": float(per_class["precision"][i]) if predicted[i] else None,
+                "recall": float(per_class["recall"][i]) if support[i] else None,
+                "f1": float(per_class["f1"][i]) if predicted[i] or support[i] else None,
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": cm.tolist(),
+    }
