@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from contextlib import nullcontext
 from functools import lru_cache
 
 import torch
@@ -51,6 +52,18 @@ def choose_precision(requested, accelerator: str) -> tuple[str, str]:
     if kind == "cpu" and cpu_has_native_bf16():
         return "bf16-mixed", "CPU has native bf16 (avx512_bf16/amx)"
     return "32-true", f"no fast reduced precision on this {kind.upper()}"
+
+
+def autocast(precision: str, device_type: str):
+    """The autocast context for a Lightning precision string: bf16 for "bf16-*", fp16 for "16-*",
+    none (plain fp32) otherwise. Feature extraction, evaluate and predict run their forward
+    passes under it, so they compute in the precision training chose."""
+    precision = str(precision)
+    if precision.startswith("bf16"):
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    if precision.startswith("16"):
+        return torch.autocast(device_type, dtype=torch.float16)
+    return nullcontext()
 
 
 def is_convolutional(net: nn.Module) -> bool:

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import lightning as L
@@ -26,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlbench.data.transforms import is_random
+from tlbench.training.device import autocast
 
 log = logging.getLogger("tlbench")
 FORMAT_VERSION = 1  # bump when what is stored changes
@@ -113,14 +113,6 @@ def cache_key(module, datamodule, precision: str) -> str:
     return h.hexdigest()[:24]
 
 
-def _autocast(precision: str, device: torch.device):
-    if precision.startswith("bf16"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision.startswith("16"):
-        return torch.autocast(device.type, dtype=torch.float16)
-    return nullcontext()
-
-
 @torch.inference_mode()
 def extract(module, datamodule, split: str, precision: str, device: torch.device) -> TensorDataset:
     """Head inputs for every image of `split` (eval transform: deterministic)."""
@@ -141,13 +133,13 @@ def extract(module, datamodule, split: str, precision: str, device: torch.device
             x = x.to(device)
             if module.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(precision, device):
+            with autocast(precision, device.type):
                 out = module.net(x)
             f = captured.pop()
             if (
                 not feats
             ):  # the head must be the network's last step, or caching would change results
-                with _autocast(precision, device):
+                with autocast(precision, device.type):
                     again = head(f)
                 if not torch.allclose(again.float(), out.float(), atol=1e-3, rtol=1e-3):
                     raise RuntimeError("head is not the last operation of the network")
