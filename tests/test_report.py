@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.helpers.report_runs import make_run
 from tlbench import report
 from tlbench.config import CONF_DIR, REPO_ROOT, compose
 from tlbench.models import torchvision_source
@@ -20,63 +21,6 @@ from tlbench.models import torchvision_source
 from .conftest import run_cli
 
 # ------------------------------------------------------------------------------- fixture folder
-
-
-def make_run(
-    root: Path,
-    name: str,
-    *,
-    strategy: str,
-    seed: int,
-    spc: int | None,
-    best=None,
-    test=None,
-    fit=None,
-    ips=100.0,
-    trainable=12810,
-    status="ok",
-    error=None,
-    curve=(),
-    extra_overrides=(),
-    raw_summary: str | None = None,
-) -> Path:
-    """A run dir as tlbench writes it: summary.json (+ metrics.csv when a curve is given)."""
-    run = root / name
-    run.mkdir(parents=True)
-    overrides = [f"strategy={strategy}", f"seed={seed}", *extra_overrides]
-    if spc is not None:
-        overrides.append(f"data.samples_per_class={spc}")
-    summary = {
-        "status": status,
-        "error": error,
-        "model": "efficientnet_lite0",
-        "strategy": strategy,
-        "data": "digits",
-        "seed": seed,
-        "best_val_acc": best,
-        "final_val_acc": best,
-        "test_acc": test,
-        "trainable_params": trainable,
-        "total_params": 3383818,
-        "epochs": len(curve) or None,
-        "fit_seconds": fit,
-        "train_images_per_second": ips,
-        "samples_per_class": spc,
-        "train_fraction": None,
-        "image_size": 48,
-        "lr": 0.001,
-        "max_epochs": 3,
-        "overrides": overrides,
-        "num_classes": 10,
-        "split_sizes": {"train": 1257, "val": 270, "test": 270},
-    }
-    # json.dumps writes float('nan') as the literal NaN, which is what a careless writer produces
-    (run / "summary.json").write_text(raw_summary or json.dumps(summary), encoding="utf-8")
-    if curve:
-        lines = ["epoch,step,train/loss,val/acc"]
-        lines += [f"{i},{i * 4},1.0,{'' if acc is None else acc}" for i, acc in enumerate(curve)]
-        (run / "metrics.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return run
 
 
 @pytest.fixture
@@ -198,7 +142,7 @@ def test_report_survives_odd_folders(tmp_path):
     one = tmp_path / "one"
     make_run(one, "run", strategy="transfer", seed=0, spc=None, best=0.9, test=0.8, fit=5)
     md = report.write_report(one).read_text()
-    assert "| transfer | all | 1 | 90.0 % | 80.0 % | 5.0 s |" in md
+    assert "| transfer | all | 1 (single seed) | 90.0 % | 80.0 % | 5.0 s |" in md
     assert "Data efficiency" not in md  # one budget: no efficiency curve
     assert "No metrics.csv with validation accuracy" in md
 
@@ -221,7 +165,7 @@ def test_report_survives_odd_folders(tmp_path):
         curve=[None, None],
     )
     md = report.write_report(nan).read_text()
-    assert "| scratch | 5/class | 1 | – | – | – |" in md
+    assert "| scratch | 5/class | 1 (single seed) | – | – | – |" in md
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -1,5 +1,12 @@
-"""The comparison report: runs -> configurations -> tables, plots and readings (report.md/.csv)."""
+"""The comparison report: runs -> configurations -> per-strategy selection on validation ->
+verdict, tables and plots (report.md / report.csv / PNGs).
 
-from tlbench.report.tables import write_report
+Modules, in the order data flows through them (none imports a later one):
+runs (read run dirs) -> groups (configurations, mean ± std) -> selection (each strategy's best
+setting on validation) -> verdict / tables / readings (text) -> plots (PNGs) -> write
+(`write_report`); `callback` (Hydra, end of a multirun) and `__main__` (CLI) call `write_report`.
+"""
+
+from tlbench.report.write import write_report
 
 __all__ = ["write_report"]

@@ -1,8 +1,64 @@
-"""`python -m tlbench.report <dir>`: write the comparison report of every run under a folder."""
+"""`python -m tlbench.report <dir>`: write the comparison report of every run under a folder.
 
+User errors (no such folder, no run in it) follow tlbench's one error policy
+(`tlbench.cli.say_error`): one paragraph naming the key, the value and the fix, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
 import sys
+from pathlib import Path
 
-from tlbench.report.tables import main
+from tlbench.errors import TlbenchError
+from tlbench.report.write import CSV_NAME, write_report
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tlbench.report",
+        description="Write report.md, report.csv and PNG plots comparing every run under DIR "
+        "(a sweep dir, several sweeps, or a sweep still running): per-strategy selection on "
+        "validation, a verdict, tables and plots.",
+    )
+    parser.add_argument("dir", help="folder to search (recursively) for summary.json files")
+    parser.add_argument("--no-plots", action="store_true", help="tables only (faster)")
+    return parser.parse_args(argv)
+
+
+def _report(root: Path, plots: bool) -> Path:
+    if not root.is_dir():
+        raise TlbenchError(
+            "no such directory" if not root.exists() else "not a directory",
+            key="dir",
+            value=str(root),
+            allowed="a folder of tlbench runs, e.g. outputs/multiruns/<timestamp>",
+            fix="pass the sweep dir printed by `python -m tlbench --multirun ...`",
+        )
+    try:
+        return write_report(root, plots=plots)
+    except LookupError:
+        raise TlbenchError(
+            "found no summary.json (no tlbench run) in this folder or below",
+            key="dir",
+            value=str(root),
+            fix="point at a run dir or a sweep dir, e.g. outputs/multiruns/<timestamp>",
+        ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tlbench.cli import full_errors, say_error
+
+    args = _parse(argv)
+    try:
+        path = _report(Path(args.dir), plots=not args.no_plots)
+    except Exception as exc:
+        if full_errors():
+            raise
+        return say_error(exc)
+    print(f"comparison report: {path} (+ {CSV_NAME}, PNG plots)")
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,7 +28,7 @@ class ReportCallback(Callback):
             return
         try:
             sweep_dir = Path(str(config.hydra.sweep.dir))
-            from tlbench.report.tables import write_report
+            from tlbench.report.write import write_report
 
             path = write_report(sweep_dir, plots=self.plots)
         except Exception as exc:  # the report is a bonus: never turn a finished sweep into a crash

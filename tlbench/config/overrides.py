@@ -1,0 +1,74 @@
+"""What a job's command-line overrides say about its experiment: the one list of overrides that
+do NOT change what a run measures, and the replicate keys (seeds).
+
+Used by the comparison report (neutral overrides never split a configuration; replicates are
+averaged over) and by TensorBoard (run names and the HParams columns show only what differs).
+Pure string handling: no Hydra, no torch, so `python -m tlbench.report` stays quick.
+
+A key is *neutral* when it changes where or how a run is logged, resumed or displayed, or only
+how fast it goes -- never what is trained or measured. Keys that look harmless but do change the
+result are deliberately NOT here: `callbacks.model_checkpoint` (the test runs on the best
+checkpoint), `callbacks.early_stopping`, `trainer.limit_*_batches`, `trainer.precision`,
+`channels_last` (numerics), `trainer.accelerator`/`devices` (the fit time is part of the result).
+"""
+
+from __future__ import annotations
+
+# Replicates: runs that differ only in these are seeds of one configuration.
+REPLICATE_KEYS = ("seed", "data.subset_seed", "data.split_seed")
+
+NEUTRAL_KEYS = (
+    "resume",  # continue a killed run in place
+    "skip_completed",  # skip finished jobs of a re-launched sweep
+    "overwrite",  # allow writing into a used run dir
+    "ckpt_path",  # resume from a checkpoint
+    "logger",  # tensorboard | none
+    "test_after_fit",  # whether the test runs after training; training is the same
+    "data.num_workers",  # speed only
+    "data.download",  # where the files come from
+    "trainer.log_every_n_steps",
+)
+NEUTRAL_PREFIXES = (
+    "hydra.",  # run/sweep dirs, launchers, job logging
+    "hydra/",
+    "paths.",  # output, data and cache folders
+    "logger.",
+    "trainer.enable_",  # progress bar, model summary, checkpointing flag
+    "callbacks.images",  # TensorBoard images and PNGs
+    "callbacks.learning_rates",  # lr/<group> scalars
+    "callbacks.last_checkpoint",  # last.ckpt for resume=
+)
+
+
+def parse(text: str) -> tuple[str, str]:
+    """'+data.samples_per_class=5' -> ('data.samples_per_class', '5'); '~foo' -> ('foo', '~')."""
+    text = str(text)
+    key, sep, value = text.partition("=")
+    if key.startswith("~"):
+        return key.lstrip("~"), "~" + value
+    return key.lstrip("+"), value if sep else ""
+
+
+def is_neutral(key: str) -> bool:
+    return key in NEUTRAL_KEYS or key.startswith(NEUTRAL_PREFIXES)
+
+
+def is_replicate(key: str) -> bool:
+    return key in REPLICATE_KEYS
+
+
+def experiment_overrides(overrides) -> dict[str, str]:
+    """key -> value of the overrides that change the experiment (seeds included), in order."""
+    parsed = (parse(o) for o in overrides)
+    return {k: v for k, v in parsed if not is_neutral(k)}
+
+
+def run_name(overrides, limit: int = 150) -> str:
+    """A folder-safe run name from what changes the experiment: 'strategy=finetune,seed=1'.
+
+    '' when nothing does (a plain `python -m tlbench`). Slashes (`model=timm/resnet18`, paths)
+    become '_' so the name stays one folder; very long names are cut and marked with '~'.
+    """
+    name = ",".join(f"{k}={v}" for k, v in experiment_overrides(overrides).items())
+    name = name.replace("/", "_").replace("\\", "_").replace(" ", "")
+    return name if len(name) <= limit else name[: limit - 1] + "~"

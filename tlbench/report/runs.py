@@ -1,0 +1,145 @@
+"""Reading runs: find run dirs under a folder and load each one's summary.json, metrics.csv and
+overrides into a `Run`. Nothing here may crash on odd input: a bad file becomes a run with status
+`failed` and an error, a job that has not written its summary yet becomes `started`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tlbench.config.overrides import parse as parse_override
+
+UNFINISHED = ("running", "interrupted", "started")
+# Folders that never hold run dirs; skipping them keeps a walk over `outputs/` or a repo cheap.
+SKIP_DIRS = {"checkpoints", "tensorboard", "node_modules", "__pycache__", "site-packages"}
+
+
+def num(value) -> float | None:
+    """A finite float, or None for anything else (null, NaN, inf, strings, booleans)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+@dataclass
+class Run:
+    """One run dir: its summary (possibly empty) and its validation curve."""
+
+    dir: Path
+    summary: dict
+    status: str
+    error: str | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (epoch from 1, val/acc)
+
+    def get(self, name):
+        if name == "trainable_params":
+            return self.trainable_params
+        return self.summary.get(name)
+
+    @property
+    def seed(self):
+        return self.summary.get("seed")
+
+    @property
+    def trainable_params(self) -> float | None:
+        """What actually trained: a scheduled strategy (lp_ft, gradual) trains more parameters
+        in its later phases than `trainable_params` (the first phase) says, so take the largest
+        of `trainable_params_by_phase` (a list, or a dict phase -> count) when the run has it."""
+        phases = self.summary.get("trainable_params_by_phase")
+        if isinstance(phases, dict):
+            phases = list(phases.values())
+        counts = [num(c) for c in (phases if isinstance(phases, list) else [])]
+        counts = [c for c in (*counts, num(self.summary.get("trainable_params"))) if c is not None]
+        return max(counts) if counts else None
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Dirs holding a summary.json, or a Hydra job dir (.hydra/) that has not written one yet."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if "summary.json" in filenames or (
+            ".hydra" in dirnames and (here / ".hydra" / "overrides.yaml").is_file()
+        ):
+            found.append(here)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+    return sorted(found, key=_natural)
+
+
+def _natural(path: Path) -> list:
+    """Sort job dirs 0, 1, 2, ..., 10 rather than 0, 1, 10, 2 (numbers before names)."""
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts]
+
+
+def read_overrides_yaml(run_dir: Path) -> list[str]:
+    """`.hydra/overrides.yaml` (a YAML list of strings) without needing a YAML parser."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [ln[2:].strip().strip("'\"") for ln in lines if ln.startswith("- ")]
+
+
+def read_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """(epoch counted from 1, val/acc) from metrics.csv; [] when missing or unreadable."""
+    path = run_dir / "metrics.csv"
+    curve: list[tuple[int, float]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            for i, row in enumerate(csv.DictReader(f)):
+                acc = num(row.get("val/acc"))
+                epoch = num(row.get("epoch"))
+                if acc is not None:
+                    curve.append((int(epoch) + 1 if epoch is not None else i + 1, acc))
+    except (OSError, csv.Error, UnicodeDecodeError, ValueError):
+        return []
+    return curve
+
+
+def load_run(run_dir: Path) -> Run:
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return Run(
+            run_dir,
+            {},
+            "started",
+            "no summary.json yet (job starting, or killed before training began)",
+            overrides=dict(parse_override(o) for o in read_overrides_yaml(run_dir)),
+        )
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(summary, dict):
+            raise ValueError(f"expected a JSON object, found {type(summary).__name__}")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return Run(run_dir, {}, "failed", f"unreadable summary.json: {exc}")
+    status = str(summary.get("status") or "unknown")
+    overrides = summary.get("overrides")
+    if not isinstance(overrides, list):
+        overrides = read_overrides_yaml(run_dir)
+    run = Run(
+        run_dir,
+        summary,
+        status,
+        error=None if summary.get("error") is None else str(summary.get("error")),
+        overrides=dict(parse_override(o) for o in overrides),
+        curve=read_curve(run_dir),
+    )
+    if status == "ok" and num(summary.get("best_val_acc")) is None and not run.curve:
+        # Finished without a single finite validation accuracy (e.g. the loss went NaN).
+        run.error = run.error or "finished without a finite validation accuracy (NaN?)"
+    return run
+
+
+def load_runs(root: Path) -> list[Run]:
+    return [load_run(d) for d in find_run_dirs(root)]

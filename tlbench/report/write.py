@@ -1,0 +1,125 @@
+"""`write_report(root)`: runs -> configurations -> per-strategy selection -> verdict, tables and
+plots, written as report.md, report.csv and PNGs into `root`.
+
+Walks the folder for `summary.json` files (any depth: one sweep, several sweeps, a sweep still
+running or interrupted). Failed runs are listed with their errors; running, interrupted and
+started-but-silent runs are listed as unfinished. A bad file becomes a line in the report, never
+an exception. This package never imports torch, so the CLI starts in a second.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from tlbench.report import tables
+from tlbench.report.groups import Group, group_runs, score_metric
+from tlbench.report.runs import UNFINISHED, Run, load_runs
+from tlbench.report.selection import Arm, any_search, select
+from tlbench.report.verdict import section as verdict_section
+
+CSV_NAME, MD_NAME = "report.csv", "report.md"
+
+
+def write_report(root: str | Path, *, plots: bool = True) -> Path:
+    """Write report.md, report.csv and the PNG plots into `root`; return the report.md path.
+
+    Raises FileNotFoundError / NotADirectoryError for a bad root and LookupError when no run is
+    found; everything odd *inside* the runs ends up in the report instead.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a directory")
+    runs = load_runs(root)
+    if not runs:
+        raise LookupError(f"no summary.json under {root}")
+    groups = group_runs(runs)
+    arms = select(groups)
+
+    atomic_write(root / CSV_NAME, tables.csv_text(tables.csv_rows(groups, arms, root)))
+    sections: list[list[str]] = []
+    if plots:
+        from tlbench.report import plots as report_plots
+
+        sections = report_plots.make_all(groups, arms, root)
+    atomic_write(root / MD_NAME, markdown(root, runs, groups, arms, sections))
+    return root / MD_NAME
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """tmp + rename: a reader (or a parallel job's report) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def markdown(
+    root: Path, runs: list[Run], groups: list[Group], arms: list[Arm], sections: list[list[str]]
+) -> str:
+    ok = sum(r.status == "ok" for r in runs)
+    failed = [r for r in runs if r.status not in ("ok", *UNFINISHED)]
+    unfinished = [r for r in runs if r.status in UNFINISHED]
+    metric, metric_name = score_metric(groups)
+    search = any_search(arms)
+    lines = [
+        "# tlbench comparison report",
+        "",
+        f"`{root}`: {len(runs)} runs — {ok} ok, {len(failed)} failed, {len(unfinished)} "
+        f"unfinished; {len(groups)} configurations. Written {datetime.now():%Y-%m-%d %H:%M:%S}.",
+        "",
+        *verdict_section(arms, metric, metric_name),
+        "",
+    ]
+    if search:
+        lines += [
+            "## Selected settings",
+            "",
+            "Each strategy's setting (the overrides beyond data, model, strategy and label "
+            "budget) with the best mean validation accuracy over its seeds; the test accuracy "
+            "is that setting's, never used to choose. Search cost: fit time of every run the "
+            "arm tried.",
+            "",
+            *tables.selection_table(arms),
+            "",
+            "## Search grid",
+            "",
+            "The settings each strategy tried, with the validation accuracy selection compared.",
+            "",
+            *tables.grid_table(arms),
+            "",
+        ]
+    lines += [
+        "## Results" if not search else "## All configurations",
+        "",
+        "One row per configuration (the run's overrides minus seeds and the overrides that do "
+        "not change the experiment): mean ± std over the finished seeds, n = finished runs. "
+        "Accuracies are on the validation / test split; fit time is wall-clock `trainer.fit` "
+        "(every segment of a resumed run); train img/s counts training steps only; trainable "
+        f"params is the largest phase of a scheduled strategy. Plots compare the {metric_name}. "
+        f"Machine-readable: [`{CSV_NAME}`]({CSV_NAME}).",
+        "",
+        *tables.results_table(groups, {id(a.selected) for a in arms} if search else None),
+        "",
+    ]
+    for sec in sections:
+        lines += [*sec, ""]
+    if failed:
+        lines += ["## Failed runs", "", "| run | status | what | error |", "|---|---|---|---|"]
+        lines += [tables.run_line(r, root) for r in failed]
+        lines.append("")
+    if unfinished:
+        lines += [
+            "## Unfinished runs",
+            "",
+            "Still running, interrupted, or killed without a chance to record it (a run killed "
+            "outright stays `running`). Re-run `python -m tlbench.report` to refresh.",
+            "",
+            "| run | status | what | note |",
+            "|---|---|---|---|",
+        ]
+        lines += [tables.run_line(r, root) for r in unfinished]
+        lines.append("")
+    return "\n".join(lines)
