@@ -1,0 +1,110 @@
+"""The verdict at the top of report.md: leads vs the seed spread, ties, single seeds, failed jobs
+and the accuracy-for-cost advice, all computed from fixture runs."""
+
+from __future__ import annotations
+
+from tests.helpers.report_runs import make_run
+from tlbench import report
+from tlbench.report.groups import group_runs
+from tlbench.report.runs import load_runs
+from tlbench.report.selection import select
+from tlbench.report.verdict import verdicts
+
+
+def add(root, strategy, tests, *, fit, spc=5, status="ok"):
+    """One run per seed with the given test accuracies (val = test, one setting per arm)."""
+    for seed, acc in enumerate(tests):
+        make_run(
+            root,
+            f"{strategy}{spc}_{seed}",
+            strategy=strategy,
+            seed=seed,
+            spc=spc,
+            best=acc,
+            test=acc,
+            fit=fit,
+            status=status,
+            error="boom" if status == "failed" else None,
+        )
+
+
+def verdict_lines(root) -> list[str]:
+    md = report.write_report(root, plots=False).read_text()
+    section = md.split("## Verdict")[1].split("\n## ")[0]
+    return [ln for ln in section.splitlines() if ln.startswith("- ")]
+
+
+def the_verdict(root):
+    (v,) = verdicts(select(group_runs(load_runs(root))), "test_acc")
+    return v
+
+
+def test_a_lead_beyond_the_spread_with_the_cost_advice(tmp_path):
+    add(tmp_path, "finetune", [0.90, 0.91, 0.92], fit=300)
+    add(tmp_path, "transfer", [0.88, 0.89, 0.90], fit=10)
+    add(tmp_path, "scratch", [0.50, 0.60, 0.70], fit=100)
+    v = the_verdict(tmp_path)
+    assert [a.strategy for a in v.ranked] == ["finetune", "transfer", "scratch"]
+    assert v.distinguishable is True and not v.single_seed
+    (line,) = verdict_lines(tmp_path)
+    assert line.startswith(
+        "- **5/class**: **finetune** 91.0 ± 1.0 % (n = 3) leads transfer 89.0 ± 1.0 % (n = 3) "
+        "by 2.0 points: beyond the seed spread (± 1.0)."
+    )
+    assert "Paired over 3 seeds: +2.0 ± 0.0 points, finetune ahead on 3/3." in line
+    assert "Fit time finetune / transfer: 30x." in line
+    assert "Then: scratch 60.0 ± 10.0 % (n = 3)." in line
+    assert "Advice: transfer reaches 98 % of finetune's accuracy at 1/30 of the cost" in line
+
+
+def test_a_lead_within_the_spread_is_not_distinguishable(tmp_path):
+    add(tmp_path, "finetune", [0.80, 0.90, 1.00], fit=300)
+    add(tmp_path, "transfer", [0.85, 0.88, 0.91], fit=10)
+    v = the_verdict(tmp_path)
+    assert v.ranked[0].strategy == "finetune" and v.distinguishable is False
+    (line,) = verdict_lines(tmp_path)
+    assert "by 2.0 points: not distinguishable (within the seed spread)." in line
+    assert "the difference is within the seed spread: prefer transfer." in line
+
+
+def test_a_tie_names_both_and_prefers_the_cheaper(tmp_path):
+    add(tmp_path, "transfer", [0.70, 0.80], fit=5)
+    add(tmp_path, "finetune", [0.80, 0.70], fit=50)
+    v = the_verdict(tmp_path)
+    assert {a.strategy for a in v.tied} == {"transfer", "finetune"}
+    assert v.distinguishable is False
+    (line,) = verdict_lines(tmp_path)
+    assert "**transfer** and **finetune** tie at 75.0 %: not distinguishable" in line
+    assert "Advice: transfer is the most accurate and the cheapest: use it." in line
+
+
+def test_single_seeds_are_marked_and_never_judged(tmp_path):
+    add(tmp_path, "transfer", [0.70], fit=5)
+    add(tmp_path, "scratch", [0.60, 0.61], fit=20)
+    v = the_verdict(tmp_path)
+    assert v.single_seed and v.distinguishable is None and v.paired() is None
+    (line,) = verdict_lines(tmp_path)
+    assert "**transfer** 70.0 % (n = 1) leads scratch 60.5 ± 0.7 % (n = 2)" in line
+    assert "single seed (n = 1): no spread, so the lead cannot be judged" in line
+
+
+def test_failed_jobs_are_named_and_left_out(tmp_path):
+    add(tmp_path, "transfer", [0.70, 0.72], fit=5)
+    add(tmp_path, "finetune", [None, None], fit=None, status="failed")
+    (line,) = verdict_lines(tmp_path)
+    assert line.startswith("- **5/class**: only **transfer** finished: 71.0 ± 1.4 % (n = 2)")
+    assert "finetune: no finished run" in line
+
+    nothing = tmp_path / "all_failed"
+    add(nothing, "scratch", [None], fit=None, status="failed")
+    (line,) = verdict_lines(nothing)
+    assert line == "- **5/class**: no strategy finished (scratch: no finished run)."
+
+
+def test_one_verdict_line_per_label_budget(tmp_path):
+    for spc, (t, f) in ((5, (0.6, 0.5)), (50, (0.8, 0.9))):
+        add(tmp_path, "transfer", [t, t + 0.01], fit=5, spc=spc)
+        add(tmp_path, "finetune", [f, f + 0.01], fit=50, spc=spc)
+    lines = verdict_lines(tmp_path)
+    assert [ln.split("**")[1] for ln in lines] == ["5/class", "50/class"]
+    assert "**transfer** 60.5" in lines[0] and "**finetune** 90.5" in lines[1]
