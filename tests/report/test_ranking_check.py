@@ -1,0 +1,114 @@
+"""ranking_check: rankings beside fine-tuned results of the same sweep (fixture files only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tlbench.report import ranking_check
+
+DATA = {"name": "fashion_mnist", "classes": ["a", "b"], "samples_per_class": 20}
+
+
+def _cand(label, kind, arch, probe, logme, **extra):
+    return {
+        "candidate": label,
+        "spec": label,
+        "kind": kind,
+        "arch": arch,
+        "status": "ok",
+        "linear_probe": probe,
+        "knn": probe,
+        "logme": logme,
+        "hscore": logme,
+        **extra,
+    }
+
+
+def _run(root: Path, name: str, model: str, strategy: str, weights, acc, classes=("a", "b")):
+    run = root / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text(
+        f"data:\n  name: fashion_mnist\n  classes: {list(classes)}\n  samples_per_class: 20\n"
+    )
+    summary = {
+        "status": "ok",
+        "model": model,
+        "strategy": strategy,
+        "weights": weights,
+        "data": "fashion_mnist",
+        "test_acc": acc,
+        "samples_per_class": 20,
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    source = tmp_path / "sources" / "lenet_src"
+    (source / "checkpoints").mkdir(parents=True)
+    (source / "checkpoints" / "best.ckpt").write_bytes(b"x")
+    ranking = {
+        "data": DATA,
+        "candidates": [
+            _cand("lenet5@lenet_src", "checkpoint", "lenet5", 0.9, 1.0, source_path=str(source)),
+            _cand("efficientnet_lite0", "pretrained", "efficientnet_lite0", 0.8, 0.5),
+            _cand("random:lenet5", "random", "lenet5", 0.5, 0.1),
+        ],
+    }
+    (tmp_path / "rank").mkdir()
+    (tmp_path / "rank" / "ranking.json").write_text(json.dumps(ranking))
+    _run(tmp_path, "r0", "lenet5", "finetune", str(source), 0.95)
+    _run(tmp_path, "r1", "lenet5", "transfer", str(source / "checkpoints" / "best.ckpt"), 0.85)
+    _run(tmp_path, "r2", "efficientnet_lite0", "transfer", "DEFAULT", 0.70)
+    _run(tmp_path, "r3", "efficientnet_lite0", "transfer", "DEFAULT", 0.80)
+    _run(tmp_path, "r4", "lenet5", "scratch", None, 0.60)
+    _run(tmp_path, "r5", "lenet5", "scratch", None, 0.99, classes=("c", "d"))  # other data
+    return tmp_path
+
+
+def test_candidates_match_their_runs_and_the_best_strategy_mean_is_the_truth(sweep):
+    ranking = json.loads((sweep / "rank" / "ranking.json").read_text())
+    result = ranking_check.check(ranking, ranking_check.finished_runs(sweep))
+    actual = {r["candidate"]: r["actual"] for r in result["rows"]}
+    assert actual["lenet5@lenet_src"] == pytest.approx((0.95, "finetune", 1))
+    assert actual["efficientnet_lite0"] == pytest.approx((0.75, "transfer", 2))
+    assert actual["random:lenet5"] == pytest.approx(
+        (0.60, "scratch", 1)
+    )  # not the other classes' 0.99
+    assert result["tau"]["logme"] == (pytest.approx(1.0), 3)
+
+
+def test_report_section_has_the_table_and_tau(sweep):
+    lines = ranking_check.section(sweep)
+    text = "\n".join(lines)
+    assert lines[0] == "## Ranking vs fine-tuned results"
+    assert "| lenet5@lenet_src | 95.0% (finetune, 1) |" in text
+    assert "Kendall's tau vs actual** | | +1.00 (n=3)" in text
+
+
+def test_a_reversed_estimator_gets_negative_tau():
+    ranking = {
+        "data": DATA,
+        "candidates": [
+            _cand("x", "pretrained", "x", 0.9, 0.1),
+            _cand("y", "pretrained", "y", 0.5, 0.9),
+        ],
+    }
+    runs = [
+        {"model": "x", "weights": "DEFAULT", "strategy": "t", "test_acc": 0.9, "_data": DATA},
+        {"model": "y", "weights": "DEFAULT", "strategy": "t", "test_acc": 0.5, "_data": DATA},
+    ]
+    tau = ranking_check.check(ranking, runs)["tau"]
+    assert tau["linear_probe"][0] == pytest.approx(1.0)
+    assert tau["logme"][0] == pytest.approx(-1.0)
+
+
+def test_no_ranking_or_no_matching_run_adds_nothing(tmp_path):
+    assert ranking_check.section(tmp_path) == []
+    (tmp_path / "ranking.json").write_text(
+        json.dumps({"data": DATA, "candidates": [_cand("x", "pretrained", "x", 0.9, 0.1)]})
+    )
+    assert ranking_check.section(tmp_path) == []

@@ -1,0 +1,12 @@
+"""`python -m tlbench.rank`: the entry point; the work is in tlbench.ranking."""
+
+from tlbench import cli
+from tlbench.ranking.run import rank
+
+
+def main() -> None:
+    cli.main("rank", rank)
+
+
+if __name__ == "__main__":
+    main()

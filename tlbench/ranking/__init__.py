@@ -1,0 +1,7 @@
+"""Rank candidate pretrained sources from frozen features before any fine-tuning (issue 17).
+
+`python -m tlbench.rank data=<dataset> 'candidates=[...]'`: candidates.py resolves the sources,
+run.py computes features (through the feature cache), probes.py and estimators.py score them,
+output.py writes ranking.md/.csv/.json; tlbench.report.ranking_check sets rankings beside
+fine-tuned results.
+"""

@@ -1,0 +1,161 @@
+"""`rank(cfg)`: every candidate's frozen features once, then probes and estimators on them.
+
+Order matters: every candidate is resolved, validated and *built* (which loads its weights)
+before any feature is computed, so a missing weights file fails in seconds with the message
+training gives. Features go through tlbench.training.feature_cache with the model config,
+preprocessing and precision a `strategy=transfer` run of the same model uses, so the ranking and
+a later transfer run share one cache file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
+
+from tlbench import cli
+from tlbench.config.instantiate import instantiate
+from tlbench.errors import one_of
+from tlbench.models import registry
+from tlbench.ranking import candidates as cands
+from tlbench.ranking import estimators, output, probes
+from tlbench.training import feature_cache
+from tlbench.training.device import accelerator_kind, choose_precision
+from tlbench.training.module import TransferModule
+
+log = logging.getLogger("tlbench.rank")
+
+# These matrices are small (n x d with n, d in the hundreds to thousands): one BLAS thread does
+# them fastest, and threads fight torch's and other processes' for cores. Measured here on a busy
+# 2-core machine: LogME on 100 x 512 features took 36.9 s with OpenBLAS's default threads, 0.32 s
+# with one.
+BLAS_THREADS = 1
+METRICS = ("linear_probe", "knn", "logme", "hscore", "transrate", "leep", "nce")
+# The strategy a ranked source stands for: frozen backbone, head only (as conf/strategy/transfer).
+STRATEGY = {"name": "transfer", "pretrained": True, "trainable": ["head"], "train_bn": False}
+OPTIMIZER = {"_target_": "torch.optim.AdamW", "lr": 1e-3}  # unused: nothing trains here
+
+
+def _build(c: cands.Candidate, cfg: DictConfig):
+    """Datamodule with the candidate's preprocessing, and the network with its weights."""
+    pre = registry.describe(
+        OmegaConf.create(c.model), c.pretrained, image_size=cfg.data.get("image_size")
+    )
+    datamodule = instantiate(cfg.data, "data", preprocess=pre.to_dict())
+    datamodule.setup("fit")
+    L.seed_everything(cfg.seed, verbose=False)  # random: controls are the same network each time
+    module = TransferModule(
+        model=c.model,
+        strategy={**STRATEGY, "pretrained": c.pretrained},
+        num_classes=datamodule.num_classes,
+        class_names=list(datamodule.class_names),
+        optimizer=OPTIMIZER,
+        preprocess=datamodule.preprocess.to_dict(),
+        channels_last=cfg.get("channels_last", "auto"),
+        load_pretrained=c.pretrained,
+    )
+    return datamodule, module
+
+
+def _arrays(cached, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split of the cache's (head inputs, labels) as float64 / int numpy arrays."""
+    x, y = cached.features[split]
+    return x.float().cpu().reshape(len(x), -1).numpy().astype(np.float64), y.cpu().numpy()
+
+
+def _timed(row: dict, name: str, fn, *args) -> None:
+    start = time.perf_counter()
+    row[name] = float(fn(*args))
+    row["seconds"][name] = round(time.perf_counter() - start, 3)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def measure(c, datamodule, module, cfg, precision: str, device: torch.device) -> dict:
+    """Features (cached), probes and estimators of one candidate; accuracies as fractions."""
+    row = {"candidate": c.label, "spec": c.spec, "kind": c.kind, "arch": c.arch}
+    if c.kind == "checkpoint":
+        row["source_path"] = c.model["weights"]  # absolute: ranking_check matches runs on it
+    row.update(weights=module.weights_origin, status="ok", seconds={})
+    started = time.time()
+    cached, seconds, detail = feature_cache.prepare(
+        module, datamodule, cfg.paths.cache_dir, precision, device
+    )
+    row["seconds"]["features"] = round(seconds, 3)
+    if cached is None:
+        return {**row, "status": "failed", "error": detail}
+    row["feature_cache"] = detail
+    row["cache_hit"] = Path(detail).stat().st_mtime < started
+    tx, ty = _arrays(cached, "train")
+    vx, vy = _arrays(cached, "val")
+    row.update(feature_dim=int(tx.shape[1]), n_train=len(ty), n_val=len(vy))
+    head = cands.source_head(c, module.head_names[0])
+    if head is not None and head[0].shape[1] == tx.shape[1]:
+        row["source_classes"] = int(head[0].shape[0])
+    else:
+        head = None
+    score(row, (tx, ty, vx, vy), head, cfg.seed)
+    return row
+
+
+def score(row: dict, arrays, head=None, seed: int = 0) -> dict:
+    """Probes and estimators on (train x, train y, val x, val y) into `row` (with seconds each);
+    `head` = the source classifier's (weight, bias) for LEEP/NCE, or None."""
+    tx, ty, vx, vy = arrays
+    row.setdefault("seconds", {})
+    with threadpool_limits(limits=BLAS_THREADS):
+        _timed(row, "linear_probe", probes.linear_probe, tx, ty, vx, vy, seed)
+        _timed(row, "knn", probes.knn, tx, ty, vx, vy)
+        for name, fn in estimators.FEATURE_ESTIMATORS.items():
+            _timed(row, name, fn, tx, ty)
+        if head is not None:
+            probs = _softmax(tx @ head[0].T + head[1])
+            for name, fn in estimators.SOURCE_ESTIMATORS.items():
+                _timed(row, name, fn, probs, ty)
+    return row
+
+
+def rank(cfg: DictConfig) -> dict:
+    """Rank `cfg.candidates` on `cfg.data`; write ranking.md/.csv/.json and return the result."""
+    cli.require(cfg, "candidates", example="'candidates=[efficientnet_lite0,random:lenet5]'")
+    if cfg.rank_by not in METRICS:
+        raise one_of("rank_by", cfg.rank_by, METRICS, what="ranking metric")
+    start = time.perf_counter()
+    found = cands.resolve_all(cfg.candidates)
+    for c in found:
+        cands.validate(c, cfg.data.get("image_size"))
+    built = [(c, *_build(c, cfg)) for c in found]  # weights load here: fails before any feature
+    kind = accelerator_kind(str(cfg.device).split(":")[0])
+    device = torch.device(cfg.device if kind == "cuda" and cfg.device != "auto" else kind)
+    precision, why = choose_precision(cfg.precision, kind)
+    log.info("features on %s, precision %s (%s)", device, precision, why)
+    rows = []
+    for c, datamodule, module in built:
+        log.info("ranking %s", c.label)
+        rows.append(measure(c, datamodule, module, cfg, precision, device))
+    datamodule = built[0][1]
+    data = {
+        "name": getattr(datamodule, "name", None),
+        **{
+            k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v
+            for k, v in cfg.data.items()
+            if k in output.DATA_KEYS
+        },
+        "sizes": datamodule.sizes(),
+        "num_classes": datamodule.num_classes,
+    }
+    result = output.assemble(rows, data, cfg.rank_by, precision, str(device))
+    result["seconds_total"] = round(time.perf_counter() - start, 2)
+    output.write(Path(cfg.paths.output_dir), result)
+    print(output.markdown(result), flush=True)
+    return result

@@ -1,0 +1,201 @@
+"""The shortcut checked against reality: rankings beside the fine-tuned results of the same sweep.
+
+For every `ranking.json` under the report root (written by `python -m tlbench.rank`), the finished
+runs (`summary.json`, status ok, a test accuracy) on the same data -- dataset, classes, label
+budget -- are matched to its candidates:
+- a pretrained model name: runs of that model from its own weights (transfer, finetune, ...);
+- a tlbench run dir / .ckpt: runs whose `model.weights` is that checkpoint;
+- `random:<model>`: runs of that model without pretrained weights (strategy=scratch).
+A candidate's actual accuracy is its best strategy's mean test accuracy (what starting from that
+source gets you); each estimator's scores are set beside it with Kendall's tau over the
+candidates that have both (tau = 1: same order, 0: unrelated, -1: reversed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+RANKING_FILE = "ranking.json"
+METRICS = {  # ranking.json key -> column header
+    "linear_probe": "linear probe",
+    "knn": "kNN",
+    "logme": "LogME",
+    "hscore": "H-score",
+    "transrate": "TransRate",
+    "leep": "LEEP",
+    "nce": "NCE",
+}
+MATCHED_DATA = ("classes", "samples_per_class", "train_fraction", "subset_seed", "split_seed")
+
+
+def _walk(root: Path, name: str) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if name in filenames:
+            found.append(Path(dirpath) / name)
+    return found
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _run_data(run_dir: Path, summary: dict) -> dict:
+    """The data a run used: its .hydra/config.yaml when present, else summary.json's fields."""
+    data = {"name": summary.get("data")}
+    data.update({k: summary.get(k) for k in MATCHED_DATA if k in summary})
+    cfg_path = run_dir / ".hydra" / "config.yaml"
+    if cfg_path.is_file():
+        node = OmegaConf.load(cfg_path).get("data") or {}
+        data["name"] = node.get("name", data["name"])
+        for k in MATCHED_DATA:
+            if k in node:
+                data[k] = (
+                    OmegaConf.to_container(node[k]) if OmegaConf.is_config(node[k]) else node[k]
+                )
+    return data
+
+
+def finished_runs(root: Path) -> list[dict]:
+    runs = []
+    for path in _walk(root, "summary.json"):
+        s = _read_json(path)
+        if s and s.get("status") == "ok" and s.get("test_acc") is not None:
+            runs.append({**s, "_data": _run_data(path.parent, s)})
+    return runs
+
+
+def _same_data(ranking_data: dict, run_data: dict) -> bool:
+    if ranking_data.get("name") != run_data.get("name"):
+        return False
+    return all(ranking_data.get(k) == run_data.get(k) for k in MATCHED_DATA if k in run_data)
+
+
+def _checkpoint_of(path) -> str:
+    p = Path(str(path))
+    for sub in ("checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+        if (p / sub).is_file():
+            return str((p / sub).resolve())
+    return str(p.resolve())
+
+
+def _is_path(weights) -> bool:
+    return weights is not None and ("/" in str(weights) or str(weights).endswith((".ckpt", ".pth")))
+
+
+def matches(candidate: dict, run: dict) -> bool:
+    """Whether `run` fine-tuned from the source `candidate` stands for."""
+    weights, kind = run.get("weights"), candidate["kind"]
+    if kind == "checkpoint":
+        return _is_path(weights) and _checkpoint_of(weights) == _checkpoint_of(
+            candidate.get("source_path") or candidate["spec"]
+        )
+    if run.get("model") != candidate["arch"]:
+        return False
+    if kind == "random":
+        return weights is None
+    return weights is not None and not _is_path(weights)
+
+
+def actual(candidate: dict, runs: list[dict]) -> tuple[float, str, int] | None:
+    """(best strategy's mean test accuracy, that strategy, its number of runs) or None."""
+    by_strategy: dict[str, list[float]] = {}
+    for r in runs:
+        if matches(candidate, r):
+            by_strategy.setdefault(str(r.get("strategy")), []).append(float(r["test_acc"]))
+    if not by_strategy:
+        return None
+    strategy, accs = max(by_strategy.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))
+    return sum(accs) / len(accs), strategy, len(accs)
+
+
+def kendall(scores: list[float], truth: list[float]) -> float | None:
+    from scipy.stats import kendalltau
+
+    if len(scores) < 2:
+        return None
+    tau = kendalltau(scores, truth).statistic
+    return None if tau is None or math.isnan(tau) else float(tau)
+
+
+def _fmt(metric: str, value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.1f}%" if metric in ("linear_probe", "knn") else f"{value:.3f}"
+
+
+def check(ranking: dict, runs: list[dict]) -> dict:
+    """Candidates with their actual accuracy, and tau per metric."""
+    same = [r for r in runs if _same_data(ranking.get("data", {}), r["_data"])]
+    rows = []
+    for c in ranking.get("candidates", []):
+        if c.get("status") == "ok":
+            rows.append({**c, "actual": actual(c, same)})
+    have = [r for r in rows if r["actual"] is not None]
+    taus = {}
+    for metric in METRICS:
+        pairs = [(r[metric], r["actual"][0]) for r in have if r.get(metric) is not None]
+        taus[metric] = (
+            kendall(*map(list, zip(*pairs, strict=True))) if pairs else None,
+            len(pairs),
+        )
+    return {"rows": rows, "tau": taus, "matched": len(have)}
+
+
+def _section_for(path: Path, root: Path, ranking: dict, runs: list[dict]) -> list[str]:
+    result = check(ranking, runs)
+    if result["matched"] == 0:
+        return []
+    rel = path.parent.relative_to(root) if path.parent != root else Path(".")
+    d = ranking.get("data", {})
+    lines = [
+        f"### {rel}: {d.get('name')}, {d.get('samples_per_class') or d.get('train_fraction') or 'all'} "
+        f"labels per class, classes {d.get('classes') or 'all'}",
+        "",
+        "| candidate | actual test acc (best strategy, runs) | "
+        + " | ".join(METRICS.values())
+        + " |",
+        "|---" * (len(METRICS) + 2) + "|",
+    ]
+    for r in sorted(result["rows"], key=lambda r: -(r["actual"] or (-1.0, "", 0))[0]):
+        a = r["actual"]
+        truth = f"{100 * a[0]:.1f}% ({a[1]}, {a[2]})" if a else "no finished run"
+        cells = [f"{_fmt(m, r.get(m))} (#{r.get('ranks', {}).get(m, '-')})" for m in METRICS]
+        lines.append(f"| {r['candidate']} | {truth} | " + " | ".join(cells) + " |")
+    taus = [
+        f"{t:+.2f} (n={n})" if t is not None else f"n/a (n={n})" for t, n in result["tau"].values()
+    ]
+    lines.append("| **Kendall's tau vs actual** | | " + " | ".join(taus) + " |")
+    return lines + [""]
+
+
+def section(root: str | Path) -> list[str]:
+    """The report's "Ranking vs fine-tuned results" section; [] when nothing matches."""
+    root = Path(root)
+    rankings = [(p, _read_json(p)) for p in _walk(root, RANKING_FILE)]
+    rankings = [(p, r) for p, r in rankings if r]
+    if not rankings:
+        return []
+    runs = finished_runs(root)
+    body = [line for p, r in rankings for line in _section_for(p, root, r, runs)]
+    if not body:
+        return []
+    return [
+        "## Ranking vs fine-tuned results",
+        "",
+        "Each estimator's score (its rank among the candidates in brackets) beside the test "
+        "accuracy actually reached from that source in this sweep. Kendall's tau compares the "
+        "orders over the candidates with both: 1 = the shortcut ordered them as fine-tuning did, "
+        "0 = no relation, -1 = reversed. With few candidates one swapped pair moves tau a lot.",
+        "",
+        *body,
+    ]
