@@ -112,3 +112,10 @@ def test_no_ranking_or_no_matching_run_adds_nothing(tmp_path):
         json.dumps({"data": DATA, "candidates": [_cand("x", "pretrained", "x", 0.9, 0.1)]})
     )
     assert ranking_check.section(tmp_path) == []
+
+
+def test_python_m_tlbench_report_adds_the_section(sweep):
+    from tlbench.report.write import write_report
+
+    text = write_report(sweep, plots=False).read_text()
+    assert "## Ranking vs fine-tuned results" in text and "Kendall's tau vs actual" in text

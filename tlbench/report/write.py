@@ -45,6 +45,9 @@ def write_report(root: str | Path, *, plots: bool = True) -> Path:
         from tlbench.report import plots as report_plots
 
         sections = report_plots.make_all(groups, arms, root)
+    from tlbench.report import ranking_check  # issue 17: `tlbench.rank` results vs these runs
+
+    sections += [s for s in [ranking_check.section(root)] if s]
     atomic_write(root / MD_NAME, markdown(root, runs, groups, arms, sections))
     return root / MD_NAME
 
