@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from tlbench.data.base import budget_indices
 from tlbench.data.digits import DigitsDataModule
+from tlbench.data.splits import budget_indices
 from tlbench.errors import TlbenchError
 from tlbench.preprocess import Preprocess
 
@@ -24,7 +24,9 @@ def test_digits_split_is_fixed_stratified_and_disjoint():
 def test_digits_batches_are_normalised_rgb_at_the_requested_size():
     pre = Preprocess(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     dm = DigitsDataModule(image_size=48, preprocess=pre, batch_size=8)
-    x, y = next(iter(dm.train_dataloader()))
+    raw, _ = next(iter(dm.train_dataloader()))  # uint8 index batches, transformed on the device
+    assert raw.dtype == torch.uint8 and raw.shape == (8, 1, 8, 8)
+    x, y = next(dm.batches("train"))
     assert x.shape == (8, 3, 48, 48) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert x.min() >= -1.0 - 1e-6 and x.max() <= 1.0 + 1e-6
     assert dm.num_classes == 10 and dm.class_names == [str(i) for i in range(10)]

@@ -18,7 +18,6 @@ from PIL import Image
 
 from tlbench.config import compose
 from tlbench.config.instantiate import instantiate
-from tlbench.data.base import budget_indices, usable_cpus
 from tlbench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from tlbench.data.digits import DigitsDataModule
 from tlbench.data.folders import (
@@ -27,7 +26,9 @@ from tlbench.data.folders import (
     ImageFolderDataModule,
 )
 from tlbench.data.images import ImageReader
+from tlbench.data.loading import one_thread_per_worker, usable_cpus
 from tlbench.data.mnist import FashionMNISTDataModule, MNISTDataModule
+from tlbench.data.splits import budget_indices
 from tlbench.errors import TlbenchError
 from tlbench.preprocess import Preprocess
 
@@ -183,7 +184,7 @@ def test_cifar10_reads_home_made_batches_without_torchvision_md5(tmp_path):
         # the byte written first in each row is the label: images stayed with their labels
         assert torch.equal(split.items[:, 0, 0, 0].long(), torch.as_tensor(split.targets))
         assert np.bincount(split.targets).tolist() == [len(split.targets) // 10] * 10
-    x, y = next(iter(dm.train_dataloader()))
+    x, y = next(dm.batches("train"))
     assert x.shape == (8, 3, 16, 16) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert dm.loader_settings()["num_workers"] == 0  # in memory
 
@@ -243,14 +244,30 @@ def test_offline_download_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(
         TlbenchError, match=r"cifar-100-python.*the download failed too.*no network"
     ):
-        CIFAR100DataModule(root=str(tmp_path), download=True).setup()
+        CIFAR100DataModule(root=str(tmp_path), download=True).prepare_data()
     with pytest.raises(
         TlbenchError,
         match=r"FashionMNIST/raw.*download failed too.*no network.*Fix: check the network",
     ):
-        FashionMNISTDataModule(root=str(tmp_path), download=True).setup()
+        FashionMNISTDataModule(root=str(tmp_path), download=True).prepare_data()
     with pytest.raises(TlbenchError, match=r"hymenoptera.*download failed too.*no network"):
-        HymenopteraDataModule(root=str(tmp_path / "hy"), download=True).setup()
+        HymenopteraDataModule(root=str(tmp_path / "hy"), download=True).prepare_data()
+
+
+def test_only_prepare_data_downloads(tmp_path, monkeypatch):
+    """setup() runs on every DDP process; downloading there would fetch once per GPU at once."""
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("setup() tried to download")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_download)
+    for dm in (
+        CIFAR10DataModule(root=str(tmp_path), download=True),
+        MNISTDataModule(root=str(tmp_path), download=True),
+        HymenopteraDataModule(root=str(tmp_path / "hy"), download=True),
+    ):
+        with pytest.raises(TlbenchError, match="was not found"):
+            dm.setup()
 
 
 # -- MNIST-likes ------------------------------------------------------------------------------------
@@ -264,7 +281,7 @@ def test_mnist_reads_idx_files_in_torchvision_layout(tmp_path, gz):
     for split in dm.splits.values():
         assert split.items.shape[1:] == (1, 28, 28)
         assert torch.equal(split.items[:, 0, 0, 0].long(), torch.as_tensor(split.targets) * 20)
-    x, _ = next(iter(dm.train_dataloader()))
+    x, _ = next(dm.batches("train"))
     assert x.shape == (4, 3, 16, 16)  # grayscale became 3 channels
 
 
@@ -433,6 +450,7 @@ def test_imagefolder_root_is_split_stratified_and_seeded(tmp_path):
         "num_workers": min(4, usable_cpus()),
         "pin_memory": torch.cuda.is_available(),
         "persistent_workers": True,
+        "worker_init_fn": one_thread_per_worker,  # one torch thread per decoding worker
     }
     manual = ImageFolderDataModule(root=str(root), num_workers=0, pin_memory=True)
     assert manual.loader_settings() == {

@@ -51,7 +51,7 @@ def test_frozen_layers_record_no_autograd_graph(cfg_factory):
     module.net.blocks.register_forward_hook(lambda m, i, o: seen.update(backbone=o))
     module.net.classifier.register_forward_hook(lambda m, i, o: seen.update(head=o))
     module.train()
-    x, y = next(iter(dm.train_dataloader()))
+    x, y = next(dm.batches("train"))
     loss = module.training_step((x, y), 0)
     assert seen["backbone"].grad_fn is None and not seen["backbone"].requires_grad
     assert seen["head"].grad_fn is not None

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from tlbench.data import files
-from tlbench.data.base import BaseDataModule, Split, carve, check_fraction, select_classes
+from tlbench.data.base import BaseDataModule
+from tlbench.data.splits import Split, carve, check_fraction, select_classes
 from tlbench.errors import TlbenchError, one_of
 
 # What numpy arrays need to unpickle, under numpy 1 (`numpy.core`) and 2 (`numpy._core`) names.
@@ -71,6 +72,24 @@ class CIFAR10DataModule(BaseDataModule):
     test_files = ("test_batch",)
     meta_file = "batches.meta"
     names_key, labels_key = "label_names", "labels"
+    # batches.meta's label_names, so config validation can check data.classes without the files.
+    class_list = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ]
+
+    @classmethod
+    def known_class_names(cls, **cfg) -> list[str] | None:
+        """The class names, known without reading any file (config validation asks)."""
+        return list(cls.class_list) if cls.class_list else None
 
     def __init__(
         self,
@@ -107,16 +126,20 @@ class CIFAR10DataModule(BaseDataModule):
             cause=cause,
         )
 
-    def prepare_data(self) -> None:
-        """Download (once, on connected machines) when asked and the files are missing."""
+    def _present(self) -> bool:
         needed = [*self.train_files, *self.test_files, self.meta_file]
-        if all((self.base / n).is_file() for n in needed):
+        return all((self.base / n).is_file() for n in needed)
+
+    def prepare_data(self) -> None:
+        """Download (once, on connected machines) when asked and the files are missing. The only
+        place that downloads: Lightning calls it on one process; `setup` only reads."""
+        if self._present():
             return
         if not self.download:
             raise self._missing()
         tv = self.torchvision_class()
         files.download(lambda: tv(str(self.root), train=True, download=True), self._missing)
-        if not all((self.base / n).is_file() for n in needed):
+        if not self._present():
             raise self._missing()
 
     def _verify_md5(self) -> None:
@@ -167,7 +190,8 @@ class CIFAR10DataModule(BaseDataModule):
         return [str(n) for n in meta[self.names_key]], None
 
     def load_splits(self):
-        self.prepare_data()
+        if not self._present():
+            raise self._missing()
         if self.check_md5:
             self._verify_md5()
         names, _ = self._label_names()
@@ -188,6 +212,7 @@ class CIFAR100DataModule(CIFAR10DataModule):
     folder = "cifar-100-python"
     train_files, test_files, meta_file = ("train",), ("test",), "meta"
     names_key, labels_key = "fine_label_names", "fine_labels"
+    class_list = None  # 100 fine names, read from the meta file (superclasses select among them)
 
     def __init__(
         self, root: str = "data/cifar100", superclasses: list[str] | None = None, **kwargs
@@ -208,7 +233,8 @@ class CIFAR100DataModule(CIFAR10DataModule):
         ]
 
     def load_splits(self):
-        self.prepare_data()
+        if not self._present():
+            raise self._missing()
         if self.check_md5:
             self._verify_md5()
         fine, coarse = self._label_names()

@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tlbench.data.base import BaseDataModule, Split, carve, check_fraction
+from tlbench.data.base import BaseDataModule
+from tlbench.data.splits import Split, carve, check_fraction
 
 
 class DigitsDataModule(BaseDataModule):
+    @classmethod
+    def known_class_names(cls, **cfg) -> list[str]:
+        """The class names, known without reading any file (config validation asks)."""
+        return [str(i) for i in range(10)]
+
     def __init__(
         self, split_seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15, **kwargs
     ) -> None:

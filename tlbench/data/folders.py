@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from tlbench.data import files, images
-from tlbench.data.base import BaseDataModule, Split, carve, check_fraction, nfc, usable_cpus
+from tlbench.data.base import BaseDataModule
+from tlbench.data.loading import usable_cpus
+from tlbench.data.splits import Split, carve, check_fraction, nfc
 from tlbench.errors import TlbenchError, one_of
 
 log = logging.getLogger("tlbench")
@@ -55,14 +57,8 @@ def class_dirs(folder: Path, key: str) -> dict[str, Path]:
 
 
 def class_files(folder: Path) -> list[Path]:
-    """Every file under a class folder (sub-folders included, as torchvision does), sorted."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and not images.ignored(p)
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])
-    )
+    """Every file under a class folder (sub-folders and linked folders included), sorted."""
+    return images.walk_files(folder)
 
 
 class FolderDataModule(BaseDataModule):
@@ -281,6 +277,7 @@ class SplitFolderDataModule(FolderDataModule):
         )
 
     def prepare_data(self) -> None:
+        """The only place that downloads (see CIFAR10DataModule.prepare_data)."""
         if self._locate() is not None:
             return
         if not (self.download and self.url):
@@ -294,8 +291,9 @@ class SplitFolderDataModule(FolderDataModule):
             raise self._missing()
 
     def load_splits(self):
-        self.prepare_data()
         base = self._locate()
+        if base is None:
+            raise self._missing()
         dirs = {s: (base / d, "data.root") for s, d in self.split_dirs.items()}
         if (base / "test").is_dir():
             dirs["test"] = (base / "test", "data.root")

@@ -45,6 +45,28 @@ def ignored(path: Path) -> bool:
     return path.name.startswith(".") or path.name.lower() in IGNORED_FILES
 
 
+def has_image_extension(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def walk_files(folder: Path) -> list[Path]:
+    """Every file under `folder`, sorted: sub-folders included and *symlinked* folders followed
+    (a class folder linked in from elsewhere is common; `Path.rglob` before Python 3.13 silently
+    skips it), each real folder visited once (a link cycle cannot loop), hidden files and folders
+    and OS litter skipped. Training's folder datasets and `tlbench.predict` both list through
+    here, so they see the same files."""
+    found, seen = [], set()
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(top) / n for n in names if not ignored(Path(n))]
+    return sorted(p for p in found if p.is_file())
+
+
 def check(path: Path, verify: str = "header") -> str | None:
     """None if `path` will decode, else the reason it will not."""
     ext = path.suffix.lower()
@@ -115,8 +137,7 @@ class ImageReader:
                 a = to_array(img)
         except Exception as exc:
             raise TlbenchError(
-                f"{path} could not be decoded during training ({type(exc).__name__}: {exc}); "
-                "its header looked fine at setup",
+                f"{path} could not be decoded ({type(exc).__name__}: {exc})",
                 fix="set data.verify=full to decode every file at setup and skip the bad ones, or "
                 "remove this file",
             ) from exc

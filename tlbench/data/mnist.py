@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from tlbench.data import files
-from tlbench.data.base import BaseDataModule, Split, carve, check_fraction
+from tlbench.data.base import BaseDataModule
+from tlbench.data.splits import Split, carve, check_fraction
 from tlbench.errors import TlbenchError
 
 FILES = {
@@ -58,6 +59,11 @@ class MNISTDataModule(BaseDataModule):
     title = "MNIST"
     folder = "MNIST"  # torchvision's class name, which is also its folder under root
     class_list = [str(i) for i in range(10)]  # "0".."9", as for digits (torchvision: "0 - zero")
+
+    @classmethod
+    def known_class_names(cls, **cfg) -> list[str]:
+        """The class names, known without reading any file (config validation asks)."""
+        return list(cls.class_list)
 
     def __init__(
         self,
@@ -107,6 +113,7 @@ class MNISTDataModule(BaseDataModule):
         )
 
     def prepare_data(self) -> None:
+        """The only place that downloads (see CIFAR10DataModule.prepare_data)."""
         if self._find() is not None:
             return
         if not self.download:
@@ -117,8 +124,9 @@ class MNISTDataModule(BaseDataModule):
             raise self._missing()
 
     def load_splits(self):
-        self.prepare_data()
         found = self._find()
+        if found is None:
+            raise self._missing()
         splits = {}
         for split, (images_name, labels_name) in FILES.items():
             x, y = read_idx(found[images_name]), read_idx(found[labels_name]).astype(np.int64)

@@ -10,28 +10,19 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import warnings
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
-from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from tlbench import cli
-from tlbench.data import transforms
+from tlbench.data import images, loading, transforms
 from tlbench.errors import TlbenchError
 from tlbench.inference import checkpoint
 
 log = logging.getLogger("tlbench.predict")
-
-# What a folder scan picks up (compared lower-cased); a single file is tried whatever its name.
-IMAGE_EXTENSIONS = {
-    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
-}  # fmt: skip
 
 
 def find_images(input_path) -> list[Path]:
@@ -47,43 +38,30 @@ def find_images(input_path) -> list[Path]:
             allowed="an image file or a folder of images",
             fix=f"check the path (relative paths start at {Path.cwd()})",
         )
-    files = sorted(
-        f
-        for f in p.rglob("*")
-        if f.suffix.lower() in IMAGE_EXTENSIONS
-        and f.is_file()
-        and not any(part.startswith(".") for part in f.relative_to(p).parts)
-    )
+    # The listing and extension list training's folder datasets use (symlinked folders too).
+    files = [f for f in images.walk_files(p) if images.has_image_extension(f)]
     if not files:
         raise TlbenchError(
             "the folder holds no image files",
             key="input",
             value=str(input_path),
-            allowed=" ".join(sorted(IMAGE_EXTENSIONS)) + " (any case, in any subfolder)",
+            allowed=" ".join(sorted(images.IMAGE_EXTENSIONS)) + " (any case, in any subfolder)",
             fix="point at a folder of images or at one image file",
         )
     return files
 
 
-def read_image(path: Path) -> torch.Tensor:
-    """Any PIL-readable image -> uint8 RGB CHW tensor: grayscale, palette, RGBA and CMYK are
-    converted to RGB, EXIF rotation applied (phone photos are stored sideways)."""
-    with Image.open(path) as img, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PIL's palette-transparency notices
-        img = ImageOps.exif_transpose(img)
-        return TF.pil_to_tensor(img.convert("RGB"))
-
-
 class ImageFiles(Dataset):
     def __init__(self, files: list[Path], transform) -> None:
         self.files, self.transform = files, transform
+        self.read = images.ImageReader()  # training's reader: the same pixels for the same file
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int):
         try:
-            return self.transform(read_image(self.files[i])), i, ""
+            return self.transform(self.read(self.files[i])), i, ""
         except Exception as exc:  # truncated, not an image, unsupported mode ...: report, go on
             first = (str(exc).splitlines() or [""])[0]
             return None, i, f"{type(exc).__name__}: {first}".rstrip(": ")
@@ -110,13 +88,13 @@ def predict(cfg: DictConfig) -> Path:
     out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "predictions.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     batch_size = int(cfg.batch_size)
-    workers = cfg.get("num_workers", "auto")
-    if workers == "auto":  # worker start-up costs ~1 s: only worth it for more than one batch
-        workers = 0 if len(files) <= batch_size else min(4, os.cpu_count() or 1)
+    batches = -(-len(files) // batch_size)  # the one worker policy: none for a single batch
+    workers = loading.worker_count(cfg.get("num_workers", "auto"), False, batches)
     loader = DataLoader(
         ImageFiles(files, transforms.build(loaded.preprocess, "none", train=False)),
         batch_size=batch_size,
-        num_workers=int(workers),
+        num_workers=workers,
+        worker_init_fn=loading.one_thread_per_worker if workers else None,
         collate_fn=collate,
     )
     device = checkpoint.pick_device(cfg.get("device", "auto"))

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
+from tlbench.data.loading import IndexBatches, as_is
 from tlbench.data.transforms import is_random
 from tlbench.training.device import autocast
 
@@ -113,9 +114,29 @@ def cache_key(module, datamodule, precision: str) -> str:
     return h.hexdigest()[:24]
 
 
+# Extraction batch: no gradients are kept, so on a GPU the largest batch that fits is fastest
+# (fewer launches, full occupancy); start high and halve on out-of-memory. On a CPU big batches
+# buy nothing beyond a few hundred images and only cost RAM.
+FIRST_BATCH = {"cuda": 1024, "cpu": 256}
+
+
+def extract(module, datamodule, split: str, precision: str, device: torch.device):
+    """Head inputs (on `device`) and labels for every image of `split`, eval transform, at the
+    largest batch that fits (halving from FIRST_BATCH on CUDA out-of-memory)."""
+    batch = FIRST_BATCH.get(device.type, 256)
+    while True:
+        try:
+            return _extract(module, datamodule, split, precision, device, batch)
+        except torch.cuda.OutOfMemoryError:
+            if batch <= 1:
+                raise
+            batch //= 2
+            torch.cuda.empty_cache()
+            log.info("feature extraction: out of memory, retrying %s at batch %d", split, batch)
+
+
 @torch.inference_mode()
-def extract(module, datamodule, split: str, precision: str, device: torch.device) -> TensorDataset:
-    """Head inputs for every image of `split` (eval transform: deterministic)."""
+def _extract(module, datamodule, split, precision, device, batch_size):
     head = module.net.get_submodule(module.head_names[0])
     captured: list[torch.Tensor] = []
     handle = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
@@ -123,48 +144,50 @@ def extract(module, datamodule, split: str, precision: str, device: torch.device
     was_training = module.training
     module.eval()
     try:
-        loader = DataLoader(
-            datamodule.dataset(split, train=False),
-            batch_size=max(datamodule.batch_size, 64),
-            shuffle=False,
-            **datamodule.loader_settings(),
-        )
-        for x, y in loader:
-            x = x.to(device)
+        for x, y in datamodule.batches(split, device, train=False, batch_size=batch_size):
             if module.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(precision, device.type):
                 out = module.net(x)
             f = captured.pop()
-            if (
-                not feats
-            ):  # the head must be the network's last step, or caching would change results
+            if not feats:  # the head must be the network's last step, or caching changes results
                 with autocast(precision, device.type):
                     again = head(f)
                 if not torch.allclose(again.float(), out.float(), atol=1e-3, rtol=1e-3):
                     raise RuntimeError("head is not the last operation of the network")
-            feats.append(f.cpu())
-            labels.append(y)
+            feats.append(f)
+            labels.append(y.to(device))
     finally:
         handle.remove()
         module.train(was_training)
-    return TensorDataset(torch.cat(feats), torch.cat(labels))
+    with torch.inference_mode(False):  # inference tensors cannot enter autograd: clone outside
+        return torch.cat(feats).clone(), torch.cat(labels).clone()
 
 
 class CachedFeatures(L.LightningDataModule):
-    """Serves cached head inputs in place of images; anything else is asked of the source."""
+    """A DataModule of cached head inputs, standing in for the image DataModule it came from.
 
-    def __init__(self, source, datasets: dict[str, TensorDataset]) -> None:
+    Interface (all that training, callbacks and the summary read from it):
+      num_classes, class_names, preprocess, batch_size, name -- copied from the image DataModule;
+      pixels   -- that image DataModule itself (e.g. the prediction grids show its images: the
+                  eval loaders here are unshuffled, so batch k holds its items k*B onwards);
+      features -- {split: (head inputs, labels)}, kept on the training device: each step
+                  slices them in place (no host copy, no collate, no workers).
+    The module is told separately, by `TransferModule.use_cached_features()`, to run its head only.
+    """
+
+    def __init__(self, pixels, features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
         super().__init__()
-        self.source, self.datasets = source, datasets
-
-    def __getattr__(self, name):
-        if name in ("source", "datasets") or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self.source, name)
+        self.pixels, self.features = pixels, features
+        self.num_classes, self.class_names = pixels.num_classes, list(pixels.class_names)
+        self.preprocess, self.batch_size = pixels.preprocess, pixels.batch_size
+        self.name = getattr(pixels, "name", type(pixels).__name__)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.source.batch_size, shuffle=shuffle)
+        x, y = self.features[split]
+        return DataLoader(
+            IndexBatches(x, y), batch_size=self.batch_size, shuffle=shuffle, collate_fn=as_is
+        )
 
     def train_dataloader(self):
         return self._loader("train", True)
@@ -183,8 +206,8 @@ def prepare(module, datamodule, cache_dir: str | Path, precision: str, device: t
     key = cache_key(module, datamodule, precision)
     path = Path(cache_dir) / f"{key}.pt"
     if path.is_file():
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-        datasets = {s: TensorDataset(v["x"], v["y"]) for s, v in stored.items()}
+        stored = torch.load(path, map_location=device, weights_only=True)
+        features = {s: (v["x"], v["y"]) for s, v in stored.items()}
         log.info("feature cache hit: %s", path)
     else:
         module.to(device)
@@ -192,14 +215,14 @@ def prepare(module, datamodule, cache_dir: str | Path, precision: str, device: t
             # Creating a DataLoader iterator draws from the global RNG; fork it so a cache miss and
             # a cache hit train with the same shuffling.
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                datasets = {
+                features = {
                     s: extract(module, datamodule, s, precision, device) for s in datamodule.splits
                 }
         except RuntimeError as exc:
             return None, time.perf_counter() - start, f"feature caching off: {exc}"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        torch.save({s: {"x": d.tensors[0], "y": d.tensors[1]} for s, d in datasets.items()}, tmp)
+        torch.save({s: {"x": x.cpu(), "y": y.cpu()} for s, (x, y) in features.items()}, tmp)
         os.replace(tmp, path)  # a crash mid-write never leaves a truncated cache behind
         log.info("feature cache written: %s", path)
-    return CachedFeatures(datamodule, datasets), time.perf_counter() - start, str(path)
+    return CachedFeatures(datamodule, features), time.perf_counter() - start, str(path)

@@ -57,7 +57,8 @@ class TransferModule(L.LightningModule):
         self.plan = strategies.plan(self.net, self.head_names, strategy, epoch=0)
         strategies.apply(self.net, self.plan)
         self._l2sp = self._l2sp_reference(strategy, pretrained)
-        self.cached_features = False  # set by train.py when batches are cached head inputs
+        self.inputs = "images"  # or "features": see use_cached_features()
+        self.compiled: str | None = None  # what compile_network() wrapped: "net" | "head"
         self.channels_last = choose_channels_last(channels_last, self.net)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -138,22 +139,31 @@ class TransferModule(L.LightningModule):
             strategies.pin_eval(self.net, self.plan)
         return self
 
+    def use_cached_features(self) -> None:
+        """From now on batches hold the head's inputs (tlbench.training.feature_cache computed
+        them once with this frozen backbone), so only the head runs. Call before fitting."""
+        self.inputs = "features"
+
+    def compile_network(self) -> str:
+        """torch.compile what runs each step -- the whole network, or only the head on cached
+        features -- in place (`nn.Module.compile`: parameter names and checkpoints unchanged).
+        Returns which part was compiled."""
+        self.compiled = "head" if self.inputs == "features" else "net"
+        part = self.net.get_submodule(self.head_names[0]) if self.compiled == "head" else self.net
+        part.compile()
+        return self.compiled
+
     def _run(self, x: torch.Tensor):
-        """The network, or only its head when the batch holds cached head inputs
-        (tlbench.training.feature_cache)."""
-        if self.cached_features:
+        """The network, or only its head when the batch holds cached head inputs."""
+        if self.inputs == "features":
             return self.net.get_submodule(self.head_names[0])(x)
+        if self.channels_last and x.dim() == 4:  # a no-op when the data path already made it so
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self._run(x)
         return out[0] if isinstance(out, tuple) else out
-
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        x, y = batch
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y
 
     # -- steps -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int):

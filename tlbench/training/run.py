@@ -27,7 +27,12 @@ from tlbench.training import feature_cache, hparams
 from tlbench.training import summary as run_summary
 from tlbench.training.callbacks import EpochTable, ThroughputMonitor
 from tlbench.training.callbacks import nonfinite as guards
-from tlbench.training.device import accelerator_kind, choose_precision
+from tlbench.training.device import (
+    accelerator_kind,
+    apply_speed_settings,
+    check_speed_keys,
+    choose_precision,
+)
 from tlbench.training.module import TransferModule
 
 log = logging.getLogger("tlbench")
@@ -41,6 +46,7 @@ def validate(cfg: DictConfig):
     """Cheap checks of the whole config before any data is read or model built; returns the
     preprocessing the model's weights expect (described once per run)."""
     validation.validate_config(cfg)  # keys, types, values, folders (tlbench/config/)
+    check_speed_keys(cfg)  # compile, cudnn_benchmark, matmul_precision
     pretrained = bool(cfg.strategy.get("pretrained", True)) and cfg.model.get("weights") is not None
     size = cfg.data.get("image_size")
     preprocess = registry.validate(cfg.model, image_size=size, pretrained=pretrained)
@@ -104,6 +110,7 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, TransferModule]:
     preprocess = validate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, "data", preprocess=preprocess.to_dict())
+    datamodule.prepare_data()  # the only step that may download (data.download=true)
     datamodule.setup("fit")
     module = TransferModule(
         model=_container(cfg.model),
@@ -148,6 +155,7 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
     )
     log.info("precision %s (%s); channels_last=%s", precision, why, module.channels_last)
     datamodule, cache_seconds = _maybe_cache_features(cfg, module, datamodule, precision, summary)
+    summary.update(apply_speed_settings(cfg, module, datamodule))  # workers, compile, cuDNN
 
     throughput = ThroughputMonitor()
     table = EpochTable(run_dir / "metrics.csv")
@@ -237,7 +245,8 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
         if cached is None:
             use, reason = False, detail
         else:
-            datamodule, module.cached_features = cached, True
+            datamodule = cached
+            module.use_cached_features()
             summary["feature_cache"] = detail
     log.info(reason)
     summary.update(

@@ -106,11 +106,13 @@ class ImageSummaries(L.Callback):
 
     @staticmethod
     def _images_of(trainer, split: str, start: int, targets: torch.Tensor):
-        """Cached-feature batches carry no pixels; the eval loaders are not shuffled, so the
-        images are the split's items from `start` on (checked against the labels)."""
-        dataset = getattr(trainer.datamodule, "dataset", None)
-        if dataset is None:
+        """Cached-feature batches carry no pixels; the cache's `pixels` is the image DataModule
+        (tlbench.training.feature_cache.CachedFeatures) and the eval loaders are not shuffled,
+        so the images are the split's items from `start` on (checked against the labels)."""
+        pixels = getattr(trainer.datamodule, "pixels", None)
+        if pixels is None:
             return None
+        dataset = pixels.dataset
         try:
             ds = dataset(split, train=False)
             items = [ds[start + i] for i in range(len(targets))]
