@@ -92,16 +92,16 @@ def train_main() -> None:
     """`python -m tlbench`: check the whole command line before Hydra writes anything (resume=,
     composition errors of every job, completed run dirs), then run each job."""
     from tlbench.config import validation
-    from tlbench.runtime import resume
+    from tlbench.runtime import launch, resume
     from tlbench.training.job import run_job
 
     _check_installed()
     try:
-        argv = resume.rewrite_argv(sys.argv[1:])
+        argv = launch.rewrite_argv(sys.argv[1:])
         jobs = validation.job_overrides(argv)
         if not full_errors() and not resume.is_ddp_child():
             validation.preflight(argv, jobs)
-        resume.check_targets(argv, jobs)
+        launch.check_targets(argv, jobs)
     except TlbenchError as exc:
         sys.exit(say_error(exc))
     sys.argv = [sys.argv[0], *argv]

@@ -1,4 +1,4 @@
-"""Continue a killed run in its own directory, and skip the finished jobs of a re-run sweep.
+"""Continue a killed run in its own directory, and skip or finish the jobs of a re-run sweep.
 
 `python -m tlbench resume=<run dir>` (design):
 - `main()` rewrites the command line before Hydra starts (`rewrite_argv`): the old run's
@@ -6,25 +6,33 @@
   typed now (e.g. `trainer.max_epochs=20` to train longer), then `hydra.run.dir=<run dir>`. So
   the config is the old one and Hydra's run dir *is* the old dir: same summary.json, metrics.csv,
   checkpoints/ and tensorboard/, and train.log is appended to.
+- Before anything in the dir is written, the overrides typed now are checked: the config with
+  them must compose, and it may differ from the run's own config only in keys that do not change
+  the experiment (`RESUMABLE`: max_epochs, devices, progress bars, workers, ...). Another model,
+  strategy, data or optimizer is refused (the checkpoint could not be loaded, or the run dir would
+  hold two experiments). A live run dir (see runtime.rundir.Lock) is refused too.
 - Training continues from `checkpoints/last.ckpt` (Lightning restores weights, optimizer,
-  scheduler, epoch and global step). That file is written at the end of every epoch, so a run
-  killed mid-epoch re-runs that epoch from its start: at most one epoch of work is lost. (A
-  mid-epoch checkpoint cannot be resumed exactly with an ordinary DataLoader; see signals.py.)
-  A run killed before its first epoch ended has no last.ckpt and starts again from scratch.
+  scheduler, epoch and global step; LastCheckpoint restores the RNG streams). That file is written
+  after every epoch, so a run killed mid-epoch re-runs that epoch from its start: at most one
+  epoch of work is lost. A run killed before its first epoch ended starts again from scratch.
+- A longer (or shorter) `trainer.max_epochs` rebuilds the LR schedule for the new length
+  (runtime.schedule). A completed run is extended the same way: `resume=<dir>
+  trainer.max_epochs=N` with N above its epochs; without a larger N it has nothing to resume.
 - TensorBoard: the resumed logger writes a `purge_step` marker (SummaryWriter's own mechanism),
   so TensorBoard drops the old events from the re-run part: one point per step and epoch, none
   missing, none duplicated. metrics.csv keeps the rows of the finished epochs.
-- summary.json ends with the usual fields; `epochs` counts all epochs, `fit_seconds` and
-  `train_images_per_second` cover the resumed part only, `resumed_from` names the checkpoint.
-- Resuming a run whose summary says `ok` does nothing (exit 0).
+- summary.json ends with the usual fields; `segments` lists each part's fit_seconds, epochs and
+  images, and the top-level `fit_seconds` / `train_images_per_second` are the totals over them.
 
 `skip_completed=true`: a job whose run dir already holds a summary.json with status `ok` and the
-same overrides returns that summary without training or writing anything. Job dirs are only
+same overrides returns that summary without training or writing anything; a job whose dir holds
+an unfinished run with the same overrides continues from its last.ckpt. Job dirs are only
 deterministic with an explicit `hydra.sweep.dir` (the default contains the launch time), so:
     python -m tlbench -m hydra.sweep.dir=outputs/multiruns/cmp strategy=transfer,finetune
     python -m tlbench -m hydra.sweep.dir=outputs/multiruns/cmp strategy=transfer,finetune skip_completed=true
 Without skip_completed, `main()` refuses to start a run or sweep into a directory that already
-holds completed work (before Hydra writes anything there).
+holds completed or unfinished work (before Hydra writes anything there); `overwrite=true` clears
+such a directory first.
 """
 
 from __future__ import annotations
@@ -35,27 +43,47 @@ import os
 import re
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError
+from tlbench.runtime import rundir
 from tlbench.training import summary as run_summary
 
 log = logging.getLogger("tlbench")
 
 LAST = Path("checkpoints") / "last.ckpt"
-OWN_KEYS = ("resume", "skip_completed")  # overrides that steer resuming, not the experiment
+OWN_KEYS = ("resume", "skip_completed", "overwrite")  # steer resuming, not the experiment
+# Keys a resume may change: where and how fast it runs, how long, what it shows -- never what is
+# trained (model, strategy, data, optimizer, scheduler, seed...). max_epochs rebuilds the schedule.
+RESUMABLE = (
+    "trainer.max_epochs",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "data.num_workers",
+    "data.persistent_workers",
+    "data.pin_memory",
+    "test_after_fit",
+    "logger",
+    "callbacks.images",
+    "paths",
+    *OWN_KEYS,
+)
 DIR_KEYS = ("hydra.run.", "hydra.sweep.", "hydra.mode", "hydra.job.")  # where/how, not what
 
 
-def _quote(value: str) -> str:
+def hydra_quote(value: str) -> str:
     """A path as a Hydra override value (quoted when it holds grammar characters)."""
     if re.fullmatch(r"[\w./:~+-]+", value):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _arg(argv: list[str], key: str) -> str | None:
+def arg_value(argv: list[str], key: str) -> str | None:
     found = None
     for a in argv:
         k, sep, v = a.partition("=")
@@ -64,7 +92,7 @@ def _arg(argv: list[str], key: str) -> str | None:
     return found
 
 
-def _ok(run_dir: Path) -> dict | None:
+def completed_summary(run_dir: Path) -> dict | None:
     try:
         s = run_summary.read(run_dir)
     except (OSError, ValueError):
@@ -72,7 +100,7 @@ def _ok(run_dir: Path) -> dict | None:
     return s if s.get("status") == "ok" else None
 
 
-def _experiment(overrides) -> list[str]:
+def experiment_overrides(overrides) -> list[str]:
     """Overrides that define the experiment (not where it runs, not how it resumes)."""
     return sorted(
         o
@@ -88,112 +116,19 @@ def is_ddp_child() -> bool:
     return os.environ.get("LOCAL_RANK", "0") != "0"
 
 
-# -- main(): before Hydra ---------------------------------------------------------------------
-def rewrite_argv(argv: list[str]) -> list[str]:
-    """`resume=<dir>` -> the old run's overrides + `hydra.run.dir=<dir>` (see module doc)."""
-    value = _arg(argv, "resume")
-    if value in (None, "", "null") or is_ddp_child():
-        return argv
-    if any(a in ("-m", "--multirun") for a in argv):
-        raise TlbenchError(
-            "resume continues one run; a sweep is continued with skip_completed=true",
-            key="resume",
-            value=value,
-            fix="drop --multirun, or re-run the sweep with the same hydra.sweep.dir and "
-            "skip_completed=true",
-        )
-    run_dir = Path(value).expanduser().resolve()
-    saved = run_dir / ".hydra" / "overrides.yaml"
-    if not saved.is_file():
-        raise TlbenchError(
-            "not a tlbench run dir (it has no .hydra/overrides.yaml)",
-            key="resume",
-            value=value,
-            allowed="a run dir written by `python -m tlbench` (outputs/runs/<time> or a sweep's <n>/)",
-            fix="point resume= at the directory that holds the run's summary.json and .hydra/",
-        )
-    if _ok(run_dir):
-        print(f"tlbench: {run_dir} already completed (summary.json says ok); nothing to resume.")
-        raise SystemExit(0)
-    old = [str(o) for o in OmegaConf.load(saved)]
-    old = [o for o in old if o.partition("=")[0].lstrip("+~") not in OWN_KEYS]
-    hydra_old = []
-    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
-    if hydra_yaml.is_file():
-        h = OmegaConf.load(hydra_yaml)
-        hydra_old = [
-            str(o)
-            for o in OmegaConf.select(h, "hydra.overrides.hydra", default=[]) or []
-            if not str(o).startswith(DIR_KEYS)
-        ]
-    typed = [a for a in argv if a.partition("=")[0] != "resume"]
-    path = _quote(str(run_dir))
-    return [*hydra_old, *old, *typed, f"resume={path}", f"hydra.run.dir={path}"]
-
-
-def check_targets(argv: list[str], jobs: list[list[str]] | None) -> None:
-    """Refuse, before Hydra writes anything, to train into a dir holding completed work."""
-    if is_ddp_child() or _arg(argv, "resume") not in (None, "", "null"):
-        return
-    skip = str(_arg(argv, "skip_completed")).lower() == "true"
-    multirun = any(a in ("-m", "--multirun") for a in argv)
-    base = _arg(argv, "hydra.sweep.dir" if multirun else "hydra.run.dir")
-    if base is None:
-        return  # a fresh timestamped dir
-    base_dir = Path(base).expanduser()
-    if not multirun:
-        done = _ok(base_dir)
-        if done and not skip:
-            raise TlbenchError(
-                "this run dir already holds a completed run; starting again would overwrite it "
-                "(nothing was changed)",
-                key="hydra.run.dir",
-                value=base,
-                fix="choose a new hydra.run.dir, add skip_completed=true to keep it, or delete "
-                "the directory to train again",
-            )
-        return
-    if _arg(argv, "hydra.sweep.subdir") is not None or not jobs:
-        return  # job dirs cannot be predicted here; each job checks itself
-    for num, overrides in enumerate(jobs):
-        done = _ok(base_dir / str(num))
-        if not done:
-            continue
-        if not skip:
-            raise TlbenchError(
-                f"the sweep dir already holds completed jobs (e.g. {base_dir / str(num)}); "
-                "running the sweep again would overwrite them (nothing was changed)",
-                key="hydra.sweep.dir",
-                value=base,
-                fix="add skip_completed=true to run only the unfinished jobs, or choose a new "
-                "hydra.sweep.dir",
-            )
-        if _experiment(done.get("overrides") or []) != _experiment(overrides):
-            raise TlbenchError(
-                f"job {num} of this sweep was completed with other overrides "
-                f"({' '.join(_experiment(done.get('overrides') or []))}) than it has now "
-                f"({' '.join(_experiment(overrides))}); skipping or redoing it would mix up the "
-                "sweep (nothing was changed)",
-                key="hydra.sweep.dir",
-                value=base,
-                fix="re-run the sweep with exactly the same values in the same order, or use a "
-                "new hydra.sweep.dir",
-            )
-
-
 # -- train(): inside the job ------------------------------------------------------------------
 def completed(cfg: DictConfig, run_dir: Path) -> dict | None:
     """With skip_completed=true, the summary of this job's finished earlier run (else None)."""
     if not cfg.get("skip_completed") or cfg.get("resume"):
         return None
-    done = _ok(run_dir)
+    done = completed_summary(run_dir)
     if done is None:
         return None
     now = hydra_runtime.task_overrides()
-    if now and _experiment(done.get("overrides") or []) != _experiment(now):
+    if now and experiment_overrides(done.get("overrides") or []) != experiment_overrides(now):
         raise TlbenchError(
             f"{run_dir} holds a completed run with other overrides "
-            f"({' '.join(_experiment(done.get('overrides') or []))}); it was left untouched",
+            f"({' '.join(experiment_overrides(done.get('overrides') or []))}); it was left untouched",
             key="skip_completed",
             value=True,
             fix="use a new hydra.sweep.dir / hydra.run.dir for a different experiment",
@@ -202,10 +137,52 @@ def completed(cfg: DictConfig, run_dir: Path) -> dict | None:
     return {**done, "skipped": True}
 
 
-def checkpoint(cfg: DictConfig) -> str | None:
-    """What `trainer.fit(ckpt_path=...)` gets: last.ckpt of the resumed run, else cfg.ckpt_path."""
+def lock(run_dir: Path) -> rundir.Lock | rundir.NoLock:
+    """Hold the run dir's lock for this run (DDP ranks > 0: their parent holds it)."""
+    if is_ddp_child():
+        return rundir.NoLock()
+    return rundir.Lock(run_dir, key="hydra.run.dir").acquire()
+
+
+def source(cfg: DictConfig) -> Path | None:
+    """The run dir this job continues: `resume=<dir>`, or with skip_completed=true this job's own
+    dir when it holds an unfinished run with the same overrides and a last.ckpt."""
     if cfg.get("resume"):
-        last = Path(str(cfg.resume)).expanduser() / LAST
+        return Path(str(cfg.resume)).expanduser()
+    if not cfg.get("skip_completed"):
+        return None
+    run_dir = Path(cfg.paths.output_dir)
+    if rundir.state(run_dir) != "unfinished" or not (run_dir / LAST).is_file():
+        return None
+    saved = run_summary.read(run_dir).get("overrides") if rundir.status(run_dir) else None
+    if saved is not None and experiment_overrides(saved) != experiment_overrides(
+        hydra_runtime.task_overrides()
+    ):
+        return None  # check_targets refuses this before Hydra starts
+    return run_dir
+
+
+def carried(cfg: DictConfig) -> dict:
+    """What a continued run keeps from its earlier segments' summary.json: `segments` (one per
+    earlier part that recorded its time; a part killed by SIGKILL could not)."""
+    src = source(cfg)
+    if src is None:
+        return {}
+    try:
+        old = run_summary.read(src)
+    except (OSError, ValueError):
+        return {"segments": []}
+    segments = old.get("segments")
+    if segments is None and old.get("fit_seconds") is not None:  # written before segments existed
+        segments = [{"fit_seconds": old["fit_seconds"], "epochs": old.get("epochs")}]
+    return {"segments": list(segments or [])}
+
+
+def checkpoint(cfg: DictConfig) -> str | None:
+    """What `trainer.fit(ckpt_path=...)` gets: last.ckpt of the continued run, else cfg.ckpt_path."""
+    src = source(cfg)
+    if src is not None:
+        last = src / LAST
         if last.is_file():
             return str(last)
         log.warning(
@@ -230,14 +207,14 @@ def _progress(ckpt: str | None) -> tuple[int, int]:
 
 def logger_kwargs(cfg: DictConfig, node, ckpt: str | None) -> dict:
     """For a resumed run's TensorBoard logger: drop the old events from `purge_step` on."""
-    if not cfg.get("resume") or not str(node.get("_target_", "")).endswith("TensorBoardLogger"):
+    if source(cfg) is None or not str(node.get("_target_", "")).endswith("TensorBoardLogger"):
         return {}
     return {"purge_step": _progress(ckpt)[1]}
 
 
 def previous_rows(cfg: DictConfig, path: Path, ckpt: str | None) -> list[dict]:
     """metrics.csv rows of the epochs the checkpoint already holds (the rest is re-run)."""
-    if not cfg.get("resume") or not Path(path).is_file():
+    if source(cfg) is None or not Path(path).is_file():
         return []
     epochs, _ = _progress(ckpt)
     rows = []

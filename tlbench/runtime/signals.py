@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -108,14 +109,16 @@ class InterruptCallback(L.Callback):
         raise Interrupted(signum, where)
 
     def save(self, trainer: L.Trainer) -> Path | None:
-        """Rank 0 writes the checkpoint without the barrier of `trainer.save_checkpoint`: under
-        DDP the ranks may notice the signal at different steps, and a barrier would hang."""
+        """`trainer.save_checkpoint` (public API; Lightning writes on global rank 0). It ends with
+        a barrier, and under DDP the ranks may notice the signal at different steps, so there the
+        interrupt checkpoint is skipped (a barrier could hang) and resume= uses last.ckpt."""
         path = self.ckpt_dir / "interrupted.ckpt"
+        if trainer.world_size > 1:
+            log.warning("DDP: no %s (resume= continues from last.ckpt)", path.name)
+            return None
         try:
-            state = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-            if trainer.is_global_zero:
-                self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-                trainer.strategy.checkpoint_io.save_checkpoint(state, path)
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            trainer.save_checkpoint(path, weights_only=False)
             return path
         except Exception as exc:  # never let a failed save hide the interruption itself
             log.warning("could not save %s (%s: %s)", path, type(exc).__name__, exc)
@@ -152,7 +155,13 @@ def describe(exc: BaseException, run_dir: str | Path) -> str:
     """The summary's error text: what happened and how to continue."""
     name = signal.Signals(exit_code(exc) - 128).name
     where = getattr(exc, "where", "")
+    hint = shlex.quote(f"resume={run_dir}")  # a dir with spaces survives copy and paste
+    if not (Path(run_dir) / "checkpoints" / "last.ckpt").is_file():
+        return (
+            f"interrupted by {name}{where}, before its first epoch ended (no "
+            f"checkpoints/last.ckpt yet); `python -m tlbench {hint}` starts it again from scratch"
+        )
     return (
-        f"interrupted by {name}{where}; continue with `python -m tlbench resume={run_dir}` "
+        f"interrupted by {name}{where}; continue with `python -m tlbench {hint}` "
         "(from checkpoints/last.ckpt, the end of the last finished epoch)"
     )

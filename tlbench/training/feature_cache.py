@@ -199,15 +199,35 @@ class CachedFeatures(L.LightningDataModule):
         return self._loader("test", False)
 
 
+def _load(path: Path, device: torch.device) -> dict | None:
+    """The cached features, or None when the file cannot be read (truncated, corrupt, another
+    format): it is then named in a warning, moved aside to `<file>.corrupt` and rebuilt, so one
+    bad file never fails every later run."""
+    try:
+        stored = torch.load(path, map_location=device, weights_only=True)
+        return {s: (v["x"], v["y"]) for s, v in stored.items()}
+    except Exception as exc:  # torch.load raises RuntimeError, UnpicklingError, EOFError, ...
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        log.warning(
+            "feature cache %s cannot be read (%s: %s); moved aside to %s, rebuilding it",
+            path,
+            type(exc).__name__,
+            first,
+            aside,
+        )
+        return None
+
+
 def prepare(module, datamodule, cache_dir: str | Path, precision: str, device: torch.device):
     """Load or compute the features of every split; returns (CachedFeatures, seconds, path) or
     (None, seconds, reason) when the network does not allow caching."""
     start = time.perf_counter()
     key = cache_key(module, datamodule, precision)
     path = Path(cache_dir) / f"{key}.pt"
-    if path.is_file():
-        stored = torch.load(path, map_location=device, weights_only=True)
-        features = {s: (v["x"], v["y"]) for s, v in stored.items()}
+    features = _load(path, device) if path.is_file() else None
+    if features is not None:
         log.info("feature cache hit: %s", path)
     else:
         module.to(device)

@@ -23,6 +23,7 @@ from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError
 from tlbench.models import registry
 from tlbench.runtime import distributed, resume, signals
+from tlbench.runtime.schedule import ScheduleRebuild
 from tlbench.training import feature_cache, hparams
 from tlbench.training import summary as run_summary
 from tlbench.training.callbacks import EpochTable, ThroughputMonitor
@@ -60,7 +61,9 @@ def train(cfg: DictConfig) -> dict:
     if done is not None:
         return done
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = resume.lock(run_dir)  # a second process into a live run dir is refused here
     summary = run_summary.start(cfg)
+    summary.update(resume.carried(cfg))  # a continued run: the earlier segments' times
     rank_zero = distributed.is_rank_zero()  # DDP: only rank 0 writes summary.json
     if rank_zero:  # a run killed by SIGKILL shows "running", never a stale "ok"
         run_summary.write(run_dir, summary)
@@ -90,6 +93,7 @@ def train(cfg: DictConfig) -> dict:
         distributed.finish()
         if rank_zero:
             run_summary.write(run_dir, summary)
+        lock.release()
     return summary
 
 
@@ -154,6 +158,9 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
         100 * trainable / max(total, 1),
     )
     log.info("precision %s (%s); channels_last=%s", precision, why, module.channels_last)
+    if warning := run_summary.random_backbone(cfg, trainable, total):  # e.g. lenet5 + transfer
+        log.warning(warning)
+        summary.setdefault("warnings", []).append(warning)
     datamodule, cache_seconds = _maybe_cache_features(cfg, module, datamodule, precision, summary)
     summary.update(apply_speed_settings(cfg, module, datamodule))  # workers, compile, cuDNN
 
@@ -183,6 +190,7 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
             throughput,
             table,
             guards.NonFiniteLoss(),
+            ScheduleRebuild(summary),  # resume with another max_epochs: the LR schedule follows
             signals.InterruptCallback(
                 trap or signals.Trap(), run_dir / "checkpoints", summary, table
             ),
@@ -193,14 +201,21 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
     for lg in trainer.loggers:
         lg.log_metrics({"params/trainable": trainable, "params/total": total}, step=0)
 
-    if cfg.get("resume"):
+    if resume.source(cfg) is not None:
         summary["resumed_from"] = ckpt_path
     distributed.prepare_children()  # DDP inside a sweep: children re-run this job only
-    start = time.perf_counter()
-    with expected_lightning_notices():
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    # Honest cost: computing the cached features is part of fitting.
-    summary["fit_seconds"] = round(time.perf_counter() - start + cache_seconds, 2)
+    start, rows_before = time.perf_counter(), len(table.rows)
+    try:
+        with expected_lightning_notices():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    finally:  # also for an interrupted or failed segment; cached features are part of fitting
+        run_summary.add_segment(
+            summary,
+            fit_seconds=time.perf_counter() - start + cache_seconds,
+            epochs=len(table.rows) - rows_before,
+            images=throughput.images,
+            train_seconds=throughput.train_seconds,
+        )
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     val_history = [row["val/acc"] for row in table.rows if row.get("val/acc") is not None]
@@ -208,16 +223,9 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
         epochs=trainer.current_epoch if not trainer.fast_dev_run else 1,
         best_val_acc=max(val_history) if val_history else metrics.get("val/acc"),
         final_val_acc=val_history[-1] if val_history else metrics.get("val/acc"),
-        train_images_per_second=round(throughput.images_per_second, 1)
-        if throughput.images_per_second
-        else None,
         final_train_loss=metrics.get("train/loss"),
     )
-    ckpt = trainer.checkpoint_callback
-    if ckpt is not None and getattr(ckpt, "best_model_path", ""):
-        summary.update(
-            best_checkpoint=ckpt.best_model_path, last_checkpoint=ckpt.last_model_path or None
-        )
+    summary.update(run_summary.checkpoints(trainer))  # best.ckpt, last.ckpt (the final epoch)
 
     if cfg.get("test_after_fit", True):
         best = summary.get("best_checkpoint")

@@ -101,3 +101,50 @@ def write(run_dir: str | Path, summary: dict) -> Path:
 def read(path: str | Path) -> dict:
     p = Path(path)
     return json.loads((p / "summary.json" if p.is_dir() else p).read_text(encoding="utf-8"))
+
+
+def checkpoints(trainer) -> dict:
+    """`best_checkpoint` (the monitored ModelCheckpoint's best) and `last_checkpoint` (the end of
+    the final epoch: LastCheckpoint's file, see tlbench.training.callbacks.last_checkpoint)."""
+    best = last = None
+    for cb in trainer.checkpoint_callbacks:
+        best = best or getattr(cb, "best_model_path", "") or None
+        last = getattr(cb, "last_model_path", "") or last
+    return {"best_checkpoint": best, "last_checkpoint": last}
+
+
+def add_segment(summary: dict, fit_seconds: float, epochs: int, images: int, train_seconds: float):
+    """Record one training segment (a run, or one part of a resumed run) and make the top-level
+    `fit_seconds` / `train_images_per_second` the totals over all segments (issue 14: a resumed
+    run's cost is all of its parts, not its last one)."""
+    segment = {
+        "fit_seconds": round(fit_seconds, 2),
+        "epochs": epochs,
+        "images": images,
+        "train_seconds": round(train_seconds, 3),
+    }
+    segments = [*(summary.get("segments") or []), segment]
+    summary["segments"] = segments
+    summary["fit_seconds"] = round(sum(s.get("fit_seconds") or 0 for s in segments), 2)
+    timed = [s for s in segments if s.get("images") and s.get("train_seconds")]
+    seconds = sum(s["train_seconds"] for s in timed)
+    summary["train_images_per_second"] = (
+        round(sum(s["images"] for s in timed) / seconds, 1) if seconds > 0 else None
+    )
+
+
+def random_backbone(cfg, trainable: int, total: int) -> str | None:
+    """The warning for a frozen backbone without pretrained weights (e.g. model=lenet5
+    strategy=transfer): only the head learns, on features of a random network."""
+    strategy, model = cfg.get("strategy") or {}, cfg.get("model") or {}
+    if not strategy.get("pretrained", True) or model.get("weights") is not None:
+        return None
+    if trainable >= total:
+        return None
+    return (
+        f"strategy={_choice('strategy', strategy.get('name'))} freezes most of "
+        f"model={model.get('name')}, which has no pretrained weights (model.weights=null): "
+        "the frozen part keeps its random initialisation and only the rest trains on random "
+        "features. Give model.weights=<a run dir or .ckpt of this model> to transfer, or use "
+        "strategy=scratch / finetune"
+    )

@@ -4,8 +4,16 @@ conf/callbacks/default.yaml by name."""
 
 from tlbench.training.callbacks.epoch_table import EpochTable
 from tlbench.training.callbacks.image_summaries import ImageSummaries
+from tlbench.training.callbacks.last_checkpoint import LastCheckpoint
 from tlbench.training.callbacks.learning_rates import LearningRates
 from tlbench.training.callbacks.nonfinite import NonFiniteLoss
 from tlbench.training.callbacks.throughput import ThroughputMonitor
 
-__all__ = ["EpochTable", "ImageSummaries", "LearningRates", "NonFiniteLoss", "ThroughputMonitor"]
+__all__ = [
+    "EpochTable",
+    "ImageSummaries",
+    "LastCheckpoint",
+    "LearningRates",
+    "NonFiniteLoss",
+    "ThroughputMonitor",
+]

@@ -4,7 +4,8 @@ A NaN or infinite loss never recovers: every later step only spreads NaN through
 and the run would burn its remaining epochs producing a checkpoint of garbage. The callback
 checks the loss Lightning hands back after every training step (one `isfinite` on a scalar:
 free) and raises a TlbenchError, so `summary.json` says `failed` with the reason, and
-`checkpoints/last.ckpt` stays the last good epoch (ModelCheckpoint does not save on exceptions).
+`checkpoints/last.ckpt` stays the last good epoch (it is only written at the end of an epoch);
+the message says whether such a checkpoint exists yet.
 """
 
 from __future__ import annotations
@@ -15,12 +16,22 @@ import lightning as L
 import torch
 
 from tlbench.errors import TlbenchError
+from tlbench.training.callbacks.last_checkpoint import LastCheckpoint
 
 
 def _loss(outputs) -> torch.Tensor | None:
     if isinstance(outputs, dict):
         outputs = outputs.get("loss")
     return outputs if isinstance(outputs, torch.Tensor) else None
+
+
+def _last_good(trainer) -> str:
+    """What is left on disk: last.ckpt only exists once an epoch has finished (in this run or
+    the one it resumes)."""
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, LastCheckpoint) and cb.path.is_file():
+            return f"{cb.path} holds the last good epoch, {trainer.current_epoch - 1}"
+    return "no epoch had finished, so there is no checkpoint of good weights"
 
 
 class NonFiniteLoss(L.Callback):
@@ -43,7 +54,7 @@ class NonFiniteLoss(L.Callback):
         raise TlbenchError(
             f"the training loss became {'NaN' if math.isnan(value) else value} at step "
             f"{trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx}) with learning "
-            f"rates {shown}; the run was stopped there (checkpoints/last.ckpt is the last good epoch)",
+            f"rates {shown}; the run was stopped there ({_last_good(trainer)})",
             key="optimizer.lr",
             value=base,
             allowed="a learning rate small enough for this model and data (typical: 1e-4 .. 1e-1)",

@@ -1,0 +1,74 @@
+"""Rebuild the LR schedule when a resumed run trains for a different number of epochs.
+
+`resume=<dir> trainer.max_epochs=7` on a run started with 3: the scheduler config resolves
+`T_max: ${trainer.max_epochs}` to 7 for the new run, but Lightning then loads the scheduler's
+state from last.ckpt, which brings back `T_max=3`. A cosine then runs past its end and climbs
+again (1e-3, 7.5e-4, 2.5e-4, 0.0, 2.5e-4, 7.5e-4, 1e-3): a silent zero-then-rising LR.
+
+Decision: the remaining epochs follow the schedule of the NEW length, exactly as a straight run
+with that `max_epochs` would have them. When the checkpoint's scheduler hyperparameters differ
+from the current ones, `on_train_start` (after Lightning's restore) builds a fresh scheduler
+from the current config on the restored optimizer, starting from each group's `initial_lr`,
+steps it as many times as the restored one had been stepped, and loads that state into the
+restored scheduler. For the cosine of a 3 -> 7 extension: epochs 1-3 ran with the 3-epoch
+schedule (already history: 1e-3, 7.5e-4, 2.5e-4), epochs 4-7 get the 7-epoch schedule's values
+for epochs 4-7. The run logs a warning and summary.json records `schedule_rebuilt`.
+ReduceLROnPlateau (no closed-form position) is left as restored.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import lightning as L
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+from tlbench.config.instantiate import instantiate
+
+log = logging.getLogger("tlbench")
+
+
+class ScheduleRebuild(L.Callback):
+    """See the module doc. `summary` is the run's summary dict (gets `schedule_rebuilt`)."""
+
+    def __init__(self, summary: dict) -> None:
+        self.summary = summary
+        self._saved: dict | None = None  # the checkpoint's scheduler hyperparameters
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        hp = checkpoint.get("hyper_parameters") or {}
+        self._saved = hp.get("scheduler") if "scheduler" in hp else None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        saved, self._saved = self._saved, None
+        now = pl_module.hparams.get("scheduler")
+        if not saved or not now or dict(saved) == dict(now):
+            return  # same schedule: Lightning's restored state is already exact
+        done = []
+        for config in trainer.lr_scheduler_configs:
+            restored = config.scheduler
+            if isinstance(restored, ReduceLROnPlateau):
+                continue
+            steps = restored.last_epoch
+            optimizer = restored.optimizer
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"])
+            with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()"
+                warnings.simplefilter("ignore", UserWarning)
+                fresh = instantiate(now, "scheduler")(optimizer)
+                while fresh.last_epoch < steps:
+                    fresh.step()
+            restored.load_state_dict(fresh.state_dict())
+            done.append(steps)
+        if done:
+            changed = {k: (saved.get(k), now.get(k)) for k in now if saved.get(k) != now.get(k)}
+            log.warning(
+                "resume: the LR schedule changed (%s); it is rebuilt for the new settings: the "
+                "remaining epochs follow it as a run started with them would (README, Reliability)",
+                ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()),
+            )
+            self.summary["schedule_rebuilt"] = {
+                "changed": {k: [a, b] for k, (a, b) in changed.items()},
+                "at_step": done[0],
+            }
