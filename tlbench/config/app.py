@@ -91,6 +91,10 @@ def register() -> None:
     SourcesRegistry.instance().register(ModelConfigSource)
     if not OmegaConf.has_resolver("tlbench_root"):
         OmegaConf.register_new_resolver("tlbench_root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("tlbench_run_name"):  # a sweep job's TensorBoard run name
+        from tlbench.config.overrides import tensorboard_version
+
+        OmegaConf.register_new_resolver("tlbench_run_name", tensorboard_version)
 
 
 def compose(

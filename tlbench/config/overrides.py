@@ -14,6 +14,10 @@ checkpoint), `callbacks.early_stopping`, `trainer.limit_*_batches`, `trainer.pre
 
 from __future__ import annotations
 
+from pathlib import Path
+
+MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of a sweep, written in the sweep dir first
+
 # Replicates: runs that differ only in these are seeds of one configuration.
 REPLICATE_KEYS = ("seed", "data.subset_seed", "data.split_seed")
 
@@ -72,3 +76,43 @@ def run_name(overrides, limit: int = 150) -> str:
     name = ",".join(f"{k}={v}" for k, v in experiment_overrides(overrides).items())
     name = name.replace("/", "_").replace("\\", "_").replace(" ", "")
     return name if len(name) <= limit else name[: limit - 1] + "~"
+
+
+def swept_keys(run_dir, overrides) -> list[str]:
+    """The override keys a sweep varies (seeds included, neutral keys not), in sweep order, from
+    the sweep dir's multirun.yaml (its command-line sweeps and `hydra.sweeper.params`); for a
+    run outside a sweep, the keys of its own overrides that change the experiment."""
+    path = Path(str(run_dir)).parent / MULTIRUN_YAML
+    if not path.is_file():
+        return list(experiment_overrides(overrides))
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    sweep = OmegaConf.load(path)
+    raw = [str(o) for o in OmegaConf.select(sweep, "hydra.overrides.task", default=[]) or []]
+    params = OmegaConf.select(sweep, "hydra.sweeper.params", default=None) or {}
+    raw += [f"{k}={v}" for k, v in params.items()]
+    keys: list[str] = []
+    for o in OverridesParser.create().parse_overrides(raw):
+        key = o.key_or_group
+        if o.is_sweep_override() and not is_neutral(key) and key not in keys:
+            keys.append(key)
+    return keys
+
+
+def tensorboard_version(run_dir) -> str:
+    """The `${tlbench_run_name:<run dir>}` resolver (conf/logger/tensorboard.yaml's `version`).
+
+    A job of a sweep (its parent holds the sweep's multirun.yaml) logs into
+    `<job>/tensorboard/<the values of the swept keys>`, so `tensorboard --logdir <sweep dir>`
+    lists `3/tensorboard/strategy=finetune,optimizer.lr=0.001,seed=1` instead of `3/tensorboard`.
+    A resumed sweep job keeps its dir, hence its name. A single run keeps `<run>/tensorboard/`.
+    """
+    if not (Path(str(run_dir)).parent / MULTIRUN_YAML).is_file():
+        return ""
+    from tlbench.config import runtime
+
+    own = runtime.task_overrides()
+    values = experiment_overrides(own)
+    swept = [k for k in swept_keys(run_dir, own) if k in values]
+    return run_name([f"{k}={values[k]}" for k in swept] if swept else own)

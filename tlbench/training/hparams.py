@@ -1,15 +1,28 @@
-"""TensorBoard's HParams view: each run's hyper-parameters with its final metrics.
+"""TensorBoard's HParams view, written so that a sweep opens on what it compares.
 
-Logged once, at the end of a run (after the test), so the HParams table and parallel-coordinates
-view of `tensorboard --logdir <sweep dir>` compare transfer, finetune and scratch runs directly.
-The metric tags (`summary/*`) are new scalars at the last step, kept apart from the
-`val/*` / `test/*` curves so they do not add a stray point to them.
+Logged once, at the end of a run (after the test). TensorBoard's HPARAMS tab reads one run's
+experiment summary, sorts its columns with `differs` first (then by name) and ticks the first
+five (tensorboard 2.21: backend_context._sort_and_reduce_to_hparams_limit and the tf-hparams
+frontend). Lightning's `log_hyperparams` never sets `differs`, so the tab used to open on five
+constant columns. Here the experiment summary is written with tensorboard's own protos:
+- the keys the sweep varies (read from the sweep's `multirun.yaml`, or a single run's own
+  overrides), `strategy` always, and the effective learning rate of each optimizer group
+  (`lr/head`, `lr/backbone`, ...: base lr x the group's multiplier; 0 = frozen all run) are
+  marked `differs`, so they are the first columns;
+- the metric columns are the run's summary.json values (`summary/*` scalars at the last step,
+  kept apart from the `val/*` / `test/*` curves so they add no stray point to them).
 """
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
+
+from tlbench.config import runtime as hydra_runtime
+from tlbench.config.overrides import experiment_overrides, swept_keys
 
 # summary.json field -> hparams metric tag
 METRICS = {
@@ -19,6 +32,21 @@ METRICS = {
     "fit_seconds": "summary/fit_seconds",
     "train_images_per_second": "summary/train_images_per_sec",
 }
+# Override keys that already have a column of their own (so a sweep over them marks that one).
+COLUMN_OF = {
+    "optimizer.lr": "lr",
+    "data.batch_size": "batch_size",
+    "data.image_size": "image_size",
+    "data.augment": "augment",
+    "data.samples_per_class": "label_budget",
+    "data.train_fraction": "label_budget",
+    "trainer.max_epochs": "max_epochs",
+    "trainer.precision": "precision",
+    "model.weights": "weights",
+}
+# Groups every run reports (0 when nothing trains there), so all runs of a sweep share columns:
+# TensorBoard takes the column list from one run's experiment summary.
+LR_GROUPS = ("head", "backbone")
 
 
 def label_budget(summary: dict) -> str:
@@ -37,6 +65,13 @@ def _scalar(value):
     if isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def _number_or_text(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def params(cfg: DictConfig, summary: dict) -> dict:
@@ -67,16 +102,103 @@ def params(cfg: DictConfig, summary: dict) -> dict:
     return {k: _scalar(v) for k, v in out.items()}
 
 
+def group_lrs(optimizers) -> dict[str, float]:
+    """`lr/<group>` -> the LR the group trained at: its `initial_lr` (what an LR scheduler
+    starts from: base lr x multiplier) or, without a scheduler, its `lr`."""
+    lrs = {f"lr/{g}": 0.0 for g in LR_GROUPS}
+    for opt in optimizers or ():
+        for i, group in enumerate(opt.param_groups):
+            lrs[f"lr/{group.get('name', i)}"] = float(group.get("initial_lr", group["lr"]))
+    return lrs
+
+
+def columns(cfg, summary: dict, overrides: list[str], swept, lrs) -> tuple[dict, set[str]]:
+    """(hparams, names marked `differs`): every column, and the ones the comparison is about."""
+    hp = {**params(cfg, summary), **lrs}
+    own = experiment_overrides(overrides)
+    differs = {"strategy", *lrs}
+    for key in swept:
+        name = COLUMN_OF.get(key, key)
+        if name not in hp:
+            hp[name] = _scalar(_number_or_text(own.get(key, "none")))
+        differs.add(name)
+    return hp, differs
+
+
+def experiment_pb(hp: dict, differs: set[str], metric_tags):
+    """The experiment summary (column list) with `differs` set on the compared columns."""
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    kinds = {bool: "DATA_TYPE_BOOL", str: "DATA_TYPE_STRING"}
+    infos = [
+        api_pb2.HParamInfo(
+            name=name,
+            type=api_pb2.DataType.Value(kinds.get(type(value), "DATA_TYPE_FLOAT64")),
+            differs=name in differs,
+            description="compared in this sweep" if name in differs else "",
+        )
+        for name, value in hp.items()
+    ]
+    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in metric_tags]
+    experiment = api_pb2.Experiment(
+        hparam_infos=infos, metric_infos=metric_infos, time_created_secs=time.time()
+    )
+    return _summary(
+        metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)
+    )
+
+
+def _summary(tag: str, plugin_data):
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.plugins.hparams import metadata
+
+    pb = summary_pb2.Summary()
+    pb.value.add(
+        tag=tag, metadata=metadata.create_summary_metadata(plugin_data), tensor=metadata.NULL_TENSOR
+    )
+    return pb
+
+
+def session_pbs(hp: dict) -> list:
+    """Session start (this run's values) and end (success) summaries."""
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
+
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time())
+    return [
+        summary_v2.hparams_pb(hp),
+        _summary(
+            metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end)
+        ),
+    ]
+
+
 def metrics(summary: dict) -> dict[str, float]:
     return {
         tag: float(summary[key]) for key, tag in METRICS.items() if summary.get(key) is not None
     }
 
 
-def log(loggers, cfg: DictConfig, summary: dict, step: int | None = None) -> None:
+def _write(log_dir: str, pbs: list, step: int) -> None:
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(log_dir, filename_suffix=".hparams")
+    for pb in pbs:
+        writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=pb))
+    writer.close()
+
+
+def log(loggers, cfg: DictConfig, summary: dict, step: int | None = None, optimizers=()) -> None:
     """Write the hparams session into every TensorBoard logger (others are left alone). Lightning
     has finalized the loggers after fit/test; finalize again to flush and close the new file."""
-    for lg in loggers:
-        if isinstance(lg, TensorBoardLogger):
-            lg.log_hyperparams(params(cfg, summary), metrics(summary), step=step)
-            lg.finalize("success")
+    tb = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
+    if not tb:
+        return
+    overrides = hydra_runtime.task_overrides()
+    swept = swept_keys(Path(cfg.paths.output_dir), overrides)
+    hp, differs = columns(cfg, summary, overrides, swept, group_lrs(optimizers))
+    scores = metrics(summary)
+    for lg in tb:
+        lg.log_metrics(scores, step=step)
+        lg.finalize("success")
+        _write(lg.log_dir, [experiment_pb(hp, differs, scores), *session_pbs(hp)], step or 0)

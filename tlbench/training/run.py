@@ -234,7 +234,8 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
                 module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
             )
         summary["test_acc"] = results[0].get("test/acc") if results else None
-    hparams.log(trainer.loggers, cfg, summary, step=trainer.global_step)  # TensorBoard HParams
+    # TensorBoard HParams, with each optimizer group's effective LR
+    hparams.log(trainer.loggers, cfg, summary, trainer.global_step, trainer.optimizers)
 
 
 def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict):
