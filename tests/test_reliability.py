@@ -182,9 +182,9 @@ def test_a_checkpoint_needing_arbitrary_unpickling_is_refused(tmp_path):
     before = path.read_bytes()
     with pytest.raises(TlbenchError, match="arbitrary unpickling"):
         checkpoint_source.read(path)
-    with pytest.raises(TlbenchError, match="not a loadable tlbench checkpoint") as err:
+    with pytest.raises(TlbenchError, match="refused as unsafe") as err:
         ckpt_mod.load(path)
-    assert "WeightsUnpickler" in str(err.value) or "weights_only" in str(err.value)
+    assert "weights_only=True" in str(err.value) and "weights_only=False" not in str(err.value)
     assert path.read_bytes() == before  # nothing touched
 
 
@@ -300,40 +300,91 @@ def test_signal_saves_a_checkpoint_and_marks_the_run_interrupted(tmp_path, sig, 
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
+def _last_epoch(run_dir: Path) -> int:
+    try:
+        state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    except (OSError, RuntimeError, EOFError):
+        return -1
+    return int(state["epoch"])
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
     run_dir = tmp_path / "run"
     common = [
         "data.samples_per_class=24",
-        "trainer.max_epochs=3",
+        "trainer.max_epochs=4",
         "logger=tensorboard",
         "trainer.log_every_n_steps=1",
     ]
     proc = _start(run_dir, *common)
-    _wait_for(run_dir / "checkpoints" / "last.ckpt", proc)
-    time.sleep(1.0)  # some steps of epoch 1 happen, then the process dies without warning
-    proc.kill()
+    end = time.time() + 240
+    while _last_epoch(run_dir) < 1:  # last.ckpt is replaced atomically: never half a file
+        assert proc.poll() is None and time.time() < end, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL right after epoch 1 (or 2) was checkpointed: no handler runs
     proc.communicate()
-    assert run_summary.read(run_dir)["status"] == "running"
+    restored = _last_epoch(run_dir)
+    assert restored >= 1 and run_summary.read(run_dir)["status"] == "running"
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) - 1 >= restored + 1
     done = run_cli(f"resume={run_dir}")
     assert done.returncode == 0, done.stderr[-3000:]
     s = run_summary.read(run_dir)
-    assert s["status"] == "ok" and s["epochs"] == 3 and s["resumed_from"].endswith("last.ckpt")
+    assert s["status"] == "ok" and s["epochs"] == 4 and s["resumed_from"].endswith("last.ckpt")
+    assert s["segments"][-1]["epochs"] == 4 - (restored + 1)  # at most the epoch in progress lost
     assert set(run_summary.REQUIRED) <= set(s)
+    assert _last_epoch(run_dir) == 3 and s["last_checkpoint"].endswith("last.ckpt")
     rows = (run_dir / "metrics.csv").read_text().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2"]
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2", "3"]
     acc = EventAccumulator(str(run_dir / "tensorboard"))
     acc.Reload()
     val_steps = [e.step for e in acc.Scalars("val/acc")]
-    assert len(val_steps) == 3 and len(set(val_steps)) == 3  # one point per epoch
+    assert len(val_steps) == 4 and len(set(val_steps)) == 4  # one point per epoch
     steps = [e.step for e in acc.Scalars("train/loss_step")]
     assert steps == sorted(set(steps)) and steps[-1] == val_steps[-1]  # none twice, none missing
     assert len(steps) == val_steps[-1] + 1
-    # resuming a completed run changes nothing
+    # resuming a completed run without more epochs changes nothing
     before = (run_dir / "summary.json").read_text()
     again = run_cli(f"resume={run_dir}")
     assert again.returncode == 0 and "nothing to resume" in again.stdout
     assert (run_dir / "summary.json").read_text() == before
+
+
+# -- run dirs are never poisoned or mixed (issue 15 item 3): exit 2, nothing on disk changed --------
+def _tree(path: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _unfinished_run(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "run dir"  # a space: the hints must be shell-quoted
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("- model=lenet5\n- strategy=scratch\n")
+    run_summary.write(run_dir, {"status": "interrupted", "overrides": ["model=lenet5"]})
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["resume={run}", "model=mini_vgg"], ["change the experiment", "model.name", "mini_vgg"]),
+        (["hydra.run.dir={run}", *CLI_FAST], ["unfinished run", "interrupted", "overwrite=true"]),
+        (["resume={run}", "overwrite=true"], ["exclude each other"]),
+        (
+            ["hydra.run.dir={run}/summary.json/x", *CLI_FAST],
+            ["cannot be written", "not a directory"],
+        ),
+    ],
+    ids=["resume-other-model", "unfinished-dir", "resume-and-overwrite", "output-below-a-file"],
+)
+def test_run_dir_guards_exit_2_and_change_nothing(tmp_path, args, words):
+    run_dir = _unfinished_run(tmp_path)
+    before = _tree(run_dir)
+    proc = run_cli(*[a.format(run=run_dir) for a in args])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    for w in words:
+        assert w in proc.stderr, (w, proc.stderr[-2000:])
+    assert _tree(run_dir) == before
 
 
 @pytest.mark.slow

@@ -1,0 +1,91 @@
+"""Checkpoints every epoch and exact resume (issue 15 items 1-2, issue 14 item 4), in-process.
+
+A kill right after epoch k is simulated by stopping the run there (`+trainer.max_steps`, same
+max_epochs so the same cosine schedule): what is on disk then is exactly what a SIGKILL in epoch
+k + 1 leaves (last.ckpt of epoch k, metrics rows 0..k). The real SIGKILL is in
+tests/test_reliability.py (slow).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from tlbench.training.run import train
+
+FAST = [
+    "model=lenet5",
+    "strategy=scratch",
+    "data.samples_per_class=2",  # 20 training images: 2 steps per epoch
+    "data.batch_size=10",
+    "data.val_fraction=0.05",
+    "trainer.precision=32-true",
+    "test_after_fit=false",
+]
+STEPS_PER_EPOCH = 2
+
+
+def _rows(run_dir) -> list[dict]:
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _lrs(run_dir) -> list[float]:
+    return [float(r["lr/head"]) for r in _rows(run_dir)]
+
+
+def _epoch(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+
+
+@pytest.mark.slow  # three short runs: ~35 s on a busy 2-core machine
+def test_last_ckpt_every_epoch_and_resume_follows_the_straight_run(cfg_factory, tmp_path):
+    straight = train(cfg_factory(*FAST, "trainer.max_epochs=3", f"paths.output_dir={tmp_path}/a"))
+    a = Path(straight["run_dir"])
+    assert _epoch(a / "checkpoints" / "last.ckpt") == 2  # the final epoch, not the best one
+    assert straight["last_checkpoint"] == str(a / "checkpoints" / "last.ckpt")
+    best_epoch = max(range(3), key=lambda e: float(_rows(a)[e]["val/acc"]))  # first max wins
+    assert _epoch(a / "checkpoints" / "best.ckpt") == best_epoch
+    assert sorted(p.name for p in (a / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+    b = tmp_path / "b"
+    stopped = [*FAST, "trainer.max_epochs=3", f"paths.output_dir={b}"]
+    train(cfg_factory(*stopped, f"+trainer.max_steps={STEPS_PER_EPOCH}"))  # "killed" after epoch 0
+    assert _epoch(b / "checkpoints" / "last.ckpt") == 0 and len(_rows(b)) == 1
+    resumed = train(cfg_factory(*stopped, f"resume={b}"))
+    assert resumed["resumed_from"] == str(b / "checkpoints" / "last.ckpt")
+    assert [r["epoch"] for r in _rows(b)] == ["0", "1", "2"]
+    assert [r["step"] for r in _rows(b)] == [r["step"] for r in _rows(a)]
+    assert _lrs(b) == pytest.approx(_lrs(a), rel=1e-6)  # the same LR every epoch
+    assert _epoch(b / "checkpoints" / "last.ckpt") == 2 and resumed["epochs"] == 3
+    # issue 14: a resumed run's cost covers all its segments
+    segments = resumed["segments"]
+    assert [s["epochs"] for s in segments] == [1, 2]
+    assert resumed["fit_seconds"] == pytest.approx(
+        sum(s["fit_seconds"] for s in segments), abs=0.02
+    )
+    images = sum(s["images"] for s in segments)
+    assert images == 3 * 20
+    rate = images / sum(s["train_seconds"] for s in segments)
+    assert resumed["train_images_per_second"] == pytest.approx(rate, rel=0.01)
+
+
+def test_extending_max_epochs_rebuilds_the_schedule_for_the_new_length(cfg_factory, tmp_path):
+    run = tmp_path / "run"
+    base = [*FAST, f"paths.output_dir={run}"]
+    first = train(cfg_factory(*base, "trainer.max_epochs=2"))
+    assert first["status"] == "ok"
+    extended = train(cfg_factory(*base, "trainer.max_epochs=4", f"resume={run}"))
+    assert extended["status"] == "ok" and extended["epochs"] == 4
+    assert extended["schedule_rebuilt"]["changed"] == {"T_max": [2, 4]}
+    lr0 = float(_rows(run)[0]["lr/head"])
+    cosine = [lr0 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]  # a straight 4-epoch run
+    lrs = _lrs(run)
+    assert lrs[:2] == pytest.approx([lr0, lr0 / 2], rel=1e-5)  # history: the 2-epoch schedule
+    assert lrs[2:] == pytest.approx(cosine[2:], rel=1e-5)  # then the 4-epoch one: no zero, no rise
+    assert all(lr > 0 for lr in lrs) and lrs[2] > lrs[3]
+    assert [s["epochs"] for s in extended["segments"]] == [2, 2]
