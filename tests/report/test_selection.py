@@ -133,7 +133,8 @@ def test_scheduled_strategies_report_their_largest_phase(tmp_path):
     """lp_ft trains the head, then everything: the table shows what actually trained."""
     import json
 
-    for seed, phases in enumerate(([12810, 3_383_818], {"probe": 12810, "finetune": 3_383_818})):
+    as_written = [{"epoch": 0, "trainable": 12810}, {"epoch": 3, "trainable": 3_383_818}]
+    for seed, phases in enumerate((as_written, {"probe": 12810, "finetune": 3_383_818})):
         run = make_run(tmp_path, str(seed), strategy="lp_ft", seed=seed, spc=5, best=0.5, fit=3)
         summary = json.loads((run / "summary.json").read_text())
         summary["trainable_params_by_phase"] = phases

@@ -54,11 +54,13 @@ class Run:
     def trainable_params(self) -> float | None:
         """What actually trained: a scheduled strategy (lp_ft, gradual) trains more parameters
         in its later phases than `trainable_params` (the first phase) says, so take the largest
-        of `trainable_params_by_phase` (a list, or a dict phase -> count) when the run has it."""
+        of `trainable_params_by_phase` when the run has it: [{epoch, trainable}, ...] as
+        training writes it, or plain counts, or {phase: count}."""
         phases = self.summary.get("trainable_params_by_phase")
         if isinstance(phases, dict):
             phases = list(phases.values())
-        counts = [num(c) for c in (phases if isinstance(phases, list) else [])]
+        phases = phases if isinstance(phases, list) else []
+        counts = [num(p.get("trainable") if isinstance(p, dict) else p) for p in phases]
         counts = [c for c in (*counts, num(self.summary.get("trainable_params"))) if c is not None]
         return max(counts) if counts else None
 
