@@ -9,12 +9,15 @@ tests/test_reliability.py (slow).
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
+from tlbench.runtime.resume import LAST
+from tlbench.training import summary as run_summary
 from tlbench.training.run import train
 
 FAST = [
@@ -89,3 +92,30 @@ def test_extending_max_epochs_rebuilds_the_schedule_for_the_new_length(cfg_facto
     assert lrs[2:] == pytest.approx(cosine[2:], rel=1e-5)  # then the 4-epoch one: no zero, no rise
     assert all(lr > 0 for lr in lrs) and lrs[2] > lrs[3]
     assert [s["epochs"] for s in extended["segments"]] == [2, 2]
+
+
+def test_skip_completed_continues_an_interrupted_job_from_its_last_ckpt(cfg_factory, tmp_path):
+    run = tmp_path / "job"
+    base = [*FAST, "trainer.max_epochs=2", f"paths.output_dir={run}"]
+    train(cfg_factory(*base, f"+trainer.max_steps={STEPS_PER_EPOCH}"))  # epoch 0 done
+    summary = run_summary.read(run)
+    run_summary.write(run, {**summary, "status": "interrupted"})  # as SIGINT leaves it
+    again = train(cfg_factory(*base, "skip_completed=true"))
+    assert again["status"] == "ok" and again["resumed_from"] == str(run / LAST)
+    assert [s["epochs"] for s in again["segments"]] == [1, 1]  # epoch 0 was not trained again
+    assert [r["epoch"] for r in _rows(run)] == ["0", "1"]
+
+
+def test_a_corrupt_feature_cache_is_named_moved_aside_and_rebuilt(cfg_factory, tmp_path, caplog):
+    # lenet5 has no pretrained weights: transfer freezes a random backbone (warned), and its
+    # frozen features are cached -- the path under test
+    overrides = [*FAST, "strategy=transfer", "trainer.max_epochs=1"]
+    first = train(cfg_factory(*overrides, f"paths.output_dir={tmp_path}/a"))
+    assert first["cached_features"] and "no pretrained weights" in first["warnings"][0]
+    cache = Path(first["feature_cache"])
+    cache.write_bytes(cache.read_bytes()[:100])  # truncated, as a crash elsewhere could leave it
+    with caplog.at_level(logging.WARNING, logger="tlbench"):
+        second = train(cfg_factory(*overrides, f"paths.output_dir={tmp_path}/b"))
+    assert second["status"] == "ok" and second["cached_features"]
+    assert cache.with_name(cache.name + ".corrupt").is_file() and cache.is_file()
+    assert str(cache) in caplog.text and "moved aside" in caplog.text
