@@ -16,6 +16,7 @@ GROUPS = [
     "trainer",
     "logger",
     "callbacks",
+    "paths",
     "experiment",
 ]
 

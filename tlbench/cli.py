@@ -91,16 +91,16 @@ def main(config_name: str, fn: Callable[[DictConfig], object]) -> None:
 def train_main() -> None:
     """`python -m tlbench`: check the whole command line before Hydra writes anything (resume=,
     composition errors of every job, completed run dirs), then run each job."""
-    from tlbench.config import validation
+    from tlbench.config import preflight
     from tlbench.runtime import launch, resume
     from tlbench.training.job import run_job
 
     _check_installed()
     try:
         argv = launch.rewrite_argv(sys.argv[1:])
-        jobs = validation.job_overrides(argv)
+        jobs = preflight.job_overrides(argv)
         if not full_errors() and not resume.is_ddp_child():
-            validation.preflight(argv, jobs)
+            preflight.preflight(argv, jobs)  # compose + validate every job
         launch.check_targets(argv, jobs)
     except TlbenchError as exc:
         sys.exit(say_error(exc))

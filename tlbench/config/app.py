@@ -85,10 +85,14 @@ class ModelConfigSource(ConfigSource):
 
 
 def register() -> None:
-    """Idempotent: the config source and the `${tlbench_root:}` resolver."""
-    from hydra._internal.sources_registry import SourcesRegistry  # Hydra 1.3's registry for schemes
+    """Idempotent: the config source, the schemas and the `${tlbench_root:}` resolver."""
+    from hydra.core.plugins import Plugins
 
-    SourcesRegistry.instance().register(ModelConfigSource)
+    from tlbench.config import schema
+
+    # Hydra's documented way to add a plugin by hand; a ConfigSource registers its scheme.
+    Plugins.instance().register(ModelConfigSource)
+    schema.register()
     if not OmegaConf.has_resolver("tlbench_root"):
         OmegaConf.register_new_resolver("tlbench_root", lambda: str(REPO_ROOT))
     if not OmegaConf.has_resolver("tlbench_run_name"):  # a sweep job's TensorBoard run name

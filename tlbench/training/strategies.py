@@ -4,7 +4,7 @@ the optimizer's named parameter groups with their learning-rate multipliers.
 `strategy=` is the transfer-learning strategy (transfer / finetune / scratch ...), not Lightning's
 `trainer.strategy` (ddp, ...).
 
-Keys of a strategy config (conf/strategy/*.yaml):
+Keys of a strategy config (conf/strategy/*.yaml; declared with defaults in tlbench/config/schema.py):
   trainable       aliases and globs over module or parameter names: `head`, `all`, `layer4`,
                   `features.2[4-9]*`. A pattern that matches nothing is an error listing the nearest names.
   last_n_stages   also train the last k stages of the family (tlbench.models.stages defines them once)
@@ -32,23 +32,11 @@ from dataclasses import dataclass, field
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
+from tlbench.config import schema
 from tlbench.errors import TlbenchError, nearest
 from tlbench.models.stages import stages as family_stages
 
-KEYS = {
-    "name",
-    "pretrained",
-    "trainable",
-    "last_n_stages",
-    "train_bn",
-    "head_lr_mult",
-    "backbone_lr_mult",
-    "lr_mult",
-    "layer_decay",
-    "schedule",
-    "l2sp",
-    "cache_features",
-}
+KEYS = schema.keys(schema.StrategyConfig)  # declared once: tlbench/config/schema.py
 
 
 @dataclass

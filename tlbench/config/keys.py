@@ -1,0 +1,269 @@
+"""Which keys a config may have, and the types of their values, read from where they are declared.
+
+- the top level: the keys and groups of conf/train.yaml (plus helper keys of experiment presets);
+- `paths`: conf/paths/default.yaml; `model`: conf/model/*.yaml and the generated model nodes;
+- `strategy`: the fields and annotations of tlbench.config.schema.StrategyConfig;
+- every node with a `_target_` (data, optimizer, scheduler, trainer, logger.*, callbacks.*): its
+  constructor's signature (`inspect`, following `**kwargs` up the class hierarchy) and simple
+  annotations (int, float, bool, str, lists, Literal, unions). Anything the checker does not
+  understand is accepted, so it never blocks a valid config.
+
+Hydra already refuses `data.foo=1` for a missing key; this also catches `+data.foo=1` and typos in
+files. `_target_`s are only imported from the allow-list of tlbench.config.instantiate.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+import typing
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from tlbench.errors import TlbenchError, nearest
+
+TARGET_GROUPS = ("data", "optimizer", "scheduler", "trainer")  # single nodes with a _target_
+TARGET_MAPS = ("logger", "callbacks")  # name -> node with a _target_ (or null)
+
+
+@functools.cache
+def allowed_keys() -> dict[str, set[str]]:
+    """Allowed keys read from the shipped config files, so a key added there is allowed here."""
+    from tlbench import config
+    from tlbench.config import app, schema
+
+    base = OmegaConf.load(config.CONF_DIR / "train.yaml")
+    groups = set()
+    for entry in base.get("defaults", []):
+        if isinstance(entry, (dict, DictConfig)):
+            groups |= {str(k).split("@")[0].split("/")[0] for k in entry}
+    groups -= {"hydra", "experiment", "override hydra"}
+    model_keys = set(app.model_node("x", "torchvision"))
+    for f in (config.CONF_DIR / "model").glob("**/*.yaml"):
+        model_keys |= {k for k in OmegaConf.load(f) if k != "defaults"}
+    # Experiment presets (@package _global_) may define helper keys of their own at the top.
+    helpers = set()
+    for f in (config.CONF_DIR / "experiment").glob("**/*.yaml"):
+        helpers |= {str(k) for k in OmegaConf.load(f) if k not in ("defaults", "hydra")}
+    return {
+        "": {k for k in base if k not in ("defaults", "hydra")} | groups | helpers,
+        "paths": set(OmegaConf.load(config.CONF_DIR / "paths" / "default.yaml")),
+        "model": model_keys,
+        "strategy": set(schema.keys(schema.StrategyConfig)),
+    }
+
+
+def unknown_key(key: str, allowed: set[str], value) -> TlbenchError:
+    name = key.rsplit(".", 1)[-1]
+    close = nearest(name, allowed, n=3)
+    return TlbenchError(
+        "unknown config key",
+        key=key,
+        value=value,
+        allowed=", ".join(sorted(allowed)),
+        fix=f"check the spelling (did you mean {' or '.join(repr(c) for c in close)}?); a key "
+        "added with + must be one the component accepts",
+    )
+
+
+def raw(node: DictConfig, key):
+    """A value for messages, without resolving interpolations (which may fail outside Hydra)."""
+    try:
+        return OmegaConf.to_container(node, resolve=False)[key]
+    except Exception:
+        return "?"
+
+
+def value(node: DictConfig, name: str, key: str):
+    """`node[name]` resolved, as plain Python; an interpolation that fails is a TlbenchError."""
+    try:
+        v = node[name]
+    except OmegaConfBaseException as exc:
+        raise TlbenchError(
+            f"this value cannot be resolved ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+            key=f"{key}.{name}",
+            value=raw(node, name),
+            fix="check the ${...} interpolation it uses",
+        ) from None
+    return OmegaConf.to_container(v, resolve=True) if isinstance(v, (DictConfig, ListConfig)) else v
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """Unknown keys at the top level, in `paths`, `model` and `strategy`."""
+    schema = allowed_keys()
+    for key in cfg:
+        if key not in schema[""]:
+            raise unknown_key(str(key), schema[""], raw(cfg, key))
+    from tlbench.training import strategies
+
+    if isinstance(cfg.get("strategy"), DictConfig):
+        strategies.check_keys(cfg.strategy)  # its own message: "unknown strategy key"
+    for group in ("paths", "model"):
+        node = cfg.get(group)
+        if isinstance(node, DictConfig):
+            for key in node:
+                if key not in schema[group]:
+                    raise unknown_key(f"{group}.{key}", schema[group], raw(node, key))
+
+
+def check_strategy_types(cfg: DictConfig) -> None:
+    """Each strategy value against the annotation of its StrategyConfig field."""
+    from tlbench.config import schema
+
+    node = cfg.get("strategy")
+    if not isinstance(node, DictConfig):
+        return
+    hints = schema.types(schema.StrategyConfig)
+    for name in node:
+        if name in hints and not OmegaConf.is_missing(node, name):
+            check_type(value(node, name, "strategy"), hints[name], f"strategy.{name}", "strategy")
+
+
+# -- _target_ nodes ---------------------------------------------------------------------------
+def locate(target: str, key: str):
+    """The object a `_target_` names, imported only from the allow-list."""
+    from hydra.utils import get_object
+
+    from tlbench.config.instantiate import ALLOWED_PREFIXES
+
+    if not str(target).startswith(ALLOWED_PREFIXES):
+        raise TlbenchError(
+            "this _target_ is not in the allow-list of modules tlbench instantiates, so it is "
+            "never imported or called",
+            key=f"{key}._target_",
+            value=target,
+            allowed=", ".join(p + "*" for p in ALLOWED_PREFIXES),
+            fix="use a class from an allowed module, or add its module to "
+            "tlbench.config.instantiate.ALLOWED_PREFIXES",
+        )
+    try:
+        return get_object(str(target))
+    except Exception as exc:
+        raise TlbenchError(
+            f"this _target_ cannot be imported ({type(exc).__name__})",
+            key=f"{key}._target_",
+            value=target,
+            fix="check the dotted path of the class",
+        ) from None
+
+
+def parameters(obj) -> tuple[dict[str, inspect.Parameter], dict[str, object], bool]:
+    """Named parameters (following **kwargs through the class hierarchy), their type hints, and
+    whether arbitrary keywords are accepted in the end."""
+    params: dict[str, inspect.Parameter] = {}
+    hints: dict[str, object] = {}
+    fns = (
+        [c.__init__ for c in inspect.getmro(obj) if "__init__" in vars(c)]
+        if inspect.isclass(obj)
+        else [obj]
+    )
+    for fn in fns:
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            return params, hints, True
+        try:
+            fn_hints = typing.get_type_hints(fn)
+        except Exception:  # unresolvable forward references: no type checks for this one
+            fn_hints = {}
+        var_kw = False
+        for name, p in sig.parameters.items():
+            if p.kind is p.VAR_KEYWORD:
+                var_kw = True
+            elif p.kind is not p.VAR_POSITIONAL and name != "self" and name not in params:
+                params[name] = p
+                if name in fn_hints:
+                    hints[name] = fn_hints[name]
+        if not var_kw:
+            return params, hints, False
+        if fn is object.__init__:
+            break
+    return params, hints, True
+
+
+def check_target_node(node, key: str, own_checks: frozenset[str] = frozenset()) -> None:
+    """Keys and types of one `_target_` node against its constructor. `own_checks`: dotted keys
+    whose values tlbench checks itself (tlbench.config.values.CHECKS), skipped here."""
+    if not isinstance(node, DictConfig):
+        raise TlbenchError(
+            "this config node must be a mapping with a _target_",
+            key=key,
+            value=node,
+            fix=f"choose one of the {key.split('.')[0]} configs",
+        )
+    from tlbench.config.instantiate import _nested_targets, target_of
+
+    target = target_of(node, key)
+    obj = locate(target, key)
+    for inner_key, inner in _nested_targets(node, key):  # Hydra would build these too
+        locate(inner, inner_key.rsplit("._target_", 1)[0])
+    params, hints, open_ended = parameters(obj)
+    for name in node:
+        if str(name).startswith("_") and str(name).endswith("_"):
+            continue  # _target_, _partial_, _convert_, _recursive_, _args_
+        if name not in params:
+            if open_ended:
+                continue
+            raise unknown_key(f"{key}.{name}", set(params), raw(node, name))
+        if f"{key}.{name}" in own_checks or name not in hints:
+            continue
+        check_type(value(node, name, key), hints[name], f"{key}.{name}", target)
+
+
+def check_type(v, tp, key: str, owner: str) -> None:
+    if matches(v, tp) is not False:
+        return
+    listed = _is_list_type(tp) and isinstance(v, str)
+    raise TlbenchError(
+        f"wrong type ({type(v).__name__}) for {owner.rsplit('.', 1)[-1]}({key.rsplit('.', 1)[-1]}=...)"
+        + (": this key takes a list, even of one item" if listed else ""),
+        key=key,
+        value=v,
+        allowed=describe(tp),
+        fix=f"write it as a list: '{key}=[{v}]' (quoted in a shell)"
+        if listed
+        else f"give {key} a value of that type",
+    )
+
+
+def _is_list_type(tp) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_list_type(a) for a in typing.get_args(tp))
+    return origin in (list, tuple, set, frozenset) or tp in (list, tuple)
+
+
+def matches(v, tp) -> bool | None:
+    """True / False when the annotation settles it, None when this checker cannot tell."""
+    if tp is typing.Any or tp is inspect.Parameter.empty:
+        return True
+    if tp is type(None) or tp is None:
+        return v is None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        results = [matches(v, a) for a in typing.get_args(tp)]
+        return True if True in results else (None if None in results else False)
+    if origin is typing.Literal:
+        return v in typing.get_args(tp)
+    if tp is bool:
+        return isinstance(v, bool)
+    if tp is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if tp is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if tp is str:
+        return isinstance(v, str)
+    if origin in (list, tuple, set, frozenset) or tp in (list, tuple):
+        # A string where a list goes is refused, never iterated character by character.
+        return False if isinstance(v, (str, dict)) else (isinstance(v, (list, tuple)) or None)
+    if origin is dict or tp is dict:
+        return isinstance(v, dict) or None
+    if v is None:
+        return False if isinstance(tp, type) and tp in (int, float, str, bool) else None
+    return None
+
+
+def describe(tp) -> str:
+    return str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")

@@ -1,0 +1,155 @@
+"""Checks of a whole `python -m tlbench` command line before Hydra starts (and so before it creates
+any run dir): the command line is parsed, every job of a sweep is composed as Hydra will compose it
+and validated (tlbench.config.validation), and Hydra's own composition errors (`model=resnet19`,
+an override of a missing key, a malformed override) become the same one-paragraph TlbenchErrors.
+
+The jobs of a sweep are expanded here with Hydra's public override parser and `itertools.product`,
+exactly as Hydra 1.3's basic sweeper does (the product of every swept key, in the order given, a
+repeated key keeping its last value); any other sweeper is left to Hydra.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from omegaconf import DictConfig, open_dict
+
+from tlbench.errors import TlbenchError, one_of
+
+INFO_FLAGS = (
+    "--help",
+    "-h",
+    "--cfg",
+    "-c",
+    "--info",
+    "--hydra-help",
+    "--shell",
+    "--run",
+    "--version",
+)
+# The README's `strategy.lr_mult='{features.conv[1-6]*: 0}'` needs its keys quoted for Hydra.
+QUOTING_HINT = (
+    "a dict key holding glob characters ([ ] * ? -) must be quoted inside the value, e.g. "
+    "\"strategy.lr_mult={'features.conv[1-6]*': 0}\" (double quotes for the shell, single "
+    "quotes around the key for Hydra)"
+)
+
+
+def compose_error(exc: BaseException, overrides: list[str]) -> TlbenchError:
+    """Hydra's composition errors as one paragraph naming the override and the allowed values."""
+    from hydra.errors import MissingConfigException
+
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if isinstance(exc, MissingConfigException) and exc.options:
+        group = None
+        if exc.missing_cfg_file:
+            group = str(exc.missing_cfg_file).rsplit("/", 1)[0]
+        value = None
+        for o in overrides:
+            k, _, v = o.lstrip("+~").partition("=")
+            if k == group or (group and k.endswith(f"/{group}")):
+                value = v
+        if group:
+            return one_of(
+                group, value or str(exc.missing_cfg_file), exc.options, what=f"{group} config"
+            )
+    if "Could not override" in text or "Could not append" in text or "Key '" in text:
+        key = text.split("'")[1] if "'" in text else None
+        value = next(
+            (o.partition("=")[2] for o in overrides if o.lstrip("+~").startswith(f"{key}=")), None
+        )
+        return TlbenchError(
+            f"this key does not exist in the config ({first})",
+            key=key,
+            value=value,
+            fix="check the spelling against `python -m tlbench --cfg job`; + adds a key only "
+            "where the component accepts it",
+        )
+    dict_key = any("={" in o and any(c in o for c in "[]*?") for o in overrides)
+    return TlbenchError(
+        f"the command line cannot be turned into a config: {' '.join(text.split())}",
+        key="overrides",
+        value=" ".join(overrides),
+        fix=(QUOTING_HINT + "; " if dict_key else "")
+        + "check the override syntax (key=value, group=option, +new_key=value); "
+        "see `python -m tlbench --help`",
+    )
+
+
+def sweep_jobs(args: list[str]) -> list[list[str]] | None:
+    """The override list of every job of a basic-sweeper multirun, or None when another sweeper
+    (or a sweep the basic sweeper refuses, such as a range over floats) is involved."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(args)
+    if any(o.key_or_group.startswith("hydra/sweeper") for o in parsed):
+        return None
+    choices: dict[str, list[str]] = {}  # key -> its values, insertion order kept
+    for o in parsed:
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            if not o.is_discrete_sweep():
+                return None  # Hydra reports it itself
+            choices[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            choices[key] = [f"{key}={o.get_value_element_as_str()}"]
+    return [list(job) for job in itertools.product(*choices.values())]
+
+
+def job_overrides(argv: list[str]) -> list[list[str]] | None:
+    """The override list of every job the command line asks for, or None when it cannot be
+    worked out here (custom sweepers, --help, ...)."""
+    if any(a.startswith(INFO_FLAGS) for a in argv):
+        return None
+    args = [a for a in argv if not a.startswith("-")]
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return [args]
+    try:
+        return sweep_jobs(args)
+    except Exception:
+        return None  # Hydra will report it itself
+
+
+def run_dir(cfg: DictConfig, multirun: bool) -> Path | None:
+    """Where Hydra will put this job's outputs (`paths.output_dir` when it is set outright)."""
+    try:
+        return Path(cfg.paths.output_dir)
+    except Exception:  # ${hydra:runtime.output_dir}: known only once Hydra runs the job
+        pass
+    try:
+        if not multirun:
+            return Path(cfg.hydra.run.dir)
+        try:
+            return Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+        except Exception:  # ${hydra.job.num} is set by the sweep itself
+            return Path(cfg.hydra.sweep.dir)
+    except Exception:
+        return None
+
+
+def preflight(argv: list[str], jobs: list[list[str]] | None, limit: int = 64) -> None:
+    """Compose and validate every job's config as Hydra will (the first `limit` of a sweep:
+    ~0.3 s each), and raise Hydra's errors as TlbenchErrors."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from tlbench.config import compose
+    from tlbench.config.validation import validate_config
+
+    if jobs is None:
+        return
+    try:
+        OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+    except Exception as exc:
+        raise compose_error(exc, argv) from None
+    multirun = any(a in ("-m", "--multirun") for a in argv)
+    for overrides in jobs[:limit]:
+        try:
+            cfg = compose(overrides, return_hydra_config=True)
+        except Exception as exc:
+            raise compose_error(exc, overrides) from None
+        where = run_dir(cfg, multirun)
+        with open_dict(cfg):
+            cfg.pop("hydra")
+        validate_config(cfg, run_dir=where, machine=True)
