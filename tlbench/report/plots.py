@@ -91,30 +91,9 @@ def cost_plot(groups: list[Group], chosen: set[int], root: Path) -> list[str]:
     strategies = readings.strategies_of(groups)
     fig, axes = _figure()
     ax = axes[0][0]
-    labelled = set()
-    for g, (m, s, _), (t, ts, _) in sorted(points, key=lambda p: id(p[0]) in chosen):
-        strat, on = g.strategy, id(g) in chosen
-        ax.errorbar(
-            t,
-            100 * m,
-            xerr=ts or None,
-            yerr=100 * s if s else None,
-            fmt="o",
-            color=color(strat, strategies),
-            alpha=1.0 if on else FADED,
-            label=strat if on and strat not in labelled else None,
-            capsize=3,
-            markersize=8 if on else 5,
-        )
-        if on:
-            labelled.add(strat)
-            ax.annotate(
-                readings.line_label(g, groups, True).removeprefix(strat).strip(" ·") or strat,
-                (t, 100 * m),
-                textcoords="offset points",
-                xytext=(5, 4),
-                fontsize=7,
-            )
+    labelled: set[str] = set()
+    for g, stat, time_stat in sorted(points, key=lambda p: id(p[0]) in chosen):
+        _draw_point(ax, g, stat, time_stat, groups, color(g.strategy, strategies), chosen, labelled)
     times = [t for _, _, (t, _, _) in points if t > 0]
     if times and max(times) / min(times) > 10:
         ax.set_xscale("log")
@@ -130,6 +109,33 @@ def cost_plot(groups: list[Group], chosen: set[int], root: Path) -> list[str]:
         "",
         "Reading: " + readings.cost_reading(selected, groups, metric) + _faded_note(groups, chosen),
     ]
+
+
+def _draw_point(ax, g, stat, time_stat, groups, base, chosen, labelled: set[str]) -> None:
+    """One configuration on the cost plot: selected ones large, labelled and annotated."""
+    (m, s, _), (t, ts, _) = stat, time_stat
+    strat, on = g.strategy, id(g) in chosen
+    ax.errorbar(
+        t,
+        100 * m,
+        xerr=ts or None,
+        yerr=100 * s if s else None,
+        fmt="o",
+        color=base,
+        alpha=1.0 if on else FADED,
+        label=strat if on and strat not in labelled else None,
+        capsize=3,
+        markersize=8 if on else 5,
+    )
+    if on:
+        labelled.add(strat)
+        ax.annotate(
+            readings.line_label(g, groups, True).removeprefix(strat).strip(" ·") or strat,
+            (t, 100 * m),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=7,
+        )
 
 
 def _draw_curve(ax, epochs, means, stds, base: str, on: bool, label: str | None) -> None:

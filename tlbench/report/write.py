@@ -77,23 +77,7 @@ def markdown(
         "",
     ]
     if search:
-        lines += [
-            "## Selected settings",
-            "",
-            "Each strategy's setting (the overrides beyond data, model, strategy and label "
-            "budget) with the best mean validation accuracy over its seeds; the test accuracy "
-            "is that setting's, never used to choose. Search cost: fit time of every run the "
-            "arm tried.",
-            "",
-            *tables.selection_table(arms),
-            "",
-            "## Search grid",
-            "",
-            "The settings each strategy tried, with the validation accuracy selection compared.",
-            "",
-            *tables.grid_table(arms),
-            "",
-        ]
+        lines += _selection_sections(arms)
     lines += [
         "## Results" if not search else "## All configurations",
         "",
@@ -109,6 +93,32 @@ def markdown(
     ]
     for sec in sections:
         lines += [*sec, ""]
+    lines += _run_sections(root, failed, unfinished)
+    return "\n".join(lines)
+
+
+def _selection_sections(arms: list[Arm]) -> list[str]:
+    return [
+        "## Selected settings",
+        "",
+        "Each strategy's setting (the overrides beyond data, model, strategy and label "
+        "budget) with the best mean validation accuracy over its seeds; the test accuracy "
+        "is that setting's, never used to choose. Search cost: fit time of every run the "
+        "arm tried.",
+        "",
+        *tables.selection_table(arms),
+        "",
+        "## Search grid",
+        "",
+        "The settings each strategy tried, with the validation accuracy selection compared.",
+        "",
+        *tables.grid_table(arms),
+        "",
+    ]
+
+
+def _run_sections(root: Path, failed: list[Run], unfinished: list[Run]) -> list[str]:
+    lines: list[str] = []
     if failed:
         lines += ["## Failed runs", "", "| run | status | what | error |", "|---|---|---|---|"]
         lines += [tables.run_line(r, root) for r in failed]
@@ -125,4 +135,4 @@ def markdown(
         ]
         lines += [tables.run_line(r, root) for r in unfinished]
         lines.append("")
-    return "\n".join(lines)
+    return lines
