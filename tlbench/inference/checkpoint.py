@@ -4,25 +4,34 @@ tlbench checkpoints are self-contained: their hyper-parameters hold the model co
 name and source), the strategy, `num_classes`, `class_names` and the `preprocess` recipe
 (size, crop, mean/std, interpolation). Nothing else -- no config, no dataset, no pretrained
 weights download -- is needed to evaluate, predict with or export one.
+
+Files are read by `read` only: `torch.load(weights_only=True)`, so nothing in a file is ever
+executed, and a file that fails says which of these it is -- not a PyTorch checkpoint at all,
+truncated or corrupt, or refused as unsafe (its unpickling would call code) -- without passing
+on torch's advice to retry with weights_only=False, which tlbench never does.
 """
 
 from __future__ import annotations
 
-import math
+import inspect
+import pickle
+import re
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
 
 from tlbench.errors import TlbenchError
 from tlbench.models import checkpoint_source
 from tlbench.preprocess import Preprocess
-from tlbench.training.device import choose_precision
 from tlbench.training.module import TransferModule
 
 REQUIRED_HPARAMS = ("model", "strategy", "num_classes", "class_names", "preprocess")
-AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
+LEGACY_MAGIC = b"\x80\x02"  # torch.save(_use_new_zipfile_serialization=False): pickle protocol 2
+USE_A_RUN = "point at checkpoints/best.ckpt or last.ckpt of a finished tlbench run"
 
 
 @dataclass
@@ -75,73 +84,158 @@ def resolve(ckpt, key: str = "ckpt") -> Path:
     return p
 
 
+def _refuse(path: Path, key: str, problem: str, fix: str = USE_A_RUN) -> TlbenchError:
+    return TlbenchError(f"this file {problem}", key=key, value=str(path), fix=fix)
+
+
+def _check_format(path: Path, key: str) -> None:
+    """Tell 'not a checkpoint' from 'truncated' by the first bytes, before unpickling anything."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if not head:
+        raise _refuse(path, key, "is empty (0 bytes): the file is truncated or corrupt")
+    if head.startswith(ZIP_MAGIC):
+        if not zipfile.is_zipfile(path):  # the archive's directory sits at its end
+            raise _refuse(path, key, "is truncated or corrupt (an incomplete zip archive)")
+        return
+    if head.startswith(LEGACY_MAGIC):
+        return
+    if head.startswith(b"\x80"):
+        raise _refuse(
+            path,
+            key,
+            "is a plain Python pickle, not a PyTorch checkpoint; it was refused as unsafe "
+            "(unpickling it could run code, and weights_only=True refuses it)",
+            fix="load only checkpoints written by torch.save, e.g. a tlbench run's checkpoints",
+        )
+    raise _refuse(
+        path,
+        key,
+        "is not a PyTorch checkpoint (it is neither the zip archive torch.save writes nor "
+        f"torch's older pickle format; it starts with {head!r})",
+    )
+
+
+def _unsafe_global(exc: BaseException) -> str | None:
+    """The callable a weights_only refusal names ('posix.system'), if it names one."""
+    match = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return match.group(1) if match else None
+
+
+def read(path, key: str = "ckpt") -> dict:
+    """`torch.load(path, weights_only=True)` on CPU, with every failure as a TlbenchError."""
+    import torch
+
+    path = Path(path)
+    _check_format(path, key)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Detected pickle protocol N" notices
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        name = _unsafe_global(exc)
+        if name is None:
+            raise _refuse(path, key, "is corrupt: its pickled data is not readable") from None
+        raise _refuse(
+            path,
+            key,
+            f"was refused as unsafe: unpickling it would call {name}, which could run code "
+            "(weights_only=True refuses it; tlbench never loads a file any other way)",
+            fix="use a checkpoint you trained yourself; never load this file outside a sandbox",
+        ) from None
+    except Exception as exc:  # EOFError, struct.error, RuntimeError ...: the bytes are damaged
+        first = (str(exc).splitlines() or [""])[0]
+        raise _refuse(
+            path,
+            key,
+            f"is truncated or corrupt ({type(exc).__name__}: {first})".replace(": )", ")"),
+        ) from None
+    if not isinstance(obj, dict):
+        raise _refuse(path, key, f"holds a {type(obj).__name__}, not a Lightning checkpoint")
+    return obj
+
+
+def hyper_parameters(obj: dict, path: Path, key: str) -> dict:
+    """The tlbench hyper-parameters of a read checkpoint, checked for what inference needs."""
+    hp = obj.get("hyper_parameters")
+    if not isinstance(hp, dict) or "state_dict" not in obj:
+        raise _refuse(
+            path, key, "is a PyTorch file but not a tlbench checkpoint (no hyper_parameters)"
+        )
+    hp = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in hp.items()}
+    missing = [k for k in REQUIRED_HPARAMS if hp.get(k) is None]
+    if missing:
+        raise _refuse(
+            path,
+            key,
+            f"lacks the hyper-parameters {missing}, so its classes or preprocessing are unknown",
+            fix="use a checkpoint written by this version of tlbench",
+        )
+    if len(hp["class_names"]) != int(hp["num_classes"]):
+        raise _refuse(
+            path,
+            key,
+            f"is inconsistent: {len(hp['class_names'])} class names for {hp['num_classes']} classes",
+        )
+    return hp
+
+
+def _architecture(model: dict) -> str:
+    return f"{model.get('name')} ({model.get('source')})"
+
+
+def _load_weights(module: TransferModule, state: dict, hp: dict, path: Path, key: str) -> None:
+    """Strict load; a mismatch means the weights are of another network than the one named."""
+    ours = module.state_dict()
+    missing = sorted(set(ours) - set(state))
+    unexpected = sorted(set(state) - set(ours))
+    shapes = sorted(k for k in set(ours) & set(state) if ours[k].shape != state[k].shape)
+    if missing or unexpected or shapes:
+        details = "; ".join(
+            f"{what} {names[:3]}" + (f" (+{len(names) - 3})" if len(names) > 3 else "")
+            for what, names in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("other shapes", shapes),
+            )
+            if names
+        )
+        raise _refuse(
+            path,
+            key,
+            f"holds weights of another architecture than the {_architecture(hp['model'])} its "
+            f"hyper-parameters name ({details})",
+            fix="use the checkpoint as written by tlbench, unmodified",
+        )
+    module.load_state_dict(state)
+
+
 def load(ckpt, key: str = "ckpt") -> Loaded:
     """Rebuild the trained network from the checkpoint alone (`load_pretrained=False`: the
     architecture is built with random weights and then overwritten by the stored ones)."""
     path = resolve(ckpt, key)
-    try:
-        module = TransferModule.load_from_checkpoint(
-            path, load_pretrained=False, weights_only=True, map_location="cpu"
-        )
-    except TlbenchError:
-        raise
-    except Exception as exc:  # not a Lightning checkpoint, not ours, truncated, unsafe pickle ...
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise TlbenchError(
-            f"{path} is not a loadable tlbench checkpoint ({type(exc).__name__}: {first})",
-            key=key,
-            value=str(ckpt),
-            fix="point at checkpoints/best.ckpt or last.ckpt of a finished tlbench run",
-        ) from None
-    hp = module.hparams
-    missing = [k for k in REQUIRED_HPARAMS if hp.get(k) is None]
-    if missing:
-        raise TlbenchError(
-            f"{path} lacks the hyper-parameters {missing}, so its classes or preprocessing are unknown",
-            key=key,
-            value=str(ckpt),
-            fix="use a checkpoint written by this version of tlbench",
-        )
-    names = [str(n) for n in hp["class_names"]]
-    if len(names) != int(hp["num_classes"]):
-        raise TlbenchError(
-            f"{path} is inconsistent: {len(names)} class names for {hp['num_classes']} classes",
-            key=key,
-            value=str(ckpt),
-            fix="use a checkpoint written by tlbench",
-        )
-    pre = hp["preprocess"]
-    pre = OmegaConf.to_container(pre) if OmegaConf.is_config(pre) else dict(pre)
+    obj = read(path, key)
+    hp = hyper_parameters(obj, path, key)
+    # As Lightning's load_from_checkpoint: the hyper-parameters __init__ takes, nothing else.
+    accepted = inspect.signature(TransferModule.__init__).parameters
+    module = TransferModule(**{k: v for k, v in hp.items() if k in accepted}, load_pretrained=False)
+    _load_weights(module, obj["state_dict"], hp, path, key)
     module = module.float().eval()
-    return Loaded(module, path, names, Preprocess.from_dict(pre))
+    names = [str(n) for n in hp["class_names"]]
+    return Loaded(module, path, names, Preprocess.from_dict(dict(hp["preprocess"])))
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise TlbenchError(
-            "unknown device", key="device", value=device, allowed="auto, cpu, cuda, cuda:<n>, mps"
-        ) from None
-
-
-def autocast(device: torch.device, precision: str = "auto"):
-    """The inference counterpart of training's precision choice (bf16 on CPUs that have it: ~6x
-    faster here); `precision=32-true` gives exact fp32 logits."""
-    chosen, _ = choose_precision(precision or "auto", device.type)
-    dtype = AUTOCAST.get(chosen)
-    if chosen not in (*AUTOCAST, "32-true"):
-        raise TlbenchError(
-            "unknown precision",
-            key="precision",
-            value=precision,
-            allowed="auto, 32-true, bf16-mixed, 16-mixed",
+def check_architecture(ckpt, model: dict, key: str = "ckpt_path") -> None:
+    """Refuse a checkpoint of another network than `model` (the run's model config), naming
+    both, before anything is built or written."""
+    path = resolve(ckpt, key)
+    hp = hyper_parameters(read(path, key), path, key)
+    theirs = hp["model"]
+    if (theirs.get("name"), theirs.get("source")) != (model.get("name"), model.get("source")):
+        raise _refuse(
+            path,
+            key,
+            f"holds a {_architecture(theirs)}, but this run builds a {_architecture(model)}",
+            fix=f"pass model={theirs.get('name')} to continue from it, or a checkpoint of "
+            f"{model.get('name')}",
         )
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None), chosen
-
-
-def json_number(x: float | None) -> float | None:
-    """JSON has no NaN: undefined metrics (0/0) become null."""
-    return None if x is None or math.isnan(x) else float(x)

@@ -1,34 +1,31 @@
 """`python -m tlbench.evaluate ckpt=<run dir | .ckpt> data=<dataset> [split=test]`.
 
 Measures a trained checkpoint on one split of any dataset config, with the checkpoint's own
-preprocessing: loss, accuracy, top-5, macro-F1, per-class precision/recall/F1, and a normalised
-confusion matrix. Writes `evaluation.json` and `confusion_matrix.png` into a new run dir.
+preprocessing: loss, accuracy, top-5, macro-F1, per-class precision/recall/F1 (the definitions
+training logs: tlbench.inference.metrics), and a normalised confusion matrix (the figure training
+draws: tlbench.inference.visuals). Writes `evaluation.json` and `confusion_matrix.png` into a new run dir.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from tlbench import cli
 from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError, one_of
-from tlbench.inference import checkpoint
+from tlbench.inference import checkpoint, metrics, options, visuals
 
 log = logging.getLogger("tlbench.evaluate")
 
 SPLITS = ("test", "val", "train")
-TOP_K = 5
-ANNOTATE_UP_TO = 20  # write the numbers into the cells only while they stay legible
 
 
 def class_mapping(data_names: list[str], ckpt_names: list[str], data_label: str) -> np.ndarray:
@@ -57,94 +54,17 @@ def class_mapping(data_names: list[str], ckpt_names: list[str], data_label: str)
     return np.array([ckpt_names.index(n) for n in data_names], dtype=np.int64)
 
 
-def metrics(logits: torch.Tensor, targets: torch.Tensor, class_names: list[str]) -> dict:
-    """Classification metrics from all logits of a split (float32, targets in checkpoint order).
-
-    Precision of a class never predicted and recall of a class absent from the split are 0/0 and
-    reported as null; macro-F1 averages the classes present in the split (a never-predicted
-    present class counts as F1 0), as scikit-learn's f1_score(labels=present, zero_division=0)."""
-    k = len(class_names)
-    pred = logits.argmax(1)
-    cm = torch.bincount(targets * k + pred, minlength=k * k).reshape(k, k)  # rows: true class
-    tp, predicted, support = cm.diag().double(), cm.sum(0).double(), cm.sum(1).double()
-    precision = tp / predicted  # nan where 0/0
-    recall = tp / support
-    p0, r0 = precision.nan_to_num(0.0), recall.nan_to_num(0.0)
-    f1 = torch.where(p0 + r0 > 0, 2 * p0 * r0 / (p0 + r0), torch.zeros_like(p0))
-    present = support > 0
-    out = {
-        "num_images": len(targets),
-        "loss": float(F.cross_entropy(logits, targets)),
-        "accuracy": float((pred == targets).double().mean()),
-        "top5_accuracy": None,
-        "macro_f1": float(f1[present].mean()),
-        "per_class": {
-            name: {
-                "precision": checkpoint.json_number(float(precision[i])),
-                "recall": checkpoint.json_number(float(recall[i])),
-                "f1": float(f1[i]) if present[i] or predicted[i] > 0 else None,
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(class_names)
-        },
-        "confusion_matrix": cm.tolist(),
-    }
-    if k > TOP_K:
-        top = logits.topk(TOP_K, dim=1).indices
-        out["top5_accuracy"] = float((top == targets[:, None]).any(1).double().mean())
-    return out
-
-
-def plot_confusion(cm: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
-    """Row-normalised (each true class sums to 1): the diagonal reads as per-class recall."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = len(class_names)
-    rows = cm.sum(1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
-    side = min(4 + 0.45 * k, 30)
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
-    ax.set_xticks(range(k), labels=class_names, rotation=90 if k > 10 else 45, ha="center")
-    ax.set_yticks(range(k), labels=class_names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    if k <= ANNOTATE_UP_TO:
-        for i in range(k):
-            for j in range(k):
-                if cm[i, j]:
-                    ax.text(
-                        j,
-                        i,
-                        f"{norm[i, j]:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=8,
-                        color="white" if norm[i, j] > 0.5 else "black",
-                    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def _loader(datamodule, split: str, batch_size: int) -> DataLoader:
-    # Evaluation transforms for every split (train=False): no augmentation, centre crop.
+    # Evaluation transforms for every split (train=False): no augmentation, centre crop; the
+    # datamodule's own worker policy.
     dataset = datamodule.dataset(split, train=False)
-    workers = datamodule.num_workers
-    if workers == "auto":
-        workers = 0 if getattr(datamodule, "in_memory", True) else min(4, os.cpu_count() or 1)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=int(workers))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, **datamodule.loader_settings())
 
 
 @torch.inference_mode()
 def collect_logits(module, loader, device: torch.device, precision: str = "auto"):
     module = module.to(device)
-    ctx, chosen = checkpoint.autocast(device, precision)
+    ctx, chosen = options.autocast(device, precision)
     logits, targets = [], []
     for x, y in loader:
         x = x.to(device)
@@ -157,11 +77,18 @@ def collect_logits(module, loader, device: torch.device, precision: str = "auto"
     return torch.cat(logits), torch.cat(targets), chosen
 
 
-def evaluate(cfg: DictConfig) -> dict:
-    """Evaluate `cfg.ckpt` on `cfg.split` of `cfg.data`; write and return the results."""
+def check(cfg: DictConfig) -> None:
+    """Every setting, before the checkpoint or the data is read."""
+    options.validate("evaluate", cfg)
     cli.require(cfg, "ckpt", example="ckpt=outputs/runs/<run dir>")
     if cfg.split not in SPLITS:
         raise one_of("split", cfg.split, SPLITS, what="split")
+    checkpoint.resolve(cfg.ckpt)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Evaluate `cfg.ckpt` on `cfg.split` of `cfg.data`; write and return the results."""
+    check(cfg)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     loaded = checkpoint.load(cfg.ckpt)
@@ -184,7 +111,7 @@ def evaluate(cfg: DictConfig) -> dict:
             allowed=", ".join(SPLITS),
             fix="evaluate another split",
         )
-    device = checkpoint.pick_device(cfg.get("device", "auto"))
+    device = options.device(cfg.device)
     batch_size = int(cfg.batch_size or datamodule.batch_size)
     log.info(
         "evaluating %s on %s/%s (%d images) on %s",
@@ -205,18 +132,18 @@ def evaluate(cfg: DictConfig) -> dict:
         "split": cfg.split,
         "precision": precision,
         "device": str(device),
-        **metrics(logits, to_ckpt[targets], loaded.class_names),
+        **metrics.summary(logits, to_ckpt[targets], loaded.class_names),
         "seconds": round(seconds, 2),
         "images_per_second": round(len(targets) / max(seconds, 1e-9), 1),
         "output_dir": str(out_dir),
     }
-    plot_confusion(
+    figure = visuals.confusion_figure(
         np.array(result["confusion_matrix"]),
         loaded.class_names,
-        out_dir / "confusion_matrix.png",
         f"{result['model']['name']} ({result['strategy']}) on {data_label}/{cfg.split}: "
         f"accuracy {100 * result['accuracy']:.1f}%",
     )
+    visuals.save_png(figure, out_dir / "confusion_matrix.png")
     (out_dir / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
     _print(result)
     return result
@@ -239,7 +166,7 @@ def _print(r: dict) -> None:
 
 
 def main() -> None:
-    cli.main("evaluate", evaluate)
+    options.main("evaluate", evaluate, check)
 
 
 if __name__ == "__main__":

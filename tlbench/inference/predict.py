@@ -20,7 +20,7 @@ from tqdm import tqdm
 from tlbench import cli
 from tlbench.data import images, loading, transforms
 from tlbench.errors import TlbenchError
-from tlbench.inference import checkpoint
+from tlbench.inference import checkpoint, options
 
 log = logging.getLogger("tlbench.predict")
 
@@ -79,33 +79,46 @@ def columns(k: int) -> list[str]:
     return ["file", "predicted_class", "probability", *tops, "error"]
 
 
-def predict(cfg: DictConfig) -> Path:
+def check(cfg: DictConfig) -> None:
+    """Every setting, before the checkpoint is read or any image decoded."""
+    options.validate("predict", cfg)
     cli.require(cfg, "ckpt", "input", example="ckpt=outputs/runs/<run dir> input=photos/")
     checkpoint.resolve(cfg.ckpt)  # a wrong checkpoint path is reported before scanning folders
-    files = find_images(cfg.input)
-    loaded = checkpoint.load(cfg.ckpt)
-    k = max(1, min(int(cfg.top_k), loaded.num_classes))
-    out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "predictions.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    batch_size = int(cfg.batch_size)
-    batches = -(-len(files) // batch_size)  # the one worker policy: none for a single batch
-    workers = loading.worker_count(cfg.get("num_workers", "auto"), False, batches)
-    loader = DataLoader(
-        ImageFiles(files, transforms.build(loaded.preprocess, "none", train=False)),
-        batch_size=batch_size,
-        num_workers=workers,
-        worker_init_fn=loading.one_thread_per_worker if workers else None,
-        collate_fn=collate,
-    )
-    device = checkpoint.pick_device(cfg.get("device", "auto"))
+    if Path(str(cfg.input)).expanduser().is_file():
+        readable(Path(str(cfg.input)).expanduser())
+
+
+def readable(file: Path) -> None:
+    """A single file that is no image is an error, not a CSV of one failure."""
+    try:
+        images.ImageReader()(file)
+    except Exception as exc:
+        first = exc.problem if isinstance(exc, TlbenchError) else str(exc)
+        raise TlbenchError(
+            f"cannot be read as an image: {(first.splitlines() or [''])[0]}",
+            key="input",
+            value=str(file),
+            fix="point at an image file (JPEG, PNG, ...) or at a folder of images",
+        ) from None
+
+
+def _rows(probs: torch.Tensor, idx: list[int], files: list[Path], names: list[str], k: int):
+    top_p, top_i = probs.topk(k, dim=1)
+    for i, ps, cs in zip(idx, top_p.tolist(), top_i.tolist(), strict=True):
+        tops = [v for c, p in zip(cs, ps, strict=True) for v in (names[c], f"{p:.6f}")]
+        yield i, [str(files[i]), names[cs[0]], f"{ps[0]:.6f}", *tops, ""]
+
+
+def _label(cfg: DictConfig, loaded, loader, files: list[Path], out: Path, k: int) -> dict:
+    """Write one CSV row per file, in input order; returns the counts."""
+    device = options.device(cfg.device)
     module = loaded.module.to(device)
-    ctx, precision = checkpoint.autocast(device, cfg.get("precision"))
+    ctx, precision = options.autocast(device, cfg.precision)
     log.info("predicting %d files with %s on %s (%s)", len(files), loaded.path, device, precision)
-    names = loaded.class_names
     counts = {"ok": 0, "failed": 0}
     with (
         out.open("w", newline="") as fh,
-        tqdm(total=len(files), unit="img", disable=not cfg.get("progress_bar", True)) as bar,
+        tqdm(total=len(files), unit="img", disable=not cfg.progress_bar) as bar,
         torch.inference_mode(),
     ):
         writer = csv.writer(fh)
@@ -118,10 +131,7 @@ def predict(cfg: DictConfig) -> Path:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with ctx:
                     probs = torch.softmax(module(x).float(), dim=1).cpu()
-                top_p, top_i = probs.topk(k, dim=1)
-                for i, ps, cs in zip(idx, top_p.tolist(), top_i.tolist(), strict=True):
-                    tops = [v for c, p in zip(cs, ps, strict=True) for v in (names[c], f"{p:.6f}")]
-                    rows[i] = [str(files[i]), names[cs[0]], f"{ps[0]:.6f}", *tops, ""]
+                rows.update(_rows(probs, idx, files, loaded.class_names, k))
             for i, err in failed:
                 rows[i] = [str(files[i]), "", "", *[""] * (2 * k), err]
             for i in sorted(rows):  # input order, failed files in place
@@ -129,16 +139,45 @@ def predict(cfg: DictConfig) -> Path:
             counts["ok"] += len(idx)
             counts["failed"] += len(failed)
             bar.update(len(idx) + len(failed))
+    return counts
+
+
+def predict(cfg: DictConfig) -> Path:
+    check(cfg)
+    files = find_images(cfg.input)
+    loaded = checkpoint.load(cfg.ckpt)
+    k = min(int(cfg.top_k), loaded.num_classes)
+    out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "predictions.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    batch_size = int(cfg.batch_size)
+    batches = -(-len(files) // batch_size)  # the one worker policy: none for a single batch
+    workers = loading.worker_count(cfg.get("num_workers", "auto"), False, batches)
+    loader = DataLoader(
+        ImageFiles(files, transforms.build(loaded.preprocess, "none", train=False)),
+        batch_size=batch_size,
+        num_workers=workers,
+        worker_init_fn=loading.one_thread_per_worker if workers else None,
+        collate_fn=collate,
+    )
+    counts = _label(cfg, loaded, loader, files, out, k)
     print(
         f"tlbench predict: {counts['ok']} images labelled, {counts['failed']} unreadable "
         f"(see the error column)\n  output: {out}",
         flush=True,
     )
+    if not counts["ok"]:
+        raise TlbenchError(
+            f"none of the {len(files)} files could be read as an image (each one's error is in "
+            f"{out})",
+            key="input",
+            value=str(cfg.input),
+            fix="point at image files (JPEG, PNG, ...)",
+        )
     return out
 
 
 def main() -> None:
-    cli.main("predict", predict)
+    options.main("predict", predict, check)
 
 
 if __name__ == "__main__":

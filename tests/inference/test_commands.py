@@ -1,4 +1,6 @@
 """Using a trained checkpoint: evaluate, predict, export (tlbench.inference.checkpoint/evaluate/predict/export).
+Moved from tests/test_use.py; metrics are tested in test_metrics.py, bad input in test_options.py
+and test_checkpoint_files.py.
 
 One tiny checkpoint is trained per module (resnet18 fine-tuned from ImageNet-format weights placed
 in a private torch hub cache, 7 digit classes, 32 px, 1 epoch). The weights file is deleted right
@@ -25,7 +27,7 @@ from tlbench.config import REPO_ROOT, compose
 from tlbench.data import transforms
 from tlbench.errors import TlbenchError
 from tlbench.inference import checkpoint
-from tlbench.inference.evaluate import evaluate, metrics
+from tlbench.inference.evaluate import evaluate
 from tlbench.inference.export import export
 from tlbench.inference.predict import find_images, predict
 from tlbench.models import torchvision_source
@@ -125,8 +127,8 @@ def test_missing_or_foreign_checkpoints_are_clear_errors(tmp_path):
         checkpoint.load(tmp_path)  # a directory that is not a run dir
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(TlbenchError, match="not a loadable tlbench checkpoint"):
-        checkpoint.load(junk)
+    with pytest.raises(TlbenchError, match="not a PyTorch checkpoint"):
+        checkpoint.load(junk)  # the other broken files: tests/inference/test_checkpoint_files.py
 
 
 def test_missing_checkpoint_on_the_command_line_exits_2_without_traceback(trained, tmp_path):
@@ -158,38 +160,6 @@ def test_other_commands_share_the_error_policy(command, tmp_path, capsys):
 
 
 # -- evaluate ------------------------------------------------------------------------------------
-def test_metrics_agree_with_scikit_learn():
-    from sklearn import metrics as skm
-
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(200, 7, generator=gen)
-    targets = torch.randint(0, 6, (200,), generator=gen)  # class 6 absent from the split
-    logits[targets == 2, 2] += 3.0  # make class 2 well recognised
-    m = metrics(logits, targets, CLASSES)
-    pred = logits.argmax(1).numpy()
-    y = targets.numpy()
-    present = list(range(6))
-    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
-    assert m["macro_f1"] == pytest.approx(
-        skm.f1_score(y, pred, labels=present, average="macro", zero_division=0)
-    )
-    p, r, _, s = skm.precision_recall_fscore_support(y, pred, labels=range(7), zero_division=0)
-    for i, name in enumerate(CLASSES[:6]):
-        assert m["per_class"][name]["recall"] == pytest.approx(r[i])
-        assert m["per_class"][name]["support"] == s[i]
-        if m["per_class"][name]["precision"] is not None:
-            assert m["per_class"][name]["precision"] == pytest.approx(p[i])
-    assert m["per_class"]["6"]["recall"] is None  # 0/0, not a made-up 0
-    assert m["top5_accuracy"] == pytest.approx(
-        skm.top_k_accuracy_score(y, logits.numpy(), k=5, labels=range(7))
-    )
-    assert m["loss"] == pytest.approx(
-        skm.log_loss(y, torch.softmax(logits, 1).numpy(), labels=range(7)), rel=1e-4
-    )
-    assert np.array_equal(m["confusion_matrix"], skm.confusion_matrix(y, pred, labels=range(7)))
-    assert metrics(logits[:, :5], targets.clamp(max=4), CLASSES[:5])["top5_accuracy"] is None
-
-
 def _evaluate_in_process(run_dir, out_dir, *overrides):
     cfg = compose(
         [f"ckpt={run_dir}", f"paths.output_dir={out_dir}", "precision=32-true", *overrides],

@@ -1,0 +1,78 @@
+"""One definition of each metric (tlbench.inference.metrics): evaluate and training agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tlbench.config import compose
+from tlbench.inference import metrics
+from tlbench.training.module import TransferModule
+
+# Issue 13's case: 3 classes, the third never a target but predicted once.
+TARGETS = torch.tensor([0, 0, 1, 1])
+PREDS = torch.tensor([0, 0, 1, 2])
+MACRO_F1 = 5 / 9  # per class (1, 2/3, 0): torchmetrics' macro average, zero_division=0
+
+
+def _logits(preds: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(preds, k).float() * 4.0
+
+
+def test_the_three_class_case_has_one_macro_f1_everywhere():
+    logits = _logits(PREDS, 3)
+    names = ["a", "b", "c"]
+    # evaluate's numbers
+    result = metrics.summary(logits, TARGETS, names)
+    assert result["macro_f1"] == pytest.approx(MACRO_F1)
+    assert [result["per_class"][n]["f1"] for n in names] == pytest.approx([1.0, 2 / 3, 0.0])
+    assert result["per_class"]["c"]["recall"] is None  # 0/0: class c is never a target
+    assert result["per_class"]["c"]["precision"] == 0.0  # predicted once, wrongly
+    # the training module's metric objects (val/f1_macro, test/f1_macro), fed batch by batch
+    cfg = compose(["model=lenet5", "strategy=scratch"])
+    module = TransferModule(
+        model=dict(cfg.model),
+        strategy=dict(cfg.strategy),
+        num_classes=3,
+        class_names=names,
+        optimizer=dict(cfg.optimizer),
+    )
+    for stage in ("val", "test"):
+        f1 = getattr(module, f"{stage}_f1")
+        for i in range(0, 4, 2):
+            f1.update(logits[i : i + 2], TARGETS[i : i + 2])
+        assert float(f1.compute()) == pytest.approx(MACRO_F1)
+    assert module.val_top5 is None and metrics.top5(3) is None  # 3 classes: no top-5
+
+
+def test_metrics_agree_with_scikit_learn():
+    from sklearn import metrics as skm
+
+    names = [str(i) for i in range(7)]
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(200, 7, generator=gen)
+    targets = torch.randint(0, 6, (200,), generator=gen)  # class 6 absent from the split
+    logits[targets == 2, 2] += 3.0  # make class 2 well recognised
+    m = metrics.summary(logits, targets, names)
+    pred, y = logits.argmax(1).numpy(), targets.numpy()
+    seen = sorted(set(y) | set(pred))  # classes that are a target or a prediction
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert m["macro_f1"] == pytest.approx(
+        skm.f1_score(y, pred, labels=seen, average="macro", zero_division=0)
+    )
+    p, r, _, s = skm.precision_recall_fscore_support(y, pred, labels=range(7), zero_division=0)
+    for i, name in enumerate(names[:6]):
+        assert m["per_class"][name]["recall"] == pytest.approx(r[i])
+        assert m["per_class"][name]["support"] == s[i]
+        if m["per_class"][name]["precision"] is not None:
+            assert m["per_class"][name]["precision"] == pytest.approx(p[i])
+    assert m["per_class"]["6"]["recall"] is None  # 0/0, not a made-up 0
+    assert m["top5_accuracy"] == pytest.approx(
+        skm.top_k_accuracy_score(y, logits.numpy(), k=5, labels=range(7))
+    )
+    assert m["loss"] == pytest.approx(
+        skm.log_loss(y, torch.softmax(logits, 1).numpy(), labels=range(7)), rel=1e-4
+    )
+    assert np.array_equal(m["confusion_matrix"], skm.confusion_matrix(y, pred, labels=range(7)))
+    assert metrics.summary(logits[:, :5], targets.clamp(max=4), names[:5])["top5_accuracy"] is None
