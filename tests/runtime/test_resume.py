@@ -119,3 +119,14 @@ def test_a_corrupt_feature_cache_is_named_moved_aside_and_rebuilt(cfg_factory, t
     assert second["status"] == "ok" and second["cached_features"]
     assert cache.with_name(cache.name + ".corrupt").is_file() and cache.is_file()
     assert str(cache) in caplog.text and "moved aside" in caplog.text
+
+
+def test_a_run_killed_during_its_test_resumes_to_the_test_only(cfg_factory, tmp_path):
+    run = tmp_path / "run"
+    base = [*FAST, "trainer.max_epochs=1", f"paths.output_dir={run}"]
+    train(cfg_factory(*base))
+    run_summary.write(run, {**run_summary.read(run), "status": "running"})  # SIGKILL in test
+    again = train(cfg_factory(*base, "test_after_fit=true", f"resume={run}"))
+    assert again["status"] == "ok" and again["test_acc"] is not None and again["epochs"] == 1
+    assert [s["epochs"] for s in again["segments"]] == [1, 0]  # nothing trained twice
+    assert again["last_checkpoint"] == str(run / LAST) and len(_rows(run)) == 1

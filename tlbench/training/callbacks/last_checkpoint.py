@@ -40,6 +40,12 @@ class LastCheckpoint(Checkpoint):
     def path(self) -> Path:
         return self.dirpath / self.FILENAME
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        """After the restore: a resumed run with no epoch left to train (killed during its test)
+        still names the last.ckpt it was resumed from."""
+        if trainer.ckpt_path and self.path.is_file():
+            self.last_model_path = str(self.path)
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
