@@ -37,7 +37,7 @@ def experiment(log_dir):
     content = acc.PluginTagToContent("hparams")
     exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    return exp, start.session_start_info.hparams
+    return exp, start.session_start_info
 
 
 def test_sweep_runs_are_named_and_hparams_open_on_the_compared_columns(tmp_path):
@@ -48,7 +48,9 @@ def test_sweep_runs_are_named_and_hparams_open_on_the_compared_columns(tmp_path)
     assert names == {"0": "strategy=finetune", "1": "strategy=scratch"}  # what differs
 
     for job, strategy in (("0", "finetune"), ("1", "scratch")):
-        exp, values = experiment(sweep / job / "tensorboard" / names[job])
+        exp, session = experiment(sweep / job / "tensorboard" / names[job])
+        values = session.hparams
+        assert session.group_name == f"{job}/strategy={strategy}"  # the Trial ID column
         differs = {h.name for h in exp.hparam_infos if h.differs}
         assert differs == {"strategy", "lr/head", "lr/backbone"}
         # TensorBoard's order (differs first, then by name) and its five ticked columns

@@ -159,13 +159,14 @@ def _summary(tag: str, plugin_data):
     return pb
 
 
-def session_pbs(hp: dict) -> list:
-    """Session start (this run's values) and end (success) summaries."""
+def session_pbs(hp: dict, trial_id: str | None = None) -> list:
+    """Session start (this run's values) and end (success) summaries. `trial_id` is the
+    Trial ID column (default: a hash of the values)."""
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2, summary_v2
 
     end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time())
     return [
-        summary_v2.hparams_pb(hp),
+        summary_v2.hparams_pb(hp, trial_id=trial_id),
         _summary(
             metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end)
         ),
@@ -201,4 +202,7 @@ def log(loggers, cfg: DictConfig, summary: dict, step: int | None = None, optimi
     for lg in tb:
         lg.log_metrics(scores, step=step)
         lg.finalize("success")
-        _write(lg.log_dir, [experiment_pb(hp, differs, scores), *session_pbs(hp)], step or 0)
+        # Trial ID: the job and its run name ("3/strategy=finetune,seed=1"), not a hash
+        trial = "/".join(p for p in (Path(cfg.paths.output_dir).name, str(lg.version)) if p)
+        pbs = [experiment_pb(hp, differs, scores), *session_pbs(hp, trial)]
+        _write(lg.log_dir, pbs, step or 0)
