@@ -102,3 +102,24 @@ def test_evaluate_refuses_a_hostile_checkpoint_before_hydra_writes_anything(tmp_
     assert "refused as unsafe" in result.stderr and "weights_only=False" not in result.stderr
     assert "Traceback" not in result.stderr
     assert not marker.exists() and not out.exists()
+
+
+def test_training_ckpt_path_is_read_safely_before_training(tiny_run, tmp_path):
+    """`python -m tlbench ckpt_path=...` goes through the same reader, in config validation."""
+    from tlbench.config import values
+
+    best = tiny_run / "checkpoints" / "best.ckpt"
+    cases = [
+        (H.random_bytes(tmp_path / "random.ckpt"), "model=lenet5", "not a PyTorch checkpoint"),
+        (H.malicious(tmp_path / "evil.ckpt", tmp_path / "marker"), "model=lenet5", "unsafe"),
+        (best, "model=mini_vgg", "holds a lenet5 .*, but this run builds a mini_vgg"),
+    ]
+    for path, model, match in cases:
+        cfg = compose([model, f"ckpt_path={path}", f"paths.output_dir={tmp_path / 'run'}"])
+        with pytest.raises(TlbenchError, match=match) as info:
+            values.check_top_level(cfg)
+        assert str(info.value).startswith("ckpt_path=") and "weights_only=False" not in str(
+            info.value
+        )
+    values.check_top_level(compose(["model=lenet5", f"ckpt_path={best}"]))  # the right one: fine
+    assert not (tmp_path / "marker").exists() and not (tmp_path / "run").exists()

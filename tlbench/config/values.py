@@ -84,6 +84,12 @@ def check_top_level(cfg: DictConfig) -> None:
                 allowed="a Lightning .ckpt file" if kind == "file" else "an existing run dir",
                 fix=f"check the path (relative paths start at {Path.cwd()})",
             )
+        if key == "ckpt_path" and isinstance(cfg.get("model"), DictConfig):
+            # Read safely now (not a checkpoint, truncated, unsafe, another network: one
+            # paragraph) rather than deep inside trainer.fit after the data is read.
+            from tlbench.inference import checkpoint
+
+            checkpoint.check_architecture(p, cfg.model, key="ckpt_path")
 
 
 def check_optimizer(cfg: DictConfig) -> None:
