@@ -47,9 +47,11 @@ def _build(c: cands.Candidate, cfg: DictConfig):
     pre = registry.describe(
         OmegaConf.create(c.model), c.pretrained, image_size=cfg.data.get("image_size")
     )
+    # Seeded where training seeds (tlbench.training.run.build_run): a random: control is the very
+    # network a `strategy=transfer model.weights=null` run with the same seed starts from.
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, "data", preprocess=pre.to_dict())
     datamodule.setup("fit")
-    L.seed_everything(cfg.seed, verbose=False)  # random: controls are the same network each time
     module = TransferModule(
         model=c.model,
         strategy={**STRATEGY, "pretrained": c.pretrained},
