@@ -3,15 +3,20 @@ RGB (B, 3, crop, crop) out, channels_last -- the same recipe as `tlbench.data.tr
 done as a handful of batch operations instead of ~6 small ops per image in Python.
 
 - eval / augment=none: resize (shorter side, antialiased) + centre crop, like torchvision's
-  Resize + CenterCrop; outputs match the per-sample path to rounding (the per-sample path rounds
-  the resized image to uint8; this one keeps it float).
+  Resize + CenterCrop, as one resampling (below) whose weights keep only the crop's rows.
+  Outputs match the per-sample path to one grey level (the per-sample path rounds the resized
+  image to uint8; this one stays float).
 - classic / strong: a random resized crop and a flip *per image*. Crop boxes are drawn exactly as
   torchvision's `RandomResizedCrop.get_params` draws them (10 tries of scale x log-uniform aspect,
-  else the centre crop), vectorised; then one `torchvision.ops.roi_align` call crops and resizes
-  every box of the batch at once. roi_align samples bilinearly at each output pixel's centre and,
-  when a box shrinks, averages ceil(box/out)^2 samples per output pixel (a box filter: the
-  antialiasing). Chosen by measurement (bench/pipeline.py; BENCHMARKS.md, "Input pipeline") over a
-  Python loop of per-image `interpolate` calls and over `grid_sample` (no antialiasing).
+  else the centre crop), vectorised. Each box is then cropped and resized by two batched matrix
+  products, out = Wy @ image @ Wx^T, whose rows hold the antialiased resampling weights PyTorch
+  uses (`interpolate(..., antialias=True)`, PIL's filters) restricted to the box -- the same
+  numbers as cropping then resizing each image, and a flip is just Wx with its rows reversed.
+  Normalisation is affine and every row of weights sums to 1, so it runs first, on the small
+  source images. Chosen by measurement over a Python loop of per-image `interpolate` calls,
+  `torchvision.ops.roi_align` and `grid_sample` (BENCHMARKS.md, "Input pipeline"): on this CPU
+  roi_align and grid_sample ran slower than the per-sample path at 224 px; matmuls are what
+  every device does fastest.
 - strong adds TrivialAugmentWide (one op per image at a random magnitude, `trivial_augment`) and
   RandomErasing (p=0.25, value 0), both per image.
 """
@@ -21,8 +26,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
-from torchvision.ops import roi_align
 
 from tlbench.data.augment_ops import trivial_augment
 from tlbench.preprocess import Preprocess
@@ -73,14 +76,72 @@ def crop_boxes(n: int, height: int, width: int, scale, device) -> torch.Tensor:
     return boxes
 
 
-def resized_crops(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """Each image's box (top, left, h, w) resized to size x size, one roi_align for the batch."""
-    top, left, h, w = boxes.unbind(1)
-    rois = torch.stack(
-        [torch.arange(len(x), device=x.device, dtype=x.dtype), left, top, left + w, top + h], 1
-    )
-    # aligned=True: box edges are pixel edges, as in interpolate(align_corners=False).
-    return roi_align(x, rois.to(x.dtype), (size, size), 1.0, sampling_ratio=-1, aligned=True)
+def _kernel(t: torch.Tensor, mode: str) -> torch.Tensor:
+    """PyTorch's antialias filters: triangle (bilinear), Keys cubic with a = -0.5 (bicubic)."""
+    t = t.abs()
+    if mode == "bicubic":
+        a = -0.5
+        near = ((a + 2) * t - (a + 3)) * t * t + 1
+        far = (((t - 5) * t + 8) * t - 4) * a
+        return torch.where(t < 1, near, torch.where(t < 2, far, torch.zeros_like(t)))
+    return (1 - t).clamp_min(0)
+
+
+def axis_weights(start, length, size: int, n: int, mode: str) -> torch.Tensor:
+    """(B, size, n) weights: output pixel i of image b samples the input pixels
+    [start[b], start[b] + length[b]) of an axis n pixels long, as interpolate(antialias=True)
+    on the cropped image would (window widened by the scale when shrinking)."""
+    start, length = start.double(), length.double()
+    scale = (length / size)[:, None, None]
+    i = torch.arange(size, device=start.device, dtype=torch.float64)[None, :, None]
+    j = torch.arange(n, device=start.device, dtype=torch.float64)[None, None, :]
+    lo, hi = start[:, None, None], (start + length)[:, None, None]
+    if mode == "nearest":  # interpolate(mode="nearest"): floor(i * scale)
+        src = torch.minimum(lo + torch.floor(i * scale), hi - 1)
+        return (j == src).float()
+    centre = lo + (i + 0.5) * scale
+    w = _kernel((j + 0.5 - centre) / scale.clamp_min(1.0), mode) * ((j >= lo) & (j < hi))
+    return (w / w.sum(-1, keepdim=True)).float()
+
+
+def resample(x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
+    """out[b] = wy[b] @ x[b] @ wx[b]^T per channel. Float (B, C, H, W) in, (B, C, Y, X) out
+    with channels_last memory. Two bmm's (a broadcast matmul would copy wx once per output row):
+    across the width on the small source, then down the height, ending in (B, Y, X*C)."""
+    n, c, height, width = x.shape
+    size_y, size_x = wy.shape[1], wx.shape[1]
+    src = x.permute(0, 3, 2, 1).reshape(n, width, height * c)  # (B, W, H*C)
+    cols = torch.bmm(wx, src).view(n, size_x, height, c)  # (B, X, H, C)
+    cols = cols.transpose(1, 2).reshape(n, height, size_x * c)  # (B, H, X*C), a small copy
+    out = torch.bmm(wy, cols).view(n, size_y, size_x, c)  # (B, Y, X, C)
+    return out.permute(0, 3, 1, 2)  # NCHW shape, channels_last memory: no copy
+
+
+def resized_crops(
+    x: torch.Tensor, boxes: torch.Tensor, size: int, mode: str = "bilinear", flip=None
+) -> torch.Tensor:
+    """Each image's box (top, left, h, w) resized to size x size (and mirrored where `flip`)."""
+    _, _, height, width = x.shape
+    top, left, h, w = boxes.to(x.device).unbind(1)
+    wy = axis_weights(top, h, size, height, mode).to(x.dtype)  # (B, size, H)
+    wx = axis_weights(left, w, size, width, mode).to(x.dtype)  # (B, size, W)
+    if flip is not None:
+        wx = torch.where(flip[:, None, None], wx.flip(1), wx)
+    return resample(x, wy, wx)
+
+
+def resize_and_centre_crop(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    """The eval geometry (shorter side to resize_size, centre crop_size) as one resampling:
+    the crop just keeps the middle rows of the resize weights."""
+    n, _, height, width = x.shape
+    out_h, out_w = resized_shorter_side(height, width, pre.resize_size)
+    weights = []
+    for length, out in ((height, out_h), (width, out_w)):
+        full = torch.full((n,), float(length), device=x.device)
+        w = axis_weights(torch.zeros_like(full), full, out, length, pre.interpolation)
+        start = int(round((out - pre.crop_size) / 2.0))  # torchvision's CenterCrop offset
+        weights.append(w[:, start : start + pre.crop_size].to(x.dtype))
+    return resample(x, *weights)
 
 
 def resized_shorter_side(height: int, width: int, size: int) -> tuple[int, int]:
@@ -90,35 +151,10 @@ def resized_shorter_side(height: int, width: int, size: int) -> tuple[int, int]:
     return int(size * height / width), size
 
 
-def resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Antialiased resize of a uint8 or float batch. On CPU a uint8 batch stays uint8 (PyTorch's
-    vectorised uint8 kernel, the one torchvision uses per image: ~1.3-2x faster than float here,
-    and bit-identical to the per-sample path); elsewhere the batch is resized as float."""
-    if tuple(x.shape[-2:]) == size:
-        return x
-    if not (x.dtype == torch.uint8 and x.device.type == "cpu" and mode == "bilinear"):
-        x = x.float()
-    if mode == "nearest":
-        return F.interpolate(x, size=size, mode="nearest")
-    out = F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
-    return out.clamp_(0, 255) if mode == "bicubic" else out
-
-
-def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    return x[..., top : top + size, left : left + size]
-
-
 def to_rgb(x: torch.Tensor) -> torch.Tensor:
     if x.shape[1] == 1:
         return x.expand(-1, 3, -1, -1)
     return x[:, :3] if x.shape[1] > 3 else x
-
-
-def flip_some(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
-    flip = torch.rand(len(x), device=x.device) < p
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
 def erase_some(x: torch.Tensor) -> torch.Tensor:
@@ -145,31 +181,31 @@ class BatchTransform:
         # (x / 255 - mean) / std as one multiply-add
         self.scale, self.shift = 1.0 / (255.0 * std), -mean / std
 
-    def geometry(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8/float batch -> float 0..255 at crop size (resize+crop, or random crops+flips)."""
-        pre, n, (height, width) = self.pre, len(x), x.shape[-2:]
-        if self.augment == "none":
-            x = resize(x, resized_shorter_side(height, width, pre.resize_size), pre.interpolation)
-            return centre_crop(x, pre.crop_size).float()
-        x = x.float()
-        boxes = crop_boxes(n, height, width, CROP_SCALE[self.augment], x.device)
-        if pre.interpolation == "nearest":  # roi_align is bilinear only: crop one by one
-            out = [
-                resize(x[i : i + 1, :, t : t + h, lf : lf + w], (pre.crop_size,) * 2, "nearest")
-                for i, (t, lf, h, w) in enumerate(boxes.long().tolist())
-            ]
-            x = torch.cat(out)
-        else:
-            x = resized_crops(x, boxes, pre.crop_size)
-        return flip_some(x)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.geometry(x)
-        if self.augment == "strong":
-            x = trivial_augment(to_rgb(x), self.pre.interpolation)
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale.device != x.device:  # moved once, not every batch
             self.scale, self.shift = self.scale.to(x.device), self.shift.to(x.device)
-        x = to_rgb(x) * self.scale + self.shift
+        return to_rgb(x) * self.scale + self.shift
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        pre, n, (height, width) = self.pre, len(x), x.shape[-2:]
+        if self.augment == "none":
+            if pre.interpolation == "bicubic":  # overshoots: clamp to 0..255 before normalising
+                x = self.normalise(resize_and_centre_crop(x.float(), pre).clamp(0, 255))
+                return x.contiguous(memory_format=torch.channels_last)
+            # Normalise first (exact: weights sum to 1) -- on the small source images.
+            return resize_and_centre_crop(self.normalise(x.float()), pre)
+        boxes = crop_boxes(n, height, width, CROP_SCALE[self.augment], x.device)
+        flip = torch.rand(n, device=x.device) < 0.5
+        if self.augment == "classic" and pre.interpolation != "bicubic":
+            # Normalise first (exact: weights sum to 1) -- on 32 px, not 224 px images.
+            return resized_crops(
+                self.normalise(x.float()), boxes, pre.crop_size, pre.interpolation, flip
+            )
+        x = resized_crops(to_rgb(x.float()), boxes, pre.crop_size, pre.interpolation, flip)
+        x = x.clamp(0, 255)  # bicubic overshoots; TrivialAugment expects 0..255
+        if self.augment == "strong":
+            x = trivial_augment(x, pre.interpolation)
+        x = self.normalise(x)
         if self.augment == "strong":
             x = erase_some(x)
         return x.contiguous(memory_format=torch.channels_last)
