@@ -108,3 +108,23 @@ def test_one_verdict_line_per_label_budget(tmp_path):
     lines = verdict_lines(tmp_path)
     assert [ln.split("**")[1] for ln in lines] == ["5/class", "50/class"]
     assert "**transfer** 60.5" in lines[0] and "**finetune** 90.5" in lines[1]
+
+
+def test_without_test_accuracy_the_verdict_says_validation_is_reused(tmp_path):
+    for i, lr in enumerate(("1e-3", "3e-3")):
+        for seed in range(2):
+            make_run(
+                tmp_path,
+                f"{i}{seed}",
+                strategy="transfer",
+                seed=seed,
+                spc=5,
+                best=0.5 + i / 10,
+                fit=3,
+                extra_overrides=[f"optimizer.lr={lr}"],
+            )
+    md = report.write_report(tmp_path, plots=False).read_text()
+    verdict = md.split("## Verdict")[1].split("## Selected settings")[0]
+    assert "compared on the best validation accuracy" in verdict
+    assert "reuses the validation accuracy that chose the settings" in verdict
+    assert "only **transfer** finished: 60.0" in verdict

@@ -57,6 +57,7 @@ def cost_reading(selected: list[Group], groups: list[Group], metric: str) -> str
             continue
         ratio = mean_std(g.stat("fit_seconds")[0] / r.stat("fit_seconds")[0] for g, r in pairs)[0]
         gain = mean_std(100 * (g.stat(metric)[0] - r.stat(metric)[0]) for g, r in pairs)[0]
+        gain = round(gain, 1) + 0.0  # never "-0.0 points"
         parts.append(
             f"{strat} costs {ratio:.1f}x the fit time of {cheapest} for {gain:+.1f} points "
             f"(mean over {len(pairs)} matching configuration{'s' if len(pairs) > 1 else ''})"

@@ -169,12 +169,19 @@ def _has(g: Group, metric: str) -> bool:
 def section(arms: list[Arm], metric: str, metric_name: str) -> list[str]:
     vs = verdicts(arms, metric)
     show_where = len({(v.cell[0], v.cell[1]) for v in vs}) > 1
+    caveat = ""
+    if metric != "test_acc" and any(len(a.settings) > 1 for a in arms):
+        caveat = (
+            " No test accuracy for every configuration: the comparison reuses the validation "
+            "accuracy that chose the settings, which flatters strategies that tried more of them."
+        )
     return [
         "## Verdict",
         "",
         f"Per label budget, each strategy at the setting it selected on validation, compared on "
         f"the {metric_name} (mean ± std over seeds, n = finished seeds). A lead counts when it "
-        "exceeds the larger seed std; fit time is the selected setting's mean `trainer.fit`.",
+        "exceeds the larger seed std; fit time is the selected setting's mean `trainer.fit`."
+        + caveat,
         "",
         *(v.line(show_where) for v in vs),
     ]
