@@ -3,16 +3,11 @@
 Writes a deployable network (eval mode, fp32, contiguous NCHW input of any batch size, logits
 out) and `model.json` beside it: class names, preprocessing, input/output names and the measured
 difference to the checkpoint. Every export is checked against the checkpoint on sample inputs.
-
-ONNX exporter (torch 2.14): the torch.export-based "dynamo" exporter is torch's default and the
-maintained one; it needs `onnxscript`. The TorchScript-based "legacy" exporter is deprecated but
-needs only `onnx` and exports the usual convnets (resnet18, efficientnet_lite0) with the same
-results. `onnx_exporter=auto` takes dynamo when onnxscript is importable, else legacy.
+ONNX specifics (exporters, opsets, onnxruntime) are in tlbench.inference.onnx_export.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import warnings
@@ -25,19 +20,23 @@ from torch import nn
 from tlbench import cli
 from tlbench.errors import TlbenchError, one_of
 from tlbench.inference import checkpoint, options
+from tlbench.inference.onnx_export import (
+    EXPORTERS,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    check_opset,
+    choose_exporter,
+    export_onnx,
+    run_onnx,
+    written_opset,
+)
 
 log = logging.getLogger("tlbench.export")
 
 FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
-EXPORTERS = ("auto", "dynamo", "legacy")
-INPUT_NAME, OUTPUT_NAME = "input", "logits"
 # Traced/exported with one batch size and checked with another, so a batch size frozen into
 # the graph would show up as an error at export time rather than in production.
 TRACE_BATCH, CHECK_BATCH = 2, 3
-# The opsets each ONNX exporter writes as asked (torch 2.14, measured by exporting and reading the
-# file back): the dynamo exporter silently writes 18 for anything below 18, and torch.onnx supports
-# up to 23; the legacy exporter refuses below 7, and torch documents it up to 20.
-OPSETS = {"dynamo": (18, 23), "legacy": (7, 20)}
 
 
 class Logits(nn.Module):
@@ -79,77 +78,6 @@ def run_torchscript(path: Path, x: torch.Tensor) -> torch.Tensor:
         return scripted(x)
 
 
-def choose_exporter(requested: str) -> str:
-    if requested not in EXPORTERS:
-        raise one_of("onnx_exporter", requested, EXPORTERS, what="ONNX exporter")
-    have_onnxscript = importlib.util.find_spec("onnxscript") is not None
-    if requested == "dynamo" and not have_onnxscript:
-        raise TlbenchError(
-            "the dynamo ONNX exporter needs the onnxscript package",
-            key="onnx_exporter",
-            value=requested,
-            fix="install the export extra (pip install -e '.[export]'), or onnx_exporter=legacy",
-        )
-    if requested == "auto":
-        return "dynamo" if have_onnxscript else "legacy"
-    return requested
-
-
-def export_onnx(
-    model: nn.Module, example: torch.Tensor, path: Path, exporter: str, opset: int
-) -> None:
-    if importlib.util.find_spec("onnx") is None:
-        raise TlbenchError(
-            "ONNX export needs the onnx package",
-            key="format",
-            value="onnx",
-            fix="install the export extra (pip install -e '.[export]'), or format=torchscript",
-        )
-    # onnxscript's optimiser logs every pass at INFO into the run log: keep the log about us.
-    for name in ("onnxscript", "onnx_ir"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the legacy exporter's DeprecationWarning
-        if exporter == "dynamo":
-            torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
-                opset_version=opset,
-                external_data=False,  # one self-contained file (fine below protobuf's 2 GB)
-                verbose=False,
-            )
-        else:
-            torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                dynamo=False,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=opset,
-            )
-
-
-def run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise TlbenchError(
-            "checking the ONNX export needs onnxruntime",
-            key="check",
-            value=True,
-            fix="install the export extra (pip install -e '.[export]'), or check=false to skip the check",
-        ) from None
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
-
-
 def run_exported(path: Path, fmt: str, x: torch.Tensor) -> torch.Tensor:
     return run_torchscript(path, x) if fmt == "torchscript" else run_onnx(path, x)
 
@@ -170,20 +98,6 @@ def compare(reference: torch.Tensor, got: torch.Tensor, atol: float, rtol: float
     return worst
 
 
-def check_opset(opset, exporter: str) -> None:
-    low, high = OPSETS[exporter]
-    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
-        raise TlbenchError(
-            f"the {exporter} ONNX exporter does not write this opset",
-            key="opset",
-            value=opset,
-            allowed=f"{low} to {high} with the {exporter} exporter (legacy: "
-            f"{OPSETS['legacy'][0]}-{OPSETS['legacy'][1]}, dynamo: {OPSETS['dynamo'][0]}-"
-            f"{OPSETS['dynamo'][1]})",
-            fix=f"e.g. opset={max(low, 18)}",
-        )
-
-
 def check(cfg: DictConfig) -> str | None:
     """Every setting, before the checkpoint is read; returns the ONNX exporter (None: TorchScript)."""
     options.validate("export", cfg)
@@ -198,14 +112,6 @@ def check(cfg: DictConfig) -> str | None:
         check_opset(cfg.opset, exporter)
     checkpoint.resolve(cfg.ckpt)
     return exporter
-
-
-def written_opset(path: Path) -> int:
-    """The default-domain opset an ONNX file declares: what model.json records."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def write(loaded: checkpoint.Loaded, model: nn.Module, out: Path, fmt: str, exporter, opset):
