@@ -222,6 +222,7 @@ def test_non_finite_loss_stops_the_run_with_step_and_lr(cfg_factory):
     message = str(err.value)
     assert "the training loss became" in message and "at step" in message
     assert "lr" in message.lower() and "1e+12" in message
+    assert "no epoch had finished" in message and "last good epoch" not in message  # no ckpt yet
     s = run_summary.read(cfg.paths.output_dir)
     assert s["status"] == "failed" and "training loss became" in s["error"]
 
