@@ -144,3 +144,12 @@ def test_scheduled_strategies_report_their_largest_phase(tmp_path):
     (row,) = rows(tmp_path)
     assert row["n"] == "3"
     assert float(row["trainable_params"]) == pytest.approx((2 * 3_383_818 + 12810) / 3)
+
+
+def test_plots_draw_the_selected_settings_and_fade_the_rest(lr_sweep):
+    md = report.write_report(lr_sweep).read_text()
+    assert (lr_sweep / "report_cost.png").stat().st_size > 1000 and "](report_cost.png)" in md
+    cost = md.split("## Accuracy vs cost")[1].split("\n## ")[0]
+    # the reading speaks of the selected settings only, then counts the faded ones
+    assert "most accurate: transfer · optimizer.lr=1e-3 at 70.0 %" in cost
+    assert "Faded: the 4 settings selection did not pick." in cost

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         if full_errors():
             raise
         return say_error(exc)
-    print(f"comparison report: {path} (+ {CSV_NAME}, PNG plots)")
+    print(f"comparison report: {path} (+ {CSV_NAME}{'' if args.no_plots else ', PNG plots'})")
     return 0
 
 
