@@ -97,7 +97,7 @@ def train_main() -> None:
 
     _check_installed()
     try:
-        argv = launch.rewrite_argv(sys.argv[1:])
+        argv = preflight.quote_dict_keys(launch.rewrite_argv(sys.argv[1:]))
         jobs = preflight.job_overrides(argv)
         if not full_errors() and not resume.is_ddp_child():
             preflight.preflight(argv, jobs)  # compose + validate every job

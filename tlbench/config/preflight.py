@@ -11,6 +11,7 @@ repeated key keeping its last value); any other sweeper is left to Hydra.
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
@@ -28,11 +29,12 @@ INFO_FLAGS = (
     "--run",
     "--version",
 )
-# The README's `strategy.lr_mult='{features.conv[1-6]*: 0}'` needs its keys quoted for Hydra.
+# A key of a dict value: after `{` or `,`, up to the `:`. Hydra's grammar takes glob characters
+# there (`*`, `?`, `-`, `.`) but not brackets, which must be escaped: `features.conv\[1-6\]*`.
+DICT_KEY = re.compile(r"([{,]\s*)([^'\"\s{},:][^{},:]*?)(\s*:)")
 QUOTING_HINT = (
-    "a dict key holding glob characters ([ ] * ? -) must be quoted inside the value, e.g. "
-    "\"strategy.lr_mult={'features.conv[1-6]*': 0}\" (double quotes for the shell, single "
-    "quotes around the key for Hydra)"
+    "a dict key holding brackets must escape them for Hydra, e.g. "
+    "strategy.lr_mult='{features.conv\\[1-6\\]*: 0}' (single quotes for the shell)"
 )
 
 
@@ -67,7 +69,7 @@ def compose_error(exc: BaseException, overrides: list[str]) -> TlbenchError:
             fix="check the spelling against `python -m tlbench --cfg job`; + adds a key only "
             "where the component accepts it",
         )
-    dict_key = any("={" in o and any(c in o for c in "[]*?") for o in overrides)
+    dict_key = any("={" in o and any(c in o for c in "[]") for o in overrides)
     return TlbenchError(
         f"the command line cannot be turned into a config: {' '.join(text.split())}",
         key="overrides",
@@ -76,6 +78,37 @@ def compose_error(exc: BaseException, overrides: list[str]) -> TlbenchError:
         + "check the override syntax (key=value, group=option, +new_key=value); "
         "see `python -m tlbench --help`",
     )
+
+
+def quote_dict_keys(argv: list[str]) -> list[str]:
+    """`key={glob[1-6]*: 0}` as `key={glob\\[1-6\\]*: 0}`: an override Hydra cannot parse only
+    because a dict key holds brackets is rewritten with them escaped (and left alone when that
+    does not make it parse), so `strategy.lr_mult='{features.conv[1-6]*: 0}'` works as the
+    README writes it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+
+    def parses(arg: str) -> bool:
+        try:
+            parser.parse_overrides([arg])
+            return True
+        except Exception:
+            return False
+
+    out = []
+    for arg in argv:
+        if not arg.startswith("-") and "={" in arg and not parses(arg):
+            key, _, value = arg.partition("=")
+            quoted = f"{key}={DICT_KEY.sub(_escape_key, value)}"
+            arg = quoted if parses(quoted) else arg
+        out.append(arg)
+    return out
+
+
+def _escape_key(m: re.Match) -> str:
+    key = re.sub(r"(?<!\\)([\[\]])", r"\\\1", m[2])
+    return f"{m[1]}{key}{m[3]}"
 
 
 def sweep_jobs(args: list[str]) -> list[list[str]] | None:

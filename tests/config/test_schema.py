@@ -1,0 +1,86 @@
+"""Config keys are declared once: the strategy schema, the paths group, the sweep expansion and the
+README's lr_mult example through the real command-line parse."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import run_cli
+from tlbench.config import CONF_DIR, REPO_ROOT, compose, schema
+from tlbench.config.preflight import job_overrides, quote_dict_keys, sweep_jobs
+from tlbench.training import strategies
+
+PRESETS = sorted(p.stem for p in (CONF_DIR / "strategy").glob("*.yaml"))
+DEFAULTS = dataclasses.asdict(schema.StrategyConfig())
+
+
+def test_strategy_keys_come_from_the_schema():
+    assert set(strategies.KEYS) == set(DEFAULTS) == set(schema.types(schema.StrategyConfig))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_extends_the_schema_and_writes_only_what_differs(preset):
+    cfg = compose([f"strategy={preset}", "paths.output_dir=/tmp/x"]).strategy
+    assert list(cfg) == list(DEFAULTS)  # every key, in the schema's order
+    own = OmegaConf.load(CONF_DIR / "strategy" / f"{preset}.yaml")
+    assert own.defaults[0] == "/schema/strategy@_here_"
+    for key in own:
+        if key not in ("defaults", "name"):
+            assert own[key] != DEFAULTS[key] or type(own[key]) is not type(DEFAULTS[key]), key
+
+
+def test_presets_keep_their_values():
+    """The values the presets had before the schema (their differences from it)."""
+    get = lambda p: compose([f"strategy={p}", "paths.output_dir=/tmp/x"]).strategy  # noqa: E731
+    assert get("transfer").head_lr_mult == 10 and get("transfer").trainable == ["head"]
+    assert get("finetune").backbone_lr_mult == 0.1 and get("finetune").trainable == ["all"]
+    assert get("scratch").pretrained is False and get("scratch").backbone_lr_mult == 1.0
+    assert get("partial").last_n_stages == 2 and get("gradual").layer_decay == 0.7
+    assert get("lp_ft").schedule[0].epoch == 3 and get("l2sp").l2sp.alpha == 0.01
+
+
+@pytest.mark.parametrize("name", ["train", "evaluate", "predict", "export"])
+def test_paths_is_one_group_used_by_every_command(name):
+    cfg = compose(["paths.output_dir=/tmp/x"], config_name=name)
+    assert cfg.paths.root == str(REPO_ROOT) and cfg.paths.output_dir == "/tmp/x"
+    assert "paths" not in OmegaConf.load(CONF_DIR / f"{name}.yaml")
+
+
+def test_sweep_jobs_are_the_product_of_the_swept_keys():
+    jobs = sweep_jobs(["model=lenet5,mini_vgg", "seed=1,2", "logger=none", "seed=3,4"])
+    assert jobs == [
+        ["model=lenet5", "seed=3", "logger=none"],
+        ["model=lenet5", "seed=4", "logger=none"],
+        ["model=mini_vgg", "seed=3", "logger=none"],
+        ["model=mini_vgg", "seed=4", "logger=none"],
+    ]
+    assert job_overrides(["-m", "seed=1,2"]) == [["seed=1"], ["seed=2"]]
+    assert job_overrides(["seed=1", "--help"]) is None
+    assert sweep_jobs(["seed=range(1,3)", "data=choice(digits)"]) == [
+        ["seed=1", "data=digits"],
+        ["seed=2", "data=digits"],
+    ]
+
+
+def test_readme_lr_mult_example_parses():
+    argv = quote_dict_keys(["strategy.lr_mult={features.conv[1-6]*: 0}", "seed=1"])
+    cfg = compose(["model=mini_vgg", *argv, "paths.output_dir=/tmp/x"])
+    assert OmegaConf.to_container(cfg.strategy.lr_mult) == {"features.conv[1-6]*": 0}
+    assert quote_dict_keys(["strategy.lr_mult={conv1: 0}"]) == ["strategy.lr_mult={conv1: 0}"]
+
+
+def test_readme_lr_mult_example_through_the_command_line():
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "strategy.lr_mult='{features.conv[1-6]*: 0}'" in readme
+    proc = run_cli(
+        "model=mini_vgg",
+        "strategy=scratch",
+        "strategy.lr_mult={features.conv[1-6]*: 0}",
+        "--cfg",
+        "job",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert OmegaConf.create(proc.stdout).strategy.lr_mult == {"features.conv[1-6]*": 0}
