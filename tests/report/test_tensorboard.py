@@ -95,3 +95,12 @@ def test_swept_keys_come_from_the_sweep_record(tmp_path):
     # a single run (no multirun.yaml beside it): its own experiment overrides
     assert swept_keys(tmp_path / "run", ["strategy=scratch", "logger=none"]) == ["strategy"]
     assert tensorboard_version(tmp_path / "run") == ""  # single runs keep <run>/tensorboard/
+
+
+def test_an_unreadable_sweep_record_falls_back_to_the_jobs_own_overrides(tmp_path):
+    (tmp_path / "1").mkdir()
+    (tmp_path / MULTIRUN_YAML).write_text("hydra: [unclosed\n")
+    assert swept_keys(tmp_path / "1", ["strategy=scratch", "seed=3", "logger=none"]) == [
+        "strategy",
+        "seed",
+    ]

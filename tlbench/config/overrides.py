@@ -88,12 +88,16 @@ def swept_keys(run_dir, overrides) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    sweep = OmegaConf.load(path)
-    raw = [str(o) for o in OmegaConf.select(sweep, "hydra.overrides.task", default=[]) or []]
-    params = OmegaConf.select(sweep, "hydra.sweeper.params", default=None) or {}
-    raw += [f"{k}={v}" for k, v in params.items()]
+    try:
+        sweep = OmegaConf.load(path)
+        raw = [str(o) for o in OmegaConf.select(sweep, "hydra.overrides.task", default=[]) or []]
+        params = OmegaConf.select(sweep, "hydra.sweeper.params", default=None) or {}
+        raw += [f"{k}={v}" for k, v in params.items()]
+        parsed = OverridesParser.create().parse_overrides(raw)
+    except Exception:  # a sweep record we cannot read must not cost the run its logger
+        return list(experiment_overrides(overrides))
     keys: list[str] = []
-    for o in OverridesParser.create().parse_overrides(raw):
+    for o in parsed:
         key = o.key_or_group
         if o.is_sweep_override() and not is_neutral(key) and key not in keys:
             keys.append(key)
