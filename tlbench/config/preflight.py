@@ -1,6 +1,6 @@
 """Checks of a whole `python -m tlbench` command line before Hydra starts (and so before it creates
 any run dir): the command line is parsed, every job of a sweep is composed as Hydra will compose it
-and validated (tlbench.config.validation), and Hydra's own composition errors (`model=resnet19`,
+(a single run is also validated: tlbench.config.validation), and Hydra's own composition errors (`model=resnet19`,
 an override of a missing key, a malformed override) become the same one-paragraph TlbenchErrors.
 
 The jobs of a sweep are expanded here with Hydra's public override parser and `itertools.product`,
@@ -14,7 +14,7 @@ import itertools
 import re
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tlbench.errors import TlbenchError, one_of
 
@@ -145,26 +145,21 @@ def job_overrides(argv: list[str]) -> list[list[str]] | None:
         return None  # Hydra will report it itself
 
 
-def run_dir(cfg: DictConfig, multirun: bool) -> Path | None:
-    """Where Hydra will put this job's outputs (`paths.output_dir` when it is set outright)."""
-    try:
-        return Path(cfg.paths.output_dir)
-    except Exception:  # ${hydra:runtime.output_dir}: known only once Hydra runs the job
-        pass
-    try:
-        if not multirun:
-            return Path(cfg.hydra.run.dir)
-        try:
-            return Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
-        except Exception:  # ${hydra.job.num} is set by the sweep itself
-            return Path(cfg.hydra.sweep.dir)
-    except Exception:
-        return None
+def run_dir(cfg: DictConfig) -> Path | None:
+    """Where Hydra will put a single run's outputs (`paths.output_dir` when it is set outright)."""
+    for key in ("paths.output_dir", "hydra.run.dir"):
+        try:  # ${hydra:runtime.output_dir} is known only once Hydra runs the job
+            return Path(OmegaConf.select(cfg, key, throw_on_resolution_failure=True))
+        except Exception:
+            continue
+    return None
 
 
 def preflight(argv: list[str], jobs: list[list[str]] | None, limit: int = 64) -> None:
-    """Compose and validate every job's config as Hydra will (the first `limit` of a sweep:
-    ~0.3 s each), and raise Hydra's errors as TlbenchErrors."""
+    """Compose every job's config as Hydra will (the first `limit` of a sweep: ~0.3 s each) and
+    raise Hydra's errors as TlbenchErrors; validate a single run's config too. In a multirun a job
+    whose values are bad is left to fail on its own (its summary.json says why) while the sweep
+    goes on, as the README's Sweeps section promises."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from tlbench.config import compose
@@ -182,7 +177,8 @@ def preflight(argv: list[str], jobs: list[list[str]] | None, limit: int = 64) ->
             cfg = compose(overrides, return_hydra_config=True)
         except Exception as exc:
             raise compose_error(exc, overrides) from None
-        where = run_dir(cfg, multirun)
-        with open_dict(cfg):
-            cfg.pop("hydra")
-        validate_config(cfg, run_dir=where, machine=True)
+        if not multirun:
+            where = run_dir(cfg)
+            with open_dict(cfg):
+                cfg.pop("hydra")
+            validate_config(cfg, run_dir=where, machine=True)
