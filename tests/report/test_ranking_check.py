@@ -61,10 +61,12 @@ def sweep(tmp_path):
     (tmp_path / "rank").mkdir()
     (tmp_path / "rank" / "ranking.json").write_text(json.dumps(ranking))
     _run(tmp_path, "r0", "lenet5", "finetune", str(source), 0.95)
-    _run(tmp_path, "r1", "lenet5", "transfer", str(source / "checkpoints" / "best.ckpt"), 0.85)
+    # summary.json's weights: the config value, or the origin a run reports (file:, package:, random)
+    _run(tmp_path, "r1", "lenet5", "transfer", f"file:{source / 'checkpoints' / 'best.ckpt'}", 0.85)
     _run(tmp_path, "r2", "efficientnet_lite0", "transfer", "DEFAULT", 0.70)
-    _run(tmp_path, "r3", "efficientnet_lite0", "transfer", "DEFAULT", 0.80)
+    _run(tmp_path, "r3", "efficientnet_lite0", "transfer", "package:efficientnet-lite0", 0.80)
     _run(tmp_path, "r4", "lenet5", "scratch", None, 0.60)
+    _run(tmp_path, "r6", "lenet5", "transfer", "random", 0.40)  # frozen random features: worse
     _run(tmp_path, "r5", "lenet5", "scratch", None, 0.99, classes=("c", "d"))  # other data
     return tmp_path
 

@@ -92,13 +92,21 @@ def _is_path(weights) -> bool:
     return weights is not None and ("/" in str(weights) or str(weights).endswith((".ckpt", ".pth")))
 
 
+def _weights(run: dict) -> str | None:
+    """The run's weights as a config value: summary.json holds the origin the run reported
+    ("random", "file:<ckpt>", "package:...", "torchvision:IMAGENET1K_V1") or the config's value."""
+    w = run.get("weights")
+    if w is None or w == "random":
+        return None
+    return str(w)[len("file:") :] if str(w).startswith("file:") else str(w)
+
+
 def matches(candidate: dict, run: dict) -> bool:
     """Whether `run` fine-tuned from the source `candidate` stands for."""
-    weights, kind = run.get("weights"), candidate["kind"]
+    weights, kind = _weights(run), candidate["kind"]
     if kind == "checkpoint":
-        return _is_path(weights) and _checkpoint_of(weights) == _checkpoint_of(
-            candidate.get("source_path") or candidate["spec"]
-        )
+        source = candidate.get("source_path") or candidate["spec"]
+        return _is_path(weights) and _checkpoint_of(weights) == _checkpoint_of(source)
     if run.get("model") != candidate["arch"]:
         return False
     if kind == "random":
