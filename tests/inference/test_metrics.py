@@ -76,3 +76,27 @@ def test_metrics_agree_with_scikit_learn():
     )
     assert np.array_equal(m["confusion_matrix"], skm.confusion_matrix(y, pred, labels=range(7)))
     assert metrics.summary(logits[:, :5], targets.clamp(max=4), names[:5])["top5_accuracy"] is None
+
+
+def test_evaluate_on_the_val_split_reports_what_training_logged(tiny_run, tmp_path):
+    """The same checkpoint, split, pixels and precision: evaluate's accuracy and macro-F1 are the
+    val/acc and val/f1_macro of the epoch best.ckpt holds (1 epoch: the only one)."""
+    import csv
+    import json
+
+    from tests.helpers.checkpoints import TINY_RUN
+    from tlbench.inference.evaluate import evaluate
+
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    with (tiny_run / "metrics.csv").open() as fh:
+        logged = [r for r in csv.DictReader(fh) if r.get("val/f1_macro")][-1]
+    data = [o for o in TINY_RUN if o.startswith("data.")]
+    result = evaluate(
+        compose(
+            [f"ckpt={tiny_run}", "split=val", f"precision={summary['precision']}", *data,
+             f"paths.output_dir={tmp_path}"],
+            config_name="evaluate",
+        )
+    )  # fmt: skip
+    assert result["accuracy"] == pytest.approx(float(logged["val/acc"]), abs=1e-6)
+    assert result["macro_f1"] == pytest.approx(float(logged["val/f1_macro"]), abs=1e-6)

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader
 
 from tlbench import cli
 from tlbench.config.instantiate import instantiate
@@ -54,26 +53,20 @@ def class_mapping(data_names: list[str], ckpt_names: list[str], data_label: str)
     return np.array([ckpt_names.index(n) for n in data_names], dtype=np.int64)
 
 
-def _loader(datamodule, split: str, batch_size: int) -> DataLoader:
-    # Evaluation transforms for every split (train=False): no augmentation, centre crop; the
-    # datamodule's own worker policy.
-    dataset = datamodule.dataset(split, train=False)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, **datamodule.loader_settings())
-
-
 @torch.inference_mode()
-def collect_logits(module, loader, device: torch.device, precision: str = "auto"):
+def collect_logits(module, batches, device: torch.device, precision: str = "auto"):
+    """All logits (float32, on the CPU) and labels of `batches` ((images, labels) pairs)."""
     module = module.to(device)
     ctx, chosen = options.autocast(device, precision)
     logits, targets = [], []
-    for x, y in loader:
+    for x, y in batches:
         x = x.to(device)
         if module.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with ctx:
             out = module(x)
         logits.append(out.float().cpu())
-        targets.append(y)
+        targets.append(y.cpu())
     return torch.cat(logits), torch.cat(targets), chosen
 
 
@@ -86,12 +79,9 @@ def check(cfg: DictConfig) -> None:
     checkpoint.resolve(cfg.ckpt)
 
 
-def evaluate(cfg: DictConfig) -> dict:
-    """Evaluate `cfg.ckpt` on `cfg.split` of `cfg.data`; write and return the results."""
-    check(cfg)
-    out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    loaded = checkpoint.load(cfg.ckpt)
+def _data(cfg: DictConfig, loaded: checkpoint.Loaded):
+    """The data config built with the checkpoint's preprocessing: (datamodule, its label, data
+    class index -> logit index)."""
     pre = loaded.preprocess
     asked = cfg.data.get("image_size")
     if asked is not None and asked != pre.crop_size:
@@ -100,10 +90,10 @@ def evaluate(cfg: DictConfig) -> dict:
         )
     datamodule = instantiate(cfg.data, "data", preprocess=pre.to_dict(), image_size=pre.crop_size)
     datamodule.setup("test")
-    data_label = getattr(datamodule, "name", cfg.data.get("_target_"))
-    to_ckpt = torch.as_tensor(class_mapping(datamodule.class_names, loaded.class_names, data_label))
-    split_size = len(datamodule.splits[cfg.split].targets) if cfg.split in datamodule.splits else 0
-    if split_size == 0:
+    label = getattr(datamodule, "name", cfg.data.get("_target_"))
+    to_ckpt = torch.as_tensor(class_mapping(datamodule.class_names, loaded.class_names, label))
+    split = datamodule.splits.get(cfg.split)
+    if split is None or len(split.targets) == 0:
         raise TlbenchError(
             "this split of the data is empty",
             key="split",
@@ -111,24 +101,40 @@ def evaluate(cfg: DictConfig) -> dict:
             allowed=", ".join(SPLITS),
             fix="evaluate another split",
         )
+    return datamodule, label, to_ckpt
+
+
+def _write(result: dict, class_names: list[str], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figure = visuals.confusion_figure(
+        np.array(result["confusion_matrix"]),
+        class_names,
+        f"{result['model']['name']} ({result['strategy']}) on {result['data']}/"
+        f"{result['split']}: accuracy {100 * result['accuracy']:.1f}%",
+    )
+    visuals.save_png(figure, out_dir / "confusion_matrix.png")
+    (out_dir / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Evaluate `cfg.ckpt` on `cfg.split` of `cfg.data`; write and return the results."""
+    check(cfg)
+    loaded = checkpoint.load(cfg.ckpt)
+    datamodule, label, to_ckpt = _data(cfg, loaded)
     device = options.device(cfg.device)
-    batch_size = int(cfg.batch_size or datamodule.batch_size)
-    log.info(
-        "evaluating %s on %s/%s (%d images) on %s",
-        loaded.path,
-        data_label,
-        cfg.split,
-        split_size,
-        device,
+    # The pixels training validated and tested on: the datamodule's own eval path (in-memory data
+    # is transformed as whole batches on the device, files per sample in its workers).
+    batches = datamodule.batches(
+        cfg.split, device, train=False, batch_size=int(cfg.batch_size or datamodule.batch_size)
     )
+    log.info("evaluating %s on %s/%s on %s", loaded.path, label, cfg.split, device)
     start = time.perf_counter()
-    logits, targets, precision = collect_logits(
-        loaded.module, _loader(datamodule, cfg.split, batch_size), device, cfg.get("precision")
-    )
+    logits, targets, precision = collect_logits(loaded.module, batches, device, cfg.precision)
     seconds = time.perf_counter() - start
+    out_dir = Path(cfg.paths.output_dir)
     result = {
         **loaded.describe(),
-        "data": data_label,
+        "data": label,
         "split": cfg.split,
         "precision": precision,
         "device": str(device),
@@ -137,14 +143,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "images_per_second": round(len(targets) / max(seconds, 1e-9), 1),
         "output_dir": str(out_dir),
     }
-    figure = visuals.confusion_figure(
-        np.array(result["confusion_matrix"]),
-        loaded.class_names,
-        f"{result['model']['name']} ({result['strategy']}) on {data_label}/{cfg.split}: "
-        f"accuracy {100 * result['accuracy']:.1f}%",
-    )
-    visuals.save_png(figure, out_dir / "confusion_matrix.png")
-    (out_dir / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+    _write(result, loaded.class_names, out_dir)
     _print(result)
     return result
 
