@@ -18,12 +18,12 @@ import platform
 import statistics
 import tempfile
 import time
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 
 from tlbench.config import compose
+from tlbench.training.device import autocast as device_autocast
 from tlbench.training.device import choose_channels_last, choose_precision
 from tlbench.training.run import build_run, train
 
@@ -83,11 +83,7 @@ def plain_run(overrides: list[str], epochs: int, workdir: str) -> dict:
     )
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=float(cfg.optimizer.weight_decay))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16)
-        if precision.startswith("bf16")
-        else nullcontext()
-    )
+    autocast = device_autocast(precision, "cpu")  # the one autocast helper training uses
     train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
 
     start = time.perf_counter()
