@@ -210,6 +210,9 @@ def test_cli_writes_the_report(sweep):
     res = _report_cli(str(sweep), "--no-plots")
     assert res.returncode == 0, res.stderr
     assert f"comparison report: {sweep}/report.md" in res.stdout
+    # the verdict follows on screen, one line per label budget
+    assert "- 5/class: transfer 60.0 ± 2.0 % (n = 3) leads scratch" in res.stdout
+    assert "- 20/class: scratch 89.0 ± 1.4 % (n = 2) leads transfer" in res.stdout  # a NaN test
     assert (sweep / "report.csv").is_file() and not (sweep / "report_cost.png").exists()
 
 

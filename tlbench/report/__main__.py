@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from tlbench.errors import TlbenchError
-from tlbench.report.write import CSV_NAME, write_report
+from tlbench.report.write import CSV_NAME, verdict_of, write_report
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return say_error(exc)
     print(f"comparison report: {path} (+ {CSV_NAME}{'' if args.no_plots else ', PNG plots'})")
+    for line in verdict_of(path):
+        print(line.replace("**", ""))
     return 0
 
 

@@ -28,7 +28,7 @@ class ReportCallback(Callback):
             return
         try:
             sweep_dir = Path(str(config.hydra.sweep.dir))
-            from tlbench.report.write import write_report
+            from tlbench.report.write import verdict_of, write_report
 
             path = write_report(sweep_dir, plots=self.plots)
         except Exception as exc:  # the report is a bonus: never turn a finished sweep into a crash
@@ -41,3 +41,5 @@ class ReportCallback(Callback):
             return
         log.info("comparison report: %s", path)
         print(f"tlbench comparison report: {path}", flush=True)
+        for line in verdict_of(path):  # the sweep's answer, on screen
+            print(line.replace("**", ""), flush=True)

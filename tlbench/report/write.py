@@ -52,6 +52,16 @@ def write_report(root: str | Path, *, plots: bool = True) -> Path:
     return root / MD_NAME
 
 
+def verdict_of(md_path: Path) -> list[str]:
+    """The verdict's lines of a written report.md (for the CLI and the sweep's last words)."""
+    try:
+        text = Path(md_path).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    section = text.partition("## Verdict\n")[2].partition("\n## ")[0]
+    return [ln for ln in section.splitlines() if ln.startswith("- ")]
+
+
 def atomic_write(path: Path, text: str) -> None:
     """tmp + rename: a reader (or a parallel job's report) never sees half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
