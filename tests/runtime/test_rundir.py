@@ -156,3 +156,13 @@ def test_a_frozen_random_backbone_is_named(cfg_factory):
     assert (
         run_summary.random_backbone(cfg_factory("model=lenet5", "strategy=scratch"), 10, 10) is None
     )
+
+
+def test_a_sweep_job_with_checkpoints_but_no_summary_counts_as_unfinished(tmp_path):
+    sweep = tmp_path / "sweep"
+    (sweep / "0" / "checkpoints").mkdir(parents=True)
+    (sweep / "0" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    argv = ["-m", f"hydra.sweep.dir={sweep}", "seed=1"]
+    with pytest.raises(TlbenchError, match="unfinished run"):
+        launch.check_targets(argv, [["seed=1"]])
+    launch.check_targets([*argv, "skip_completed=true"], [["seed=1"]])  # continued in the job

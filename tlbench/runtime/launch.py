@@ -195,6 +195,15 @@ def _check_one(run_dir: Path, key: str, value: str, skip: bool, overwrite: bool,
     )
 
 
+def _saved_summary_overrides(run_dir: Path) -> list[str] | None:
+    """The overrides a job's summary.json recorded (None: no readable summary, e.g. only
+    checkpoints of a job killed before it could write one)."""
+    try:
+        return run_summary.read(run_dir).get("overrides")
+    except (OSError, ValueError):
+        return None
+
+
 def check_targets(argv: list[str], jobs: list[list[str]] | None) -> None:
     """Before Hydra writes anything: the output dir is writable, and a run/sweep dir holding
     completed or unfinished work is refused unless skip_completed=true or overwrite=true."""
@@ -218,7 +227,7 @@ def check_targets(argv: list[str], jobs: list[list[str]] | None) -> None:
     for num, overrides in enumerate(jobs):
         job_dir = base_dir / str(num)
         found = _check_one(job_dir, key, base, skip, overwrite, sweep=True)
-        saved = run_summary.read(job_dir).get("overrides") if found != "empty" else None
+        saved = _saved_summary_overrides(job_dir) if found != "empty" else None
         if saved is not None and experiment_overrides(saved) != experiment_overrides(overrides):
             raise TlbenchError(
                 f"job {num} of this sweep ran with other overrides "

@@ -55,9 +55,10 @@ def _alive(pid: int) -> bool:
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.is_file():
         try:
-            return b"tlbench" in cmdline.read_bytes()
+            args = cmdline.read_bytes()
         except OSError:
             return True
+        return not args or b"tlbench" in args  # empty while a process is still starting
     return True
 
 
