@@ -128,3 +128,20 @@ def test_without_test_accuracy_the_verdict_says_validation_is_reused(tmp_path):
     assert "compared on the best validation accuracy" in verdict
     assert "reuses the validation accuracy that chose the settings" in verdict
     assert "only **transfer** finished: 60.0" in verdict
+
+
+def test_several_models_get_one_line_per_cell_naming_data_and_model(tmp_path):
+    import json
+
+    add(tmp_path, "transfer", [0.6, 0.62], fit=5)
+    add(tmp_path, "finetune", [0.7, 0.72], fit=50)
+    for run in tmp_path.glob("finetune*"):  # the same arms on a second model
+        twin = tmp_path / f"r18_{run.name}"
+        twin.mkdir()
+        summary = json.loads((run / "summary.json").read_text())
+        summary.update(model="resnet18", test_acc=0.9, best_val_acc=0.9)
+        (twin / "summary.json").write_text(json.dumps(summary))
+    lines = verdict_lines(tmp_path)
+    assert len(lines) == 2
+    assert lines[0].startswith("- **5/class** (digits · efficientnet_lite0): **finetune** 71.0")
+    assert lines[1].startswith("- **5/class** (digits · resnet18): only **finetune** finished")
