@@ -53,6 +53,7 @@ def _refused(command: str, tmp_path, *overrides: str, match: str) -> str:
         ("export", ["fromat=onnx"], "fromat='onnx': unknown key for tlbench.export.*did you mean 'format'"),
         ("export", ["format=onnx", "opset=3"], "opset=3: the .* ONNX exporter does not write this opset. Allowed: "),
         ("predict", ["top_k=five"], "top_k='five': must be an integer >= 1"),
+        ("predict", ["input={bad}"], "input=.*scan.png': cannot be read as an image"),
     ],
 )  # fmt: skip
 def test_the_command_line_is_refused_before_hydra_writes(
@@ -60,8 +61,10 @@ def test_the_command_line_is_refused_before_hydra_writes(
 ):
     import re
 
-    out = tmp_path / "out"
+    out, bad = tmp_path / "out", tmp_path / "scan.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n cut off")  # one unreadable file: used to exit 0
     extra = [f"input={tiny_run}"] if command == "predict" else []
+    args = [a.format(bad=bad) for a in args]
     before = snapshot(tiny_run)
     result = run_module(command, f"ckpt={tiny_run}", *extra, *args, f"hydra.run.dir={out}")
     assert result.returncode == 2, result.stderr
