@@ -12,7 +12,7 @@
   strategy, data or optimizer is refused (the checkpoint could not be loaded, or the run dir would
   hold two experiments). A live run dir (see runtime.rundir.Lock) is refused too.
 - Training continues from `checkpoints/last.ckpt` (Lightning restores weights, optimizer,
-  scheduler, epoch and global step; LastCheckpoint restores the RNG streams). That file is written
+  scheduler, epoch, global step and the best-checkpoint bookkeeping). That file is written
   after every epoch, so a run killed mid-epoch re-runs that epoch from its start: at most one
   epoch of work is lost. A run killed before its first epoch ended starts again from scratch.
 - A longer (or shorter) `trainer.max_epochs` rebuilds the LR schedule for the new length
