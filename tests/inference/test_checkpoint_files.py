@@ -123,3 +123,20 @@ def test_training_ckpt_path_is_read_safely_before_training(tiny_run, tmp_path):
         )
     values.check_top_level(compose(["model=lenet5", f"ckpt_path={best}"]))  # the right one: fine
     assert not (tmp_path / "marker").exists() and not (tmp_path / "run").exists()
+
+
+def test_model_weights_files_go_through_the_same_reader(tiny_run, tmp_path):
+    """`model.weights=<file>`: a truncated file is truncated, not "needs arbitrary unpickling"."""
+    from tlbench.models import checkpoint_source
+
+    cut = H.truncated(tiny_run / "checkpoints" / "best.ckpt", tmp_path / "cut.pth", 0.6)
+    with pytest.raises(TlbenchError, match="model.weights=.*truncated or corrupt") as info:
+        checkpoint_source.read(cut)
+    assert "unpickling" not in str(info.value) and "unsafe" not in str(info.value)
+    with pytest.raises(TlbenchError, match="not a PyTorch checkpoint"):
+        checkpoint_source.read(H.random_bytes(tmp_path / "random.pth"))
+    marker = tmp_path / "marker"
+    with pytest.raises(TlbenchError, match="refused as unsafe.*system"):
+        checkpoint_source.read(H.malicious(tmp_path / "evil.pth", marker))
+    assert not marker.exists()
+    assert "state_dict" in checkpoint_source.read(tiny_run)  # a run dir: its best.ckpt

@@ -5,32 +5,26 @@ name and source), the strategy, `num_classes`, `class_names` and the `preprocess
 (size, crop, mean/std, interpolation). Nothing else -- no config, no dataset, no pretrained
 weights download -- is needed to evaluate, predict with or export one.
 
-Files are read by `read` only: `torch.load(weights_only=True)`, so nothing in a file is ever
-executed, and a file that fails says which of these it is -- not a PyTorch checkpoint at all,
-truncated or corrupt, or refused as unsafe (its unpickling would call code) -- without passing
-on torch's advice to retry with weights_only=False, which tlbench never does.
+Files are read through tlbench.safe_load only (`torch.load(weights_only=True)`): nothing in a
+file is ever executed, and a file that fails says whether it is not a PyTorch checkpoint, is
+truncated or corrupt, or was refused as unsafe.
 """
 
 from __future__ import annotations
 
 import inspect
-import pickle
-import re
-import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from tlbench import safe_load
 from tlbench.errors import TlbenchError
 from tlbench.models import checkpoint_source
 from tlbench.preprocess import Preprocess
 from tlbench.training.module import TransferModule
 
 REQUIRED_HPARAMS = ("model", "strategy", "num_classes", "class_names", "preprocess")
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
-LEGACY_MAGIC = b"\x80\x02"  # torch.save(_use_new_zipfile_serialization=False): pickle protocol 2
 USE_A_RUN = "point at checkpoints/best.ckpt or last.ckpt of a finished tlbench run"
 
 
@@ -88,68 +82,10 @@ def _refuse(path: Path, key: str, problem: str, fix: str = USE_A_RUN) -> Tlbench
     return TlbenchError(f"this file {problem}", key=key, value=str(path), fix=fix)
 
 
-def _check_format(path: Path, key: str) -> None:
-    """Tell 'not a checkpoint' from 'truncated' by the first bytes, before unpickling anything."""
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if not head:
-        raise _refuse(path, key, "is empty (0 bytes): the file is truncated or corrupt")
-    if head.startswith(ZIP_MAGIC):
-        if not zipfile.is_zipfile(path):  # the archive's directory sits at its end
-            raise _refuse(path, key, "is truncated or corrupt (an incomplete zip archive)")
-        return
-    if head.startswith(LEGACY_MAGIC):
-        return
-    if head.startswith(b"\x80"):
-        raise _refuse(
-            path,
-            key,
-            "is a plain Python pickle, not a PyTorch checkpoint; it was refused as unsafe "
-            "(unpickling it could run code, and weights_only=True refuses it)",
-            fix="load only checkpoints written by torch.save, e.g. a tlbench run's checkpoints",
-        )
-    raise _refuse(
-        path,
-        key,
-        "is not a PyTorch checkpoint (it is neither the zip archive torch.save writes nor "
-        f"torch's older pickle format; it starts with {head!r})",
-    )
-
-
-def _unsafe_global(exc: BaseException) -> str | None:
-    """The callable a weights_only refusal names ('posix.system'), if it names one."""
-    match = re.search(r"GLOBAL ([\w.]+)", str(exc))
-    return match.group(1) if match else None
-
-
 def read(path, key: str = "ckpt") -> dict:
-    """`torch.load(path, weights_only=True)` on CPU, with every failure as a TlbenchError."""
-    import torch
-
+    """The checkpoint's contents, read safely (tlbench.safe_load); a dict or an error."""
     path = Path(path)
-    _check_format(path, key)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "Detected pickle protocol N" notices
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        name = _unsafe_global(exc)
-        if name is None:
-            raise _refuse(path, key, "is corrupt: its pickled data is not readable") from None
-        raise _refuse(
-            path,
-            key,
-            f"was refused as unsafe: unpickling it would call {name}, which could run code "
-            "(weights_only=True refuses it; tlbench never loads a file any other way)",
-            fix="use a checkpoint you trained yourself; never load this file outside a sandbox",
-        ) from None
-    except Exception as exc:  # EOFError, struct.error, RuntimeError ...: the bytes are damaged
-        first = (str(exc).splitlines() or [""])[0]
-        raise _refuse(
-            path,
-            key,
-            f"is truncated or corrupt ({type(exc).__name__}: {first})".replace(": )", ")"),
-        ) from None
+    obj = safe_load.read(path, key, fix=USE_A_RUN)
     if not isinstance(obj, dict):
         raise _refuse(path, key, f"holds a {type(obj).__name__}, not a Lightning checkpoint")
     return obj

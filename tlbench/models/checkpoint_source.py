@@ -6,12 +6,12 @@ new classes. Files are read with `weights_only=True`: nothing in them is execute
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from tlbench import safe_load
 from tlbench.errors import TlbenchError
 from tlbench.preprocess import Preprocess
 
@@ -35,18 +35,13 @@ def resolve(path: str | Path) -> Path:
 
 
 def read(path: str | Path) -> dict:
-    """torch.load with weights_only=True; a file needing arbitrary unpickling is refused."""
-    p = resolve(path)
-    try:
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError) as exc:
-        raise TlbenchError(
-            f"{p} cannot be loaded safely: it needs arbitrary unpickling, which could run code "
-            f"from the file ({str(exc).splitlines()[0]})",
-            key="model.weights",
-            value=str(path),
-            fix="re-save it as a plain state dict (torch.save(model.state_dict(), path)) from a trusted session",
-        ) from exc
+    """torch.load with weights_only=True (tlbench.safe_load): a file that is not a checkpoint,
+    is truncated, or needs arbitrary unpickling is refused, each with its own message."""
+    return safe_load.read(
+        resolve(path),
+        "model.weights",
+        fix="point at a tlbench run dir or a .ckpt/.pth file saved with torch.save",
+    )
 
 
 def stored_preprocess(path: str | Path) -> Preprocess | None:
