@@ -181,4 +181,6 @@ def preflight(argv: list[str], jobs: list[list[str]] | None, limit: int = 64) ->
             where = run_dir(cfg)
             with open_dict(cfg):
                 cfg.pop("hydra")
+                if where is not None:  # what ${hydra:runtime.output_dir} will say in the job
+                    cfg.paths.output_dir = str(where)
             validate_config(cfg, run_dir=where, machine=True)
