@@ -103,7 +103,10 @@ def _composition_error(command: str, exc: Exception, args: list[str]) -> Tlbench
     if match:
         key = match.group(1)
         rest = [a for a in args if not a.startswith(f"{key}=")]
-        parent = OmegaConf.select(compose(rest, config_name=command), key.rpartition(".")[0])
+        try:
+            parent = OmegaConf.select(compose(rest, config_name=command), key.rpartition(".")[0])
+        except Exception:  # another override is wrong too: suggest from the top level
+            parent = None
         allowed = (
             set(parent) - {"_target_"} if isinstance(parent, DictConfig) else allowed_keys(command)
         )
@@ -123,9 +126,12 @@ def check_command_line(command: str, argv: list[str], check: Callable[[DictConfi
 
     if any(a.split("=")[0] in FLAGS for a in argv):
         return
+    flags = [a for a in argv if a.startswith("-")]
+    if any(f not in ("-m", "--multirun") for f in flags):  # --config-dir x, ...: Hydra's own
+        return
     args = [a for a in argv if not a.startswith("-")]
     _check_override_keys(command, _parse(args))
-    if len(args) != len(argv):  # --multirun: values may be sweeps; Hydra expands them
+    if flags:  # --multirun: values may be sweeps; Hydra expands them
         return
     try:
         cfg = compose(args, config_name=command)
