@@ -92,6 +92,8 @@ def test_extending_max_epochs_rebuilds_the_schedule_for_the_new_length(cfg_facto
     assert lrs[2:] == pytest.approx(cosine[2:], rel=1e-5)  # then the 4-epoch one: no zero, no rise
     assert all(lr > 0 for lr in lrs) and lrs[2] > lrs[3]
     assert [s["epochs"] for s in extended["segments"]] == [2, 2]
+    # the second segment wrote into the same files: never best-v1.ckpt / last-v1.ckpt
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
 def test_skip_completed_continues_an_interrupted_job_from_its_last_ckpt(cfg_factory, tmp_path):
