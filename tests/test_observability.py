@@ -151,15 +151,16 @@ def test_no_logger_still_writes_pngs_and_lr_columns(cfg_factory):
 
 
 def test_cached_features_still_get_prediction_grids(cfg_factory, tmp_path):
-    """The default transfer run trains on cached backbone features: the eval batches hold no
-    pixels, so the grid takes the images from the (unshuffled) split, checked against labels."""
+    """The default transfer run trains on cached backbone features: the batches hold no pixels,
+    so the grids take the images from the (unshuffled) split, checked against labels."""
     cfg = cfg_factory("logger=tensorboard", f"paths.cache_dir={tmp_path / 'cache'}")
     s = train(cfg)
     assert s["status"] == "ok" and s["cached_features"] is True
     run_dir = Path(cfg.paths.output_dir)
     images = set(events(run_dir).Tags()["images"])
     assert {"val/predictions", "test/predictions", "test/confusion_matrix"} <= images
-    assert "train/inputs" not in images  # cached training inputs are not augmented images
+    # the training batches hold features, so the inputs grid comes from the pixels they came from
+    assert "train/inputs" in images and len(events(run_dir).Images("train/inputs")) == 1
     with Image.open(run_dir / "predictions.png") as im:
         im.verify()
 

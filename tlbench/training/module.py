@@ -54,7 +54,14 @@ class TransferModule(L.LightningModule):
         self.net = built.net
         self.head_names = built.head_names
         self.weights_origin = built.weights
-        self.plan = strategies.plan(self.net, self.head_names, strategy, epoch=0)
+        # Whether the network starts from pretrained weights (here or in the checkpoint it is
+        # reloaded from): only then are there BN statistics for `bn_mode: frozen` to keep.
+        self.pretrained_net = (
+            bool(strategy.get("pretrained", True)) and model.get("weights") is not None
+        )
+        self.plan = strategies.plan(
+            self.net, self.head_names, strategy, epoch=0, pretrained=self.pretrained_net
+        )
         strategies.apply(self.net, self.plan)
         self._l2sp = self._l2sp_reference(strategy, pretrained)
         self.inputs = "images"  # or "features": see use_cached_features()
@@ -116,7 +123,11 @@ class TransferModule(L.LightningModule):
         if not self.hparams.strategy.get("schedule"):
             return
         new = strategies.plan(
-            self.net, self.head_names, self.hparams.strategy, epoch=self.current_epoch
+            self.net,
+            self.head_names,
+            self.hparams.strategy,
+            epoch=self.current_epoch,
+            pretrained=self.pretrained_net,
         )
         if new.trainable != self.plan.trainable:
             self.plan = new
@@ -260,6 +271,33 @@ class TransferModule(L.LightningModule):
             for group in out:
                 group["weight_decay"] = 0.0
         return out
+
+    def _group_starts(self) -> dict[str, int]:
+        if getattr(self, "_starts", None) is None:
+            cfg = self.hparams.strategy
+            groups = strategies.param_groups(self.net, self.head_names, cfg)
+            self._starts = strategies.group_starts(self.net, self.head_names, cfg, groups)
+        return self._starts
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        """Each non-head group warms up from the epoch it starts training (strategies.warmup_factor):
+        its scheduled LR is scaled for this step only, so the epoch scheduler never sees it."""
+        warmup = float(self.hparams.strategy.get("warmup_epochs") or 0)
+        groups = optimizer.param_groups
+        saved = [g["lr"] for g in groups]
+        if warmup > 0:
+            starts = self._group_starts()
+            batches = self.trainer.num_training_batches
+            for g in groups:
+                if g.get("name") != "head" and g.get("name") in starts:
+                    g["lr"] *= strategies.warmup_factor(
+                        starts[g["name"]], epoch, batch_idx, batches, warmup
+                    )
+        try:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        finally:
+            for g, lr in zip(groups, saved, strict=True):
+                g["lr"] = lr
 
     def configure_optimizers(self):
         optimizer = instantiate(self.hparams.optimizer, "optimizer")(self.param_groups())

@@ -24,7 +24,7 @@ from tlbench.errors import TlbenchError
 from tlbench.models import registry
 from tlbench.runtime import distributed, resume, signals
 from tlbench.runtime.schedule import ScheduleRebuild
-from tlbench.training import feature_cache, hparams
+from tlbench.training import feature_cache, hparams, strategies
 from tlbench.training import summary as run_summary
 from tlbench.training.callbacks import EpochTable, ThroughputMonitor
 from tlbench.training.callbacks import nonfinite as guards
@@ -146,8 +146,12 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
         cfg.trainer.get("precision", "auto"), cfg.trainer.get("accelerator", "auto")
     )
     trainable, total = module.plan.counts(module.net)
+    # Scheduled strategies (lp_ft, gradual) train more later: each phase's count, the largest
+    # as `trainable_params` (what the run actually trained).
+    phases = strategies.phase_counts(module.net, module.head_names, cfg.strategy)
     summary.update(
-        trainable_params=trainable,
+        trainable_params_by_phase=phases,
+        trainable_params=max(p["trainable"] for p in phases),
         total_params=total,
         precision=precision,
         channels_last=module.channels_last,

@@ -17,6 +17,17 @@ Keys of a strategy config (conf/strategy/*.yaml; declared with defaults in tlben
                   so a run resumed mid-schedule continues with the same set.
   l2sp            {alpha, beta}: L2-SP penalty (alpha/2 |w - w_pretrained|^2 on the backbone,
                   beta/2 |w|^2 on the head) for pretrained strategies
+  bn_mode         frozen | train: whether BatchNorm running statistics of a *pretrained* network
+                  keep their pretrained values (eval mode) while its layers fine-tune. A randomly
+                  initialised network has no statistics to keep: its BN always trains.
+  warmup_epochs   every non-head group's LR ramps linearly from 0 over this many epochs from the
+                  epoch it starts training (epoch 0 for finetune, the switch for LP-FT); 0 = off
+
+Why bn_mode and warmup_epochs (measured on digits, BENCHMARKS.md "Strategy recipes"): LP-FT
+collapsed at its switch (val 86.7 % -> 26.7 %) because the head had learned on features computed
+with ImageNet statistics, and the switch put every BN layer into train mode -- the features changed
+under the head at once (batch statistics of 64 upsampled digits) -- while AdamW's fresh
+second-moment estimates made the first backbone steps ~lr per weight whatever the gradient.
 
 Frozen BatchNorm is truly frozen: a norm layer none of whose parameters train stays in eval mode
 (running statistics untouched) however often Lightning calls `.train()`. When only the head trains,
@@ -141,8 +152,12 @@ def _frozen_by_multiplier(net, head_names, cfg) -> set[str]:
     return out
 
 
-def plan(net: nn.Module, head_names: list[str], cfg, epoch: int | None = 0) -> Plan:
-    """What trains at `epoch` (None = the union over the whole schedule) and what stays in eval."""
+def plan(
+    net: nn.Module, head_names: list[str], cfg, epoch: int | None = 0, pretrained: bool = True
+) -> Plan:
+    """What trains at `epoch` (None = the union over the whole schedule) and what stays in eval.
+    `pretrained`: the network holds pretrained weights (then `bn_mode: frozen` keeps its BN
+    statistics)."""
     check_keys(cfg)
     patterns = list(cfg.get("trainable", ["all"]))
     k = cfg.get("last_n_stages") or 0
@@ -174,9 +189,45 @@ def plan(net: nn.Module, head_names: list[str], cfg, epoch: int | None = 0) -> P
     head_only = chosen <= head_params
     if head_only:
         eval_modules = _outside_heads(net, head_names)
+    elif pretrained and cfg.get("bn_mode", "frozen") == "frozen":
+        eval_modules = _stat_norms(net)
     else:
         eval_modules = [] if train_bn else _frozen_norms(net, chosen)
     return Plan(trainable, eval_modules, head_only)
+
+
+def phase_counts(net: nn.Module, head_names: list[str], cfg) -> list[dict]:
+    """[{epoch, trainable}] for the first epoch and every schedule milestone: what trained when."""
+    out = []
+    for epoch in [0, *milestones(cfg)]:
+        count = plan(net, head_names, cfg, epoch=epoch).counts(net)[0]
+        if not out or out[-1]["trainable"] != count:
+            out.append({"epoch": epoch, "trainable": count})
+    return out
+
+
+def group_starts(
+    net: nn.Module, head_names: list[str], cfg, groups: dict[str, tuple[list[str], float]]
+) -> dict[str, int]:
+    """Group name -> the first epoch at which any of its parameters trains."""
+    starts: dict[str, int] = {}
+    for epoch in [0, *milestones(cfg)]:
+        now = set(plan(net, head_names, cfg, epoch=epoch).trainable)
+        for name, (params, _) in groups.items():
+            if name not in starts and now.intersection(params):
+                starts[name] = epoch
+    return starts
+
+
+def warmup_factor(start: int, epoch: int, batch: int, batches: int, warmup_epochs: float) -> float:
+    """LR factor of a group that started training at epoch `start`, at step `batch` of `epoch`
+    (`batches` steps per epoch): linear from 1/n to 1 over n = warmup_epochs * batches steps.
+    A pure function of the position, so a resumed run continues the same ramp."""
+    total = round(float(warmup_epochs or 0) * max(int(batches), 1))
+    if total <= 0 or epoch < start:
+        return 1.0
+    step = (epoch - start) * max(int(batches), 1) + batch + 1
+    return min(1.0, step / total)
 
 
 def param_groups(net: nn.Module, head_names: list[str], cfg) -> dict[str, tuple[list[str], float]]:
@@ -226,6 +277,15 @@ def _outside_heads(net: nn.Module, head_names: list[str], prefix: str = "") -> l
         else:
             out.append(name)
     return out
+
+
+def _stat_norms(net: nn.Module) -> list[str]:
+    """Every norm layer that keeps running statistics (bn_mode: frozen pins them all)."""
+    return [
+        name
+        for name, m in net.named_modules()
+        if isinstance(m, _NormBase) and m.track_running_stats
+    ]
 
 
 def _frozen_norms(net: nn.Module, trainable: set[str]) -> list[str]:

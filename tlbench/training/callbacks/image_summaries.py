@@ -29,7 +29,8 @@ def _scalar_name(name: str) -> str:
 class ImageSummaries(L.Callback):
     """Image summaries for TensorBoard and the final model's PNGs in the run dir.
 
-    - `train/inputs`: a grid of augmented training inputs (denormalised, labelled), once per run;
+    - `train/inputs`: a grid of augmented training inputs (denormalised, labelled), once per run
+      (a run on cached features shows the training images the features were computed from);
     - `val/confusion_matrix`, `val/per_class_acc`, `val/predictions` every `every_n_epochs`
       (0 = never) and on the last epoch; `val/acc_class/<name>` scalars every epoch while the
       classes are at most `class_scalars_up_to`;
@@ -145,8 +146,20 @@ class ImageSummaries(L.Callback):
             x, y = batch[0], batch[1]
             if _looks_like_images(x):
                 self._inputs = (x[: self.max_images].detach().cpu(), y[: self.max_images].cpu())
-            else:
-                self._inputs_done = True
+            else:  # cached head inputs: the grid shows the pixels they were computed from
+                self._inputs = self._training_pixels(trainer)
+                self._inputs_done = self._inputs is None
+
+    def _training_pixels(self, trainer) -> tuple | None:
+        """The first training images of the cache's image DataModule (eval transform, in order:
+        the cache is made only without augmentation). The global RNG is left as it was, so the
+        grid never changes what the run trains on."""
+        pixels = getattr(trainer.datamodule, "pixels", None)
+        if pixels is None or not hasattr(pixels, "batches"):
+            return None
+        with torch.random.fork_rng(devices=[]):
+            x, y = next(iter(pixels.batches("train", train=False, batch_size=self.max_images)))
+        return x.detach().cpu(), y.cpu()
 
     # -- drawing -----------------------------------------------------------------------------
     def _due(self, trainer) -> bool:
