@@ -151,7 +151,10 @@ def main(command: str, run: Callable[[DictConfig], object], check) -> None:
     try:
         check_command_line(command, sys.argv[1:], check)
     except TlbenchError as exc:
-        sys.exit(cli.say_error(exc))
+        code = cli.say_error(exc)
+        if cli.full_errors():  # HYDRA_FULL_ERROR=1: the traceback too, as everywhere
+            raise
+        sys.exit(code)
     cli.main(command, run)
 
 
