@@ -18,7 +18,7 @@ def test_compile_wraps_the_network_or_only_the_head(cfg_factory, monkeypatch):
     _, module = build_run(cfg_factory(*LENET))
     assert module.compile_network() == "net" and compiled == [module.net]
     _, module = build_run(cfg_factory("strategy=transfer", "trainer.precision=32-true"))
-    module.use_cached_features()
+    module.use_cached_features(batch_size=16)
     assert module.compile_network() == "head"
     assert compiled[-1] is module.net.get_submodule(module.head_names[0])
 

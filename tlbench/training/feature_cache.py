@@ -164,6 +164,12 @@ def _extract(module, datamodule, split, precision, device, batch_size):
         return torch.cat(feats).clone(), torch.cat(labels).clone()
 
 
+# Batches per Lightning step on cached features. A linear head's step costs microseconds and
+# Lightning's own per-step work milliseconds, so one step per slice of 128 batches: an epoch of
+# 45,000 CIFAR-10 features at batch 32 is 11 Lightning steps instead of 1,407.
+SLICE_BATCHES = 128
+
+
 class CachedFeatures(L.LightningDataModule):
     """A DataModule of cached head inputs, standing in for the image DataModule it came from.
 
@@ -172,7 +178,7 @@ class CachedFeatures(L.LightningDataModule):
       pixels   -- that image DataModule itself (e.g. the prediction grids show its images: the
                   eval loaders here are unshuffled, so batch k holds its items k*B onwards);
       features -- {split: (head inputs, labels)}, kept on the training device: each step
-                  slices them in place (no host copy, no collate, no workers).
+                  takes a slice of SLICE_BATCHES batches in place (no host copy, no collate).
     The module is told separately, by `TransferModule.use_cached_features()`, to run its head only.
     """
 
@@ -184,9 +190,14 @@ class CachedFeatures(L.LightningDataModule):
         self.name = getattr(pixels, "name", type(pixels).__name__)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        """Slices of SLICE_BATCHES batches: the module trains on each slice batch by batch
+        (TransferModule.use_cached_features), in the shuffled order a batch loader would use."""
         x, y = self.features[split]
         return DataLoader(
-            IndexBatches(x, y), batch_size=self.batch_size, shuffle=shuffle, collate_fn=as_is
+            IndexBatches(x, y),
+            batch_size=self.batch_size * SLICE_BATCHES,
+            shuffle=shuffle,
+            collate_fn=as_is,
         )
 
     def train_dataloader(self):

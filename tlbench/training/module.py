@@ -150,10 +150,14 @@ class TransferModule(L.LightningModule):
             strategies.pin_eval(self.net, self.plan)
         return self
 
-    def use_cached_features(self) -> None:
+    def use_cached_features(self, batch_size: int) -> None:
         """From now on batches hold the head's inputs (tlbench.training.feature_cache computed
-        them once with this frozen backbone), so only the head runs. Call before fitting."""
-        self.inputs = "features"
+        them once with this frozen backbone), so only the head runs. Call before fitting.
+        A training batch is then a slice of many minibatches of `batch_size`, each with its own
+        optimizer step (manual optimization): Lightning's per-step overhead (~13 ms measured on
+        a CPU, far more than a linear head's arithmetic) is paid once per slice."""
+        self.inputs, self.minibatch = "features", int(batch_size)
+        self.automatic_optimization = False
 
     def compile_network(self) -> str:
         """torch.compile what runs each step -- the whole network, or only the head on cached
@@ -179,6 +183,51 @@ class TransferModule(L.LightningModule):
     # -- steps -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int):
         x, y = batch
+        if self.inputs == "features":
+            loss, logits = self._head_steps(x, y)
+        else:
+            loss, logits = self._loss(x, y)
+        self.train_acc(logits, y)
+        # `train/loss` is the epoch mean (comparable with val/loss); `train/loss_step` the raw curve.
+        # sync_dist: under DDP the epoch means are averaged over ranks (no-op on one process)
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
+        )
+        self.log(
+            "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y)
+        )
+        self.log(
+            "train/acc",
+            self.train_acc,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(y),
+        )
+        return loss
+
+    def _head_steps(self, x: torch.Tensor, y: torch.Tensor):
+        """A slice of cached features: one optimizer step per minibatch, in order (the slice is
+        a run of the epoch's shuffled order, so these are a shuffled loader's minibatches)."""
+        optimizer, losses, logits = self.optimizers(), [], []
+        for start in range(0, len(y), self.minibatch):
+            loss, out = self._loss(
+                x[start : start + self.minibatch], y[start : start + self.minibatch]
+            )
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            losses.append(loss.detach() * len(out))
+            logits.append(out.detach())
+        return torch.stack(losses).sum() / len(y), torch.cat(logits)
+
+    def on_train_epoch_end(self) -> None:
+        """Manual optimization (cached features) steps the epoch scheduler itself."""
+        if not self.automatic_optimization and (scheduler := self.lr_schedulers()) is not None:
+            scheduler.step()
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor):
+        """(loss, logits) of one batch: cross-entropy, auxiliary heads, L2-SP."""
         out = self._run(x)
         if isinstance(out, tuple):  # inception_v3 / googlenet in train mode: (logits, aux...)
             logits, aux = out[0], [a for a in out[1:] if a is not None]
@@ -198,24 +247,7 @@ class TransferModule(L.LightningModule):
                 sync_dist=True,
             )
             loss = loss + penalty
-        self.train_acc(logits, y)
-        # `train/loss` is the epoch mean (comparable with val/loss); `train/loss_step` the raw curve.
-        # sync_dist: under DDP the epoch means are averaged over ranks (no-op on one process)
-        self.log(
-            "train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
-        )
-        self.log(
-            "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y)
-        )
-        self.log(
-            "train/acc",
-            self.train_acc,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(y),
-        )
-        return loss
+        return loss, logits
 
     def _eval_step(self, batch, stage: str, metric: Metric):
         x, y = batch

@@ -263,7 +263,7 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
             use, reason = False, detail
         else:
             datamodule = cached
-            module.use_cached_features()
+            module.use_cached_features(cached.batch_size)
             summary["feature_cache"] = detail
     log.info(reason)
     summary.update(
