@@ -4,8 +4,8 @@ done as a handful of batch operations instead of ~6 small ops per image in Pytho
 
 - eval / augment=none: resize (shorter side, antialiased) + centre crop, like torchvision's
   Resize + CenterCrop, as one resampling (below) whose weights keep only the crop's rows.
-  Outputs match the per-sample path to one grey level (the per-sample path rounds the resized
-  image to uint8; this one stays float).
+  Outputs match the per-sample path within 1.5 grey levels, 0.4 on average (the per-sample path
+  resizes uint8 in fixed point and rounds; this one stays float).
 - classic / strong: a random resized crop and a flip *per image*. Crop boxes are drawn exactly as
   torchvision's `RandomResizedCrop.get_params` draws them (10 tries of scale x log-uniform aspect,
   else the centre crop), vectorised. Each box is then cropped and resized by two batched matrix
@@ -15,8 +15,8 @@ done as a handful of batch operations instead of ~6 small ops per image in Pytho
   Normalisation is affine and every row of weights sums to 1, so it runs first, on the small
   source images. Chosen by measurement over a Python loop of per-image `interpolate` calls,
   `torchvision.ops.roi_align` and `grid_sample` (BENCHMARKS.md, "Input pipeline"): on this CPU
-  roi_align and grid_sample ran slower than the per-sample path at 224 px; matmuls are what
-  every device does fastest.
+  roi_align made the batched path 0.3x the per-sample one at 224 px, grid_sample (which does not
+  antialias) was slower still in isolation; matmuls are what every device does fastest.
 - strong adds TrivialAugmentWide (one op per image at a random magnitude, `trivial_augment`) and
   RandomErasing (p=0.25, value 0), both per image.
 """
