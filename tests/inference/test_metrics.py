@@ -75,6 +75,12 @@ def test_metrics_agree_with_scikit_learn():
         skm.log_loss(y, torch.softmax(logits, 1).numpy(), labels=range(7)), rel=1e-4
     )
     assert np.array_equal(m["confusion_matrix"], skm.confusion_matrix(y, pred, labels=range(7)))
+    # training's per-class accuracy (val/acc_class/<name>, figures) is the same recall
+    cm = metrics.confusion_matrix(pred, y, 7)
+    assert np.array_equal(cm, m["confusion_matrix"])
+    recall = metrics.recall_per_class(cm)
+    assert np.isnan(recall[6])
+    assert recall[:6] == pytest.approx([m["per_class"][n]["recall"] for n in names[:6]])
     assert metrics.summary(logits[:, :5], targets.clamp(max=4), names[:5])["top5_accuracy"] is None
 
 
@@ -100,3 +106,5 @@ def test_evaluate_on_the_val_split_reports_what_training_logged(tiny_run, tmp_pa
     )  # fmt: skip
     assert result["accuracy"] == pytest.approx(float(logged["val/acc"]), abs=1e-6)
     assert result["macro_f1"] == pytest.approx(float(logged["val/f1_macro"]), abs=1e-6)
+    for name, values in result["per_class"].items():  # val/acc_class/<name>: per-class recall
+        assert values["recall"] == pytest.approx(float(logged[f"val/acc_class/{name}"]), abs=1e-6)

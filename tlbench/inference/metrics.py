@@ -12,13 +12,15 @@ logged for it. All of them are torchmetrics (1.9) with these settings:
   counts with F1 0; a class neither present nor predicted is left out. Example (pinned in
   tests/inference/test_metrics.py): targets [0, 0, 1, 1], predictions [0, 0, 1, 2] give
   F1 = (1, 2/3, 0) and macro-F1 5/9 = 0.556 (not 0.833, the mean over present classes only).
-- per-class precision/recall/F1: torchmetrics with average=None. Where a ratio is 0/0 (precision
+- per-class precision/recall/F1: torchmetrics with average=None; `recall_per_class` gives the same
+  recall from a confusion matrix (training's `val/acc_class/<name>` and per-class figures). Where a ratio is 0/0 (precision
   of a class never predicted, recall of a class absent from the split) the JSON says null rather
   than a made-up 0; F1 is null only for a class neither present nor predicted.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
@@ -29,6 +31,7 @@ from torchmetrics.classification import (
     MulticlassPrecision,
     MulticlassRecall,
 )
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 TOP_K = 5
 
@@ -46,6 +49,22 @@ def top5(num_classes: int) -> Metric | None:
 
 def macro_f1(num_classes: int) -> Metric:
     return MulticlassF1Score(num_classes, average="macro", zero_division=0)
+
+
+def confusion_matrix(preds, targets, num_classes: int) -> np.ndarray:
+    """(true, predicted) counts, shape (k, k), of predicted labels: torchmetrics' confusion
+    matrix (the one evaluate writes and training's figures draw)."""
+    p = torch.as_tensor(np.asarray(preds), dtype=torch.int64).ravel()
+    t = torch.as_tensor(np.asarray(targets), dtype=torch.int64).ravel()
+    return multiclass_confusion_matrix(p, t, int(num_classes)).numpy()
+
+
+def recall_per_class(cm: np.ndarray) -> np.ndarray:
+    """Per-class recall from a confusion matrix -- training logs it as `val/acc_class/<name>` --
+    with NaN for a class without images (0/0): torchmetrics' MulticlassRecall(average=None)
+    wherever that is defined (tested)."""
+    rows = cm.sum(1).astype(float)
+    return np.divide(np.diag(cm).astype(float), rows, out=np.full(len(cm), np.nan), where=rows > 0)
 
 
 def _value(metric: Metric | None, logits: torch.Tensor, targets: torch.Tensor) -> float | None:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
+from tlbench.inference import metrics
+
 ANNOTATE_UP_TO = 12  # numbers inside the confusion-matrix cells while they stay legible
 TICKS_UP_TO = 40  # class names along the axes while they stay legible
 BARS_UP_TO = 30  # per-class accuracy bars; beyond this the worst classes are shown
@@ -32,11 +34,8 @@ def _figure(width: float, height: float, layout: str | None = "constrained"):
 
 # -- numbers ---------------------------------------------------------------------------------
 def confusion_counts(preds, targets, num_classes: int) -> np.ndarray:
-    """(true, predicted) counts, shape (k, k)."""
-    p = np.asarray(preds, dtype=np.int64).ravel()
-    t = np.asarray(targets, dtype=np.int64).ravel()
-    k = int(num_classes)
-    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+    """(true, predicted) counts, shape (k, k): tlbench.inference.metrics' definition."""
+    return metrics.confusion_matrix(preds, targets, num_classes)
 
 
 def normalise_rows(cm: np.ndarray) -> np.ndarray:
@@ -46,9 +45,8 @@ def normalise_rows(cm: np.ndarray) -> np.ndarray:
 
 
 def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
-    """Fraction of each true class predicted correctly; NaN for a class with no samples."""
-    rows = cm.sum(1).astype(float)
-    return np.divide(np.diag(cm).astype(float), rows, out=np.full(len(cm), np.nan), where=rows > 0)
+    """Fraction of each true class predicted correctly (recall); NaN for a class with no samples."""
+    return metrics.recall_per_class(cm)
 
 
 def denormalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
