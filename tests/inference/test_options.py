@@ -151,3 +151,23 @@ def test_model_json_records_the_opset_written(tiny_run, tmp_path):
     written = [o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")]
     assert written == [20]
     assert json.loads(path.with_suffix(".json").read_text())["opset"] == 20
+
+
+def test_predict_on_a_folder_of_unreadable_files_is_an_error(tiny_run, tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n cut off")
+    cfg = compose(
+        [
+            f"ckpt={tiny_run}",
+            f"input={folder}",
+            "progress_bar=false",
+            f"paths.output_dir={tmp_path}",
+        ],
+        config_name="predict",
+    )
+    with pytest.raises(TlbenchError, match="none of the 2 files could be read as an image"):
+        predict.predict(cfg)
+    rows = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 3 and all(r.rstrip().split(",")[-1] for r in rows[1:])  # errors listed
