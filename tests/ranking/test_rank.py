@@ -54,6 +54,10 @@ def test_rank_writes_the_three_files_best_first_and_reuses_the_feature_cache(tmp
     again = rank(_cfg(tmp_path, f"candidates=[random:lenet5,{source}]"))
     assert all(c["cache_hit"] for c in again["candidates"])
     assert [c["logme"] for c in again["candidates"]] == [c["logme"] for c in result["candidates"]]
+    # splits=all also caches the test split (the file a strategy=transfer run reads): same scores
+    full = rank(_cfg(tmp_path, f"candidates=[random:lenet5,{source}]", "splits=all"))
+    assert not any(c["cache_hit"] for c in full["candidates"])
+    assert [c["logme"] for c in full["candidates"]] == [c["logme"] for c in result["candidates"]]
 
 
 def test_missing_weights_fail_before_any_feature_with_trainings_message(tmp_path, torch_home):
