@@ -150,6 +150,12 @@ class InterruptCallback(L.Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._check(trainer)
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """Lightning's own SIGTERM handling may raise SIGTERMException at a point where no batch
+        hook of ours ran first (e.g. right after an epoch ended): save and record here then."""
+        if isinstance(exception, SIGTERMException) and "interrupted_at" not in self.summary:
+            self.record(trainer, self.save(trainer))
+
 
 def describe(exc: BaseException, run_dir: str | Path) -> str:
     """The summary's error text: what happened and how to continue."""
