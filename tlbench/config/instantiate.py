@@ -22,7 +22,9 @@ ALLOWED_PREFIXES = (
 
 def _nested_targets(node, key: str):
     """(dotted key, value) of every `_target_` below the top level of `node`."""
-    items = node.items() if isinstance(node, DictConfig) else enumerate(node)
+    # Unresolved: an interpolation only a running Hydra job can resolve (${hydra:...}) is no
+    # _target_ and must not stop the search (config validation runs before the job exists).
+    items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node)
     for k, v in items:
         if isinstance(v, (DictConfig, ListConfig)):
             if isinstance(v, DictConfig) and "_target_" in v:
