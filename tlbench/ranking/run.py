@@ -3,8 +3,9 @@
 Order matters: every candidate is resolved, validated and *built* (which loads its weights)
 before any feature is computed, so a missing weights file fails in seconds with the message
 training gives. Features go through tlbench.training.feature_cache with the model config,
-preprocessing and precision a `strategy=transfer` run of the same model uses, so the ranking and
-a later transfer run share one cache file.
+preprocessing, precision and seed a `strategy=transfer` run of the same model uses: a second
+ranking reads them back, and with `splits=all` (test extracted too) a later transfer run shares
+the cache file.
 """
 
 from __future__ import annotations
