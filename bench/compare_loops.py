@@ -84,7 +84,6 @@ def plain_run(overrides: list[str], epochs: int, workdir: str) -> dict:
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=float(cfg.optimizer.weight_decay))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     autocast = device_autocast(precision, "cpu")  # the one autocast helper training uses
-    train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
 
     start = time.perf_counter()
     images = 0
@@ -92,7 +91,7 @@ def plain_run(overrides: list[str], epochs: int, workdir: str) -> dict:
     for _ in range(epochs):
         epoch_start = time.perf_counter()
         model.train()
-        for x, y in train_loader:
+        for x, y in datamodule.batches("train"):  # transformed as tlbench trains
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad()
@@ -105,7 +104,7 @@ def plain_run(overrides: list[str], epochs: int, workdir: str) -> dict:
         model.eval()
         correct = total = 0
         with torch.no_grad(), autocast:
-            for x, y in val_loader:
+            for x, y in datamodule.batches("val"):
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 correct += (model(x).argmax(1) == y).sum().item()
