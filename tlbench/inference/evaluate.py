@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from tlbench import cli
+from tlbench import atomic, cli
 from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError, one_of
 from tlbench.inference import checkpoint, metrics, options, visuals
@@ -113,7 +113,7 @@ def _write(result: dict, class_names: list[str], out_dir: Path) -> None:
         f"{result['split']}: accuracy {100 * result['accuracy']:.1f}%",
     )
     visuals.save_png(figure, out_dir / "confusion_matrix.png")
-    (out_dir / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_text(out_dir / "evaluation.json", json.dumps(result, indent=2) + "\n")
 
 
 def evaluate(cfg: DictConfig) -> dict:

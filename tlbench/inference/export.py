@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from tlbench import cli
+from tlbench import atomic, cli
 from tlbench.errors import TlbenchError, one_of
 from tlbench.inference import checkpoint, options
 from tlbench.inference.onnx_export import (
@@ -193,7 +193,7 @@ def export(cfg: DictConfig) -> Path:
     checked = verify(loaded, model, out, fmt, cfg) if cfg.check else None
     info = sidecar(loaded, out, fmt, exporter, checked)
     sidecar_path = out.with_suffix(".json")
-    sidecar_path.write_text(json.dumps(info, indent=2) + "\n")
+    atomic.write_text(sidecar_path, json.dumps(info, indent=2) + "\n")
     diff = (
         "not checked"
         if checked is None

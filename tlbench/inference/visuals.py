@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
+from tlbench import atomic
 from tlbench.inference import metrics
 
 ANNOTATE_UP_TO = 12  # numbers inside the confusion-matrix cells while they stay legible
@@ -194,9 +195,6 @@ def to_array(fig) -> np.ndarray:
 
 def save_png(fig, path: str | Path) -> Path:
     """Write atomically (tmp + rename), so a reader never sees half an image."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=DPI * 1.5)
-    tmp.replace(path)
-    return path
+    with atomic.replacing(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=DPI * 1.5)
+    return Path(path)

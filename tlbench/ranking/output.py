@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
+
+from tlbench import atomic
 
 DATA_KEYS = (
     "classes",
@@ -157,6 +158,4 @@ def write(run_dir: Path, result: dict) -> None:
         "ranking.md": markdown(result),
     }
     for name, text in texts.items():
-        tmp = run_dir / f"{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, run_dir / name)  # a reader (ranking_check) never sees half a file
+        atomic.write_text(run_dir / name, text)  # a reader (ranking_check) never sees half a file

@@ -14,6 +14,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from tlbench import atomic
 from tlbench.report import readings
 from tlbench.report.groups import Group, score_metric
 from tlbench.report.selection import Arm, selected_groups
@@ -50,9 +51,8 @@ def _figure(width=7.0, height=4.5, ncols=1, nrows=1, sharey=False):
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
+    with atomic.replacing(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
 
 
 def make_all(groups: list[Group], arms: list[Arm], root: Path) -> list[list[str]]:

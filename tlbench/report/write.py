@@ -9,10 +9,10 @@ an exception. This package never imports torch, so the CLI starts in a second.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
+from tlbench import atomic
 from tlbench.report import tables
 from tlbench.report.groups import Group, group_runs, score_metric
 from tlbench.report.runs import UNFINISHED, Run, load_runs
@@ -39,7 +39,7 @@ def write_report(root: str | Path, *, plots: bool = True) -> Path:
     groups = group_runs(runs)
     arms = select(groups)
 
-    atomic_write(root / CSV_NAME, tables.csv_text(tables.csv_rows(groups, arms, root)))
+    atomic.write_text(root / CSV_NAME, tables.csv_text(tables.csv_rows(groups, arms, root)))
     sections: list[list[str]] = []
     if plots:
         from tlbench.report import plots as report_plots
@@ -48,7 +48,7 @@ def write_report(root: str | Path, *, plots: bool = True) -> Path:
     from tlbench.report import ranking_check  # issue 17: `tlbench.rank` results vs these runs
 
     sections += [s for s in [ranking_check.section(root)] if s]
-    atomic_write(root / MD_NAME, markdown(root, runs, groups, arms, sections))
+    atomic.write_text(root / MD_NAME, markdown(root, runs, groups, arms, sections))
     return root / MD_NAME
 
 
@@ -60,13 +60,6 @@ def verdict_of(md_path: Path) -> list[str]:
         return []
     section = text.partition("## Verdict\n")[2].partition("\n## ")[0]
     return [ln for ln in section.splitlines() if ln.startswith("- ")]
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """tmp + rename: a reader (or a parallel job's report) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def markdown(

@@ -20,6 +20,7 @@ import shutil
 import socket
 from pathlib import Path
 
+from tlbench import atomic
 from tlbench.errors import TlbenchError
 from tlbench.training import summary as run_summary
 
@@ -100,9 +101,7 @@ class Lock:
             log.warning("run dir lock %s was left by a process that is gone; taken over", self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         mine = {"pid": os.getpid(), "host": socket.gethostname()}
-        tmp = self.path.with_name(f"{LOCK}.{os.getpid()}")
-        tmp.write_text(json.dumps(mine), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic.write_text(self.path, json.dumps(mine))
         return self
 
     def release(self) -> None:

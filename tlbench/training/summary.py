@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
 import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from tlbench import atomic
 from tlbench.config import runtime as hydra_runtime
 
 REQUIRED = (
@@ -87,15 +87,8 @@ def _clean(value):
 
 def write(run_dir: str | Path, summary: dict) -> Path:
     """Write atomically (tmp + rename) so a reader never sees half a file."""
-    path = Path(run_dir) / "summary.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(
-        json.dumps({k: _clean(v) for k, v in summary.items()}, indent=2, default=str) + "\n",
-        encoding="utf-8",
-    )
-    os.replace(tmp, path)
-    return path
+    text = json.dumps({k: _clean(v) for k, v in summary.items()}, indent=2, default=str)
+    return atomic.write_text(Path(run_dir) / "summary.json", text + "\n")
 
 
 def read(path: str | Path) -> dict:
