@@ -19,7 +19,8 @@ Keys of a strategy config (conf/strategy/*.yaml; declared with defaults in tlben
                   beta/2 |w|^2 on the head) for pretrained strategies
   bn_mode         frozen | train: whether BatchNorm running statistics of a *pretrained* network
                   keep their pretrained values (eval mode) while its layers fine-tune. A randomly
-                  initialised network has no statistics to keep: its BN always trains.
+                  initialised network has no statistics to keep: its BN always trains; nor
+                  does `train_bn: true`, which asks for BN statistics to train.
   warmup_epochs   every non-head group's LR ramps linearly from 0 over this many epochs from the
                   epoch it starts training (epoch 0 for finetune, the switch for LP-FT); 0 = off
 
@@ -189,7 +190,7 @@ def plan(
     head_only = chosen <= head_params
     if head_only:
         eval_modules = _outside_heads(net, head_names)
-    elif pretrained and cfg.get("bn_mode", "frozen") == "frozen":
+    elif pretrained and not train_bn and cfg.get("bn_mode", "frozen") == "frozen":
         eval_modules = _stat_norms(net)
     else:
         eval_modules = [] if train_bn else _frozen_norms(net, chosen)
