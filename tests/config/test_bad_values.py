@@ -52,6 +52,7 @@ def bad(cfg_factory, *overrides, **kwargs) -> str:
         ),
         (["strategy.last_n_stages=two"], ["strategy.last_n_stages='two'", "int"]),
         (["strategy.pretrained=maybe"], ["strategy.pretrained='maybe'", "bool"]),
+        (["overwrite=maybe"], ["overwrite='maybe'", "true, false"]),
     ],
 )
 def test_bad_value_is_one_paragraph(cfg_factory, overrides, words):

@@ -59,7 +59,7 @@ def check_top_level(cfg: DictConfig) -> None:
             allowed=f"an integer in [0, {SEED_MAX}]",
             fix="e.g. seed=42",
         )
-    for key in ("test_after_fit", "skip_completed"):
+    for key in ("test_after_fit", "skip_completed", "overwrite"):
         if key in cfg and not isinstance(cfg.get(key), bool):
             raise TlbenchError(
                 "must be true or false", key=key, value=cfg.get(key), allowed="true, false"
