@@ -89,6 +89,7 @@ def _data(cfg: DictConfig, loaded: checkpoint.Loaded):
             "data.image_size=%s ignored: the checkpoint was trained at %d px", asked, pre.crop_size
         )
     datamodule = instantiate(cfg.data, "data", preprocess=pre.to_dict(), image_size=pre.crop_size)
+    datamodule.prepare_data()  # downloads happen here only (data.download=true)
     datamodule.setup("test")
     label = getattr(datamodule, "name", cfg.data.get("_target_"))
     to_ckpt = torch.as_tensor(class_mapping(datamodule.class_names, loaded.class_names, label))

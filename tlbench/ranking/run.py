@@ -53,6 +53,7 @@ def _build(c: cands.Candidate, cfg: DictConfig):
     # network a `strategy=transfer model.weights=null` run with the same seed starts from.
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, "data", preprocess=pre.to_dict())
+    datamodule.prepare_data()  # downloads happen here only (data.download=true)
     datamodule.setup("fit")
     if cfg.splits == "train_val":
         # The ranking reads train and val only; the test split is often most of the images
