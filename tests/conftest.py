@@ -4,26 +4,15 @@ and never download: data is the embedded digits set or tiny files written into t
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from tlbench.config import REPO_ROOT, compose
+from tests.helpers.cli import TINY
+from tlbench.config import compose
 
 # Tests run on 2 cores next to each other's processes; one intra-op thread pool is plenty.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-
-TINY = [
-    "data.samples_per_class=8",  # 80 training images
-    "data.image_size=32",
-    "data.batch_size=16",
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-    "logger=none",
-]
 
 
 @pytest.fixture
@@ -51,16 +40,3 @@ def torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(home))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
     return home
-
-
-def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600):
-    """`python -m tlbench ...` in a subprocess, as a user would type it."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "tlbench", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )

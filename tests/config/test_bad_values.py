@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tlbench.config.validation import validate_config
 from tlbench.errors import TlbenchError
 

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tlbench.config import CONF_DIR, REPO_ROOT, compose, schema
 from tlbench.config.preflight import job_overrides, quote_dict_keys, sweep_jobs
 from tlbench.training import strategies

@@ -1,5 +1,5 @@
 """Using a trained checkpoint: evaluate, predict, export (tlbench.inference.checkpoint/evaluate/predict/export).
-Moved from tests/test_use.py; metrics are tested in test_metrics.py, bad input in test_options.py
+Metrics are tested in test_metrics.py, bad input in test_options.py
 and test_checkpoint_files.py.
 
 One tiny checkpoint is trained per module (resnet18 fine-tuned from ImageNet-format weights placed
@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 import tlbench.training.run
-from tests.conftest import TINY
+from tests.helpers.cli import TINY
 from tlbench import cli
 from tlbench.config import REPO_ROOT, compose
 from tlbench.data import transforms

@@ -9,9 +9,8 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from tests.helpers.cli import run_cli
 from tlbench.config.overrides import MULTIRUN_YAML, swept_keys, tensorboard_version
-
-from ..conftest import run_cli
 
 SWEEP = [
     "--multirun",

@@ -3,7 +3,7 @@
 A kill right after epoch k is simulated by stopping the run there (`+trainer.max_steps`, same
 max_epochs so the same cosine schedule): what is on disk then is exactly what a SIGKILL in epoch
 k + 1 leaves (last.ckpt of epoch k, metrics rows 0..k). The real SIGKILL is in
-tests/test_reliability.py (slow).
+tests/runtime/test_reliability.py (slow).
 """
 
 from __future__ import annotations

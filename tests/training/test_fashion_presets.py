@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tests.test_datasets import write_mnist
+from tests.helpers.datasets import write_mnist
 from tlbench.config import compose
 from tlbench.training.run import train
 

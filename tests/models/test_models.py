@@ -7,7 +7,7 @@ import torch
 from matplotlib import cbook
 from PIL import Image
 
-from tests.test_models_all import check_builds_and_trains
+from tests.helpers.models import check_builds_and_trains
 from tlbench.config import compose
 from tlbench.data.transforms import build as build_transform
 from tlbench.errors import TlbenchError
@@ -51,7 +51,7 @@ def test_efficientnet_lite0_has_real_imagenet_weights():
     ],
 )
 def test_heads_are_found_and_replaced(name, expected_heads):
-    """Representative families; tests/test_models_all.py (slow) covers every torchvision model."""
+    """Representative families; tests/models/test_models_all.py (slow) covers every torchvision model."""
     built = check_builds_and_trains(name)
     assert built.head_names == expected_heads
 
@@ -284,7 +284,7 @@ def test_models_cli_lists_every_backbone(torch_home, capsys):
 
 
 def test_models_cli_prints_module_names():
-    from tests.conftest import REPO_ROOT
+    from tlbench.config import REPO_ROOT
 
     result = subprocess.run(
         [sys.executable, "-m", "tlbench.models", "resnet18", "--layers"],

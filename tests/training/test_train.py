@@ -4,7 +4,7 @@ import json
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tlbench.training import summary as run_summary
 from tlbench.training.run import train
 

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.helpers.cli import run_cli
 from tests.helpers.report_runs import make_run
 from tlbench import report
 from tlbench.config import CONF_DIR, REPO_ROOT, compose
 from tlbench.models import torchvision_source
-
-from .conftest import run_cli
 
 # ------------------------------------------------------------------------------- fixture folder
 
@@ -401,7 +400,7 @@ def test_slurm_preset_becomes_the_documented_sbatch_flags(tmp_path, monkeypatch)
 
 def _tiny_data_for(name: str, root: Path) -> list[str]:
     """Write the preset's dataset in its real on-disk format, tiny; return the overrides."""
-    from .test_datasets import image_tree, write_cifar10, write_cifar100
+    from tests.helpers.datasets import image_tree, write_cifar10, write_cifar100
 
     if name == "cifar10_vgg16":
         write_cifar10(root, per_class=6)

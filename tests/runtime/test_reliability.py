@@ -20,7 +20,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import run_cli
+from tests.helpers.cli import run_cli
 from tlbench.config import REPO_ROOT
 from tlbench.config.instantiate import instantiate
 from tlbench.config.validation import validate_config

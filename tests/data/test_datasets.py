@@ -3,7 +3,6 @@ pickled batches, MNIST's idx files, ImageFolder trees of JPEG/PNG files). Nothin
 
 from __future__ import annotations
 
-import gzip
 import json
 import pickle
 import unicodedata
@@ -14,9 +13,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
-from tlbench.config import compose
+from tests.helpers.datasets import (
+    AQUATIC,
+    FINE,
+    PRE,
+    dump_pickle,
+    image_tree,
+    save_image,
+    write_cifar10,
+    write_cifar100,
+    write_mnist,
+)
+from tlbench.config import CONF_DIR, compose
 from tlbench.config.instantiate import instantiate
 from tlbench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from tlbench.data.digits import DigitsDataModule
@@ -30,149 +41,8 @@ from tlbench.data.loading import one_thread_per_worker, usable_cpus
 from tlbench.data.mnist import FashionMNISTDataModule, MNISTDataModule
 from tlbench.data.splits import budget_indices
 from tlbench.errors import TlbenchError
-from tlbench.preprocess import Preprocess
-
-PRE = Preprocess(crop_size=16, resize_size=16, mean=(0.5,) * 3, std=(0.5,) * 3)
-
-# CIFAR-100's real label names, and which superclass each fine class belongs to.
-SUPERCLASSES = {
-    "aquatic_mammals": ["beaver", "dolphin", "otter", "seal", "whale"],
-    "fish": ["aquarium_fish", "flatfish", "ray", "shark", "trout"],
-    "flowers": ["orchid", "poppy", "rose", "sunflower", "tulip"],
-    "food_containers": ["bottle", "bowl", "can", "cup", "plate"],
-    "fruit_and_vegetables": ["apple", "mushroom", "orange", "pear", "sweet_pepper"],
-    "household_electrical_devices": ["clock", "keyboard", "lamp", "telephone", "television"],
-    "household_furniture": ["bed", "chair", "couch", "table", "wardrobe"],
-    "insects": ["bee", "beetle", "butterfly", "caterpillar", "cockroach"],
-    "large_carnivores": ["bear", "leopard", "lion", "tiger", "wolf"],
-    "large_man-made_outdoor_things": ["bridge", "castle", "house", "road", "skyscraper"],
-    "large_natural_outdoor_scenes": ["cloud", "forest", "mountain", "plain", "sea"],
-    "large_omnivores_and_herbivores": ["camel", "cattle", "chimpanzee", "elephant", "kangaroo"],
-    "medium_mammals": ["fox", "porcupine", "possum", "raccoon", "skunk"],
-    "non-insect_invertebrates": ["crab", "lobster", "snail", "spider", "worm"],
-    "people": ["baby", "boy", "girl", "man", "woman"],
-    "reptiles": ["crocodile", "dinosaur", "lizard", "snake", "turtle"],
-    "small_mammals": ["hamster", "mouse", "rabbit", "shrew", "squirrel"],
-    "trees": ["maple_tree", "oak_tree", "palm_tree", "pine_tree", "willow_tree"],
-    "vehicles_1": ["bicycle", "bus", "motorcycle", "pickup_truck", "train"],
-    "vehicles_2": ["lawn_mower", "rocket", "streetcar", "tank", "tractor"],
-}
-FINE = sorted(n for names in SUPERCLASSES.values() for n in names)
-COARSE = sorted(SUPERCLASSES)
-AQUATIC = SUPERCLASSES["aquatic_mammals"] + SUPERCLASSES["fish"]
 
 
-# -- fixture writers (real on-disk formats) ---------------------------------------------------------
-def _pixels(labels: np.ndarray) -> np.ndarray:
-    """(N, 3072) uint8 CIFAR rows whose first byte encodes the label, so tests can check them."""
-    rows = np.random.default_rng(0).integers(0, 256, (len(labels), 3072), dtype=np.uint8)
-    rows[:, 0] = labels
-    return rows
-
-
-def _dump(path: Path, obj: dict) -> None:
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)  # the originals are Python 2 pickles
-
-
-def write_cifar10(root: Path, per_class: int = 5, test_per_class: int = 2) -> Path:
-    base = root / "cifar-10-batches-py"
-    base.mkdir(parents=True)
-    names = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ]
-    _dump(base / "batches.meta", {"label_names": names, "num_cases_per_batch": 10000})
-    labels = np.tile(np.arange(10), per_class)
-    for i, chunk in enumerate(np.array_split(labels, 5), start=1):
-        _dump(base / f"data_batch_{i}", {"data": _pixels(chunk), "labels": chunk.tolist()})
-    test = np.tile(np.arange(10), test_per_class)
-    _dump(base / "test_batch", {"data": _pixels(test), "labels": test.tolist()})
-    return root
-
-
-def write_cifar100(root: Path, per_class: int = 5, test_per_class: int = 2) -> Path:
-    base = root / "cifar-100-python"
-    base.mkdir(parents=True)
-    _dump(base / "meta", {"fine_label_names": FINE, "coarse_label_names": COARSE})
-    coarse_of = {f: COARSE.index(c) for c, fs in SUPERCLASSES.items() for f in fs}
-    for name, n in (("train", per_class), ("test", test_per_class)):
-        fine = np.tile(np.arange(100), n)
-        coarse = [coarse_of[FINE[i]] for i in fine]
-        _dump(
-            base / name,
-            {"data": _pixels(fine), "fine_labels": fine.tolist(), "coarse_labels": coarse},
-        )
-    return root
-
-
-def write_idx(path: Path, array: np.ndarray, gz: bool) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        data = gzip.compress(data)
-    path.write_bytes(data)
-
-
-def write_mnist(root: Path, folder: str = "MNIST", gz: bool = True, n: int = 30, n_test: int = 10):
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
-    for prefix, count in (("train", n), ("t10k", n_test)):
-        labels = np.arange(count) % 10
-        imgs = np.zeros((count, 28, 28), np.uint8)
-        imgs[:, 0, 0] = labels * 20  # pixel (0, 0) encodes the label
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", imgs, gz)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels, gz)
-    return root
-
-
-def save_image(path: Path, kind: str = "jpg", seed: int = 0) -> Path:
-    """A tiny real image file of the given kind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rgb = np.random.default_rng(seed).integers(0, 256, (12, 12, 3), dtype=np.uint8)
-    if kind in ("jpg", "JPG"):
-        Image.fromarray(rgb).save(path, "JPEG")
-    elif kind == "png":
-        Image.fromarray(rgb).save(path, "PNG")
-    elif kind == "gray":
-        Image.fromarray(rgb[..., 0]).save(path, "PNG")
-    elif kind == "cmyk":
-        Image.new("CMYK", (12, 12), (0, 255, 255, 0)).save(path, "JPEG")  # pure red
-    elif kind == "rgba":
-        a = np.zeros((12, 12, 4), np.uint8)
-        a[:6] = (0, 0, 255, 255)  # opaque blue top half, fully transparent bottom half
-        Image.fromarray(a, "RGBA").save(path, "PNG")
-    elif kind == "png16":
-        Image.fromarray(np.full((12, 12), 32768, np.uint16)).save(path, "PNG")  # 16-bit gray
-    elif kind == "truncated":
-        save_image(path, "jpg", seed)
-        path.write_bytes(path.read_bytes()[:300])
-    elif kind == "text":
-        path.write_text("<html>404 Not Found</html>")
-    elif kind == "empty":
-        path.write_bytes(b"")
-    return path
-
-
-def image_tree(folder: Path, classes: dict[str, int], kind: str = "jpg") -> Path:
-    for c, (name, n) in enumerate(classes.items()):
-        for i in range(n):
-            save_image(
-                folder / name / f"{i}.{'png' if kind != 'jpg' else 'jpg'}", kind, seed=c * 100 + i
-            )
-    return folder
-
-
-# -- CIFAR ----------------------------------------------------------------------------------------
 def test_cifar10_reads_home_made_batches_without_torchvision_md5(tmp_path):
     write_cifar10(tmp_path, per_class=10, test_per_class=3)
     dm = CIFAR10DataModule(root=str(tmp_path), val_fraction=0.2, preprocess=PRE, batch_size=8)
@@ -198,7 +68,7 @@ def test_cifar_md5_check_is_opt_in_and_names_the_file(tmp_path):
 def test_cifar_rejects_a_broken_batch_and_code_in_pickles(tmp_path):
     write_cifar10(tmp_path)
     base = tmp_path / "cifar-10-batches-py"
-    _dump(base / "data_batch_3", {"data": np.zeros((4, 100), np.uint8), "labels": [0] * 4})
+    dump_pickle(base / "data_batch_3", {"data": np.zeros((4, 100), np.uint8), "labels": [0] * 4})
     with pytest.raises(TlbenchError, match=r"data_batch_3 has no \(N, 3072\) 'data' array"):
         CIFAR10DataModule(root=str(tmp_path)).setup()
     with open(base / "data_batch_3", "wb") as f:
@@ -528,21 +398,22 @@ def _every_datamodule(tmp_path: Path):
     }
 
 
-NAMES = [
-    "digits",
-    "cifar10",
-    "cifar100",
-    "mnist",
-    "fashion_mnist",
-    "hymenoptera",
-    "alien_vs_predator",
-    "imagefolder",
-]
+def _conf_datamodules() -> list[str]:
+    """Every DataModule class a conf/data/*.yaml names: a new dataset config is covered here
+    (or this test fails) without anyone editing a list."""
+    files = (CONF_DIR / "data").glob("*.yaml")
+    targets = {OmegaConf.load(f).get("_target_") for f in files}  # None: extends another file
+    return sorted(str(t) for t in targets if t)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_datamodule_takes_class_subsets_and_budgets(tmp_path, name):
-    cls, kwargs, subset = _every_datamodule(tmp_path)[name]
+@pytest.mark.parametrize("target", _conf_datamodules())
+def test_every_datamodule_takes_class_subsets_and_budgets(tmp_path, target):
+    fixtures = {
+        f"{c.__module__}.{c.__name__}": (c, kw, s)
+        for c, kw, s in _every_datamodule(tmp_path).values()
+    }
+    assert target in fixtures, f"{target} (conf/data) has no tiny fixture in _every_datamodule"
+    cls, kwargs, subset = fixtures[target]
     kwargs = {k: str(v) for k, v in kwargs.items()}
     full = cls(**kwargs)
     full.setup()

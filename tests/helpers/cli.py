@@ -1,0 +1,32 @@
+"""Running tlbench as a user would, and the overrides that make a run tiny."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tlbench.config import REPO_ROOT
+
+TINY = [
+    "data.samples_per_class=8",  # 80 training images
+    "data.image_size=32",
+    "data.batch_size=16",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "logger=none",
+]
+
+
+def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600):
+    """`python -m tlbench ...` in a subprocess, as a user would type it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "tlbench", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
