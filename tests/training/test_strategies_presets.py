@@ -4,6 +4,7 @@ import lightning as L
 import pytest
 import torch
 
+from tests.helpers.training import fit_plain
 from tlbench.config import CONF_DIR
 from tlbench.errors import TlbenchError
 from tlbench.models.stages import stages
@@ -27,29 +28,9 @@ class Snapshots(L.Callback):
         self.states.append(self.grab(module))
 
 
-def fit(cfg, epochs=1, ckpt_dir=None, ckpt_path=None, stop_after=None):
-    """Train `epochs` epochs (or stop after `stop_after` of them, as a killed run would)."""
-    cfg.trainer.max_epochs = epochs  # the cosine schedule spans exactly the configured epochs
-    datamodule, module = build_run(cfg)
+def fit(cfg, epochs=1, **kwargs):
     snaps = Snapshots()
-    callbacks = [snaps]
-    if ckpt_dir:
-        callbacks.append(L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True))
-    trainer = L.Trainer(
-        max_epochs=stop_after or epochs,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=bool(ckpt_dir),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        precision="32-true",
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-    )
-    trainer.fit(
-        module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None
-    )
+    module, trainer = fit_plain(cfg, snaps, epochs, **kwargs)
     return module, snaps.states, trainer
 
 

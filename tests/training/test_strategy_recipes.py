@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _NormBase
 
+from tests.helpers.training import fit_plain
 from tlbench.training import strategies
 from tlbench.training.run import build_run, train
 
@@ -31,26 +32,9 @@ class Steps(L.Callback):
         self.state_steps[trainer.current_epoch] = float(state.get("step", 0))
 
 
-def fit(cfg, epochs, ckpt_dir=None, ckpt_path=None, stop_after=None):
-    cfg.trainer.max_epochs = epochs
-    datamodule, module = build_run(cfg)
+def fit(cfg, epochs, **kwargs):
     steps = Steps()
-    callbacks = [steps]
-    if ckpt_dir:
-        callbacks.append(L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True))
-    trainer = L.Trainer(
-        max_epochs=stop_after or epochs,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=bool(ckpt_dir),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        precision="32-true",
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-    )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=bool(ckpt_path))
+    module, trainer = fit_plain(cfg, steps, epochs, **kwargs)
     return module, steps, trainer
 
 
