@@ -138,7 +138,7 @@ def test_l2sp_penalises_distance_to_the_pretrained_weights(cfg_factory):
         cfg_factory("strategy=l2sp", "strategy.l2sp={alpha: 0.01, beta: 0.0}")
     )
     assert all(g["weight_decay"] == 0.0 for g in module.param_groups())
-    assert torch.equal(module._l2sp["conv_stem.weight"], start["conv_stem.weight"])
+    assert torch.equal(module._l2sp.reference["conv_stem.weight"], start["conv_stem.weight"])
     assert module.l2sp_penalty() > 0 and changed(start, end)
 
 

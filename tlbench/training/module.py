@@ -15,12 +15,12 @@ from omegaconf import OmegaConf
 from torchmetrics import MaxMetric, Metric
 
 from tlbench.config.instantiate import instantiate
-from tlbench.errors import TlbenchError
 from tlbench.inference import metrics
 from tlbench.models.registry import build
 from tlbench.preprocess import Preprocess
 from tlbench.training import strategies
 from tlbench.training.device import choose_channels_last
+from tlbench.training.l2sp import L2SP
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class TransferModule(L.LightningModule):
             self.net, self.head_names, strategy, epoch=0, pretrained=self.pretrained_net
         )
         strategies.apply(self.net, self.plan)
-        self._l2sp = self._l2sp_reference(strategy, pretrained)
+        self._l2sp = L2SP.from_strategy(self.net, self.head_names, strategy, pretrained)
         self.inputs = "images"  # or "features": see use_cached_features()
         self.compiled: str | None = None  # what compile_network() wrapped: "net" | "head"
         self.channels_last = choose_channels_last(channels_last, self.net)
@@ -79,42 +79,8 @@ class TransferModule(L.LightningModule):
             setattr(self, f"{stage}_top5", metrics.top5(num_classes))  # None with <= 5 classes
             setattr(self, f"{stage}_f1", metrics.macro_f1(num_classes))
 
-    def _l2sp_reference(self, strategy: dict, pretrained: bool) -> dict[str, torch.Tensor] | None:
-        """Copies of the starting (pretrained) backbone weights that L2-SP pulls towards."""
-        l2sp = strategy.get("l2sp") or {}
-        if not (l2sp.get("alpha") or l2sp.get("beta")):
-            return None
-        if not strategy.get("pretrained", True):
-            raise TlbenchError(
-                "L2-SP pulls weights towards their pretrained values; a scratch run has none",
-                key="strategy.l2sp",
-                value=dict(l2sp),
-                fix="use it with a pretrained strategy",
-            )
-        heads = set(strategies.select(self.net, self.head_names, ["head"]))
-        union = strategies.plan(self.net, self.head_names, strategy, epoch=None).trainable
-        # Kept outside the state dict: the reference is the pretrained source, rebuilt on resume.
-        return {
-            n: p.detach().clone()
-            for n, p in self.net.named_parameters()
-            if n in union and n not in heads
-        }
-
     def l2sp_penalty(self) -> torch.Tensor:
-        cfg = self.hparams.strategy.get("l2sp") or {}
-        alpha, beta = float(cfg.get("alpha") or 0.0), float(cfg.get("beta") or 0.0)
-        total = torch.zeros((), device=self.device)
-        for name, p in self.net.named_parameters():
-            if not p.requires_grad:
-                continue
-            if name in self._l2sp:
-                ref = self._l2sp[name]
-                if ref.device != p.device:
-                    ref = self._l2sp[name] = ref.to(p.device)
-                total = total + 0.5 * alpha * (p - ref).pow(2).sum()
-            elif beta:
-                total = total + 0.5 * beta * p.pow(2).sum()
-        return total
+        return self._l2sp.penalty(self.net, self.device)
 
     # -- schedules ----------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -295,10 +261,6 @@ class TransferModule(L.LightningModule):
 
     def test_step(self, batch, batch_idx: int):
         return self._eval_step(batch, "test", self.test_acc)
-
-    def predict_step(self, batch, batch_idx: int):
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return torch.softmax(self(x).float(), dim=-1)
 
     # -- optimisation ------------------------------------------------------------------------
     def param_groups(self) -> list[dict]:
