@@ -257,7 +257,7 @@ def test_hparams_are_flat_scalars(cfg_factory):
     summary.update(precision="32-true", best_val_acc=0.5, test_acc=None, fit_seconds=3.0)
     params = hparams.params(cfg, summary)
     assert all(isinstance(v, (bool, int, float, str)) for v in params.values())
-    assert params["label_budget"] == "25%" and params["train_fraction"] == 0.25
+    assert params["label_budget"] == "25 % of train" and params["train_fraction"] == 0.25
     assert "samples_per_class" not in params
     assert params["optimizer"] == "AdamW" and params["data"] == "digits"
     assert hparams.metrics(summary) == {"summary/best_val_acc": 0.5, "summary/fit_seconds": 3.0}

@@ -120,3 +120,21 @@ def tensorboard_version(run_dir) -> str:
     values = experiment_overrides(own)
     swept = [k for k in swept_keys(run_dir, own) if k in values]
     return run_name([f"{k}={values[k]}" for k in swept] if swept else own)
+
+
+def budget_label(samples_per_class, train_fraction) -> str:
+    """How a label budget is named everywhere it is shown (report tables, TensorBoard hparams):
+    '10/class', '25 % of train' or 'all'."""
+
+    def number(v) -> float | None:
+        try:
+            return None if v is None or v == "" else float(v)
+        except (TypeError, ValueError):
+            return None
+
+    spc, tf = number(samples_per_class), number(train_fraction)
+    if spc is not None:
+        return f"{spc:g}/class"
+    if tf is not None:
+        return f"{100 * tf:g} % of train"
+    return "all"

@@ -14,7 +14,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tlbench.config.overrides import is_neutral, is_replicate
+from tlbench.config.overrides import budget_label, is_neutral, is_replicate
 from tlbench.report.runs import Run, num
 
 # Overrides already shown as table columns (so they never repeat in the `config` column).
@@ -39,15 +39,6 @@ def mean_std(values) -> tuple[float | None, float | None, int]:
     if len(xs) < 2:
         return m, None, len(xs)
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)), len(xs)
-
-
-def budget_label(samples_per_class, train_fraction) -> str:
-    spc, tf = num(samples_per_class), num(train_fraction)
-    if spc is not None:
-        return f"{spc:g}/class"
-    if tf is not None:
-        return f"{100 * tf:g} % of train"
-    return "all"
 
 
 def labels_per_class(summary: dict) -> float | None:

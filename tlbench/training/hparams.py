@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from tlbench.config import runtime as hydra_runtime
-from tlbench.config.overrides import experiment_overrides, swept_keys
+from tlbench.config.overrides import budget_label, experiment_overrides, swept_keys
 
 # summary.json field -> hparams metric tag
 METRICS = {
@@ -47,15 +47,6 @@ COLUMN_OF = {
 # Groups every run reports (0 when nothing trains there), so all runs of a sweep share columns:
 # TensorBoard takes the column list from one run's experiment summary.
 LR_GROUPS = ("head", "backbone")
-
-
-def label_budget(summary: dict) -> str:
-    """One readable column for the label budget: '10/class', '10%' or 'all'."""
-    if summary.get("samples_per_class") is not None:
-        return f"{summary['samples_per_class']}/class"
-    if summary.get("train_fraction") is not None:
-        return f"{100 * float(summary['train_fraction']):g}%"
-    return "all"
 
 
 def _scalar(value):
@@ -86,7 +77,9 @@ def params(cfg: DictConfig, summary: dict) -> dict:
         "lr": summary.get("lr"),
         "batch_size": summary.get("batch_size"),
         "image_size": summary.get("image_size"),
-        "label_budget": label_budget(summary),
+        "label_budget": budget_label(
+            summary.get("samples_per_class"), summary.get("train_fraction")
+        ),
         "seed": summary.get("seed"),
         "precision": summary.get("precision"),
         "optimizer": optimizer,
