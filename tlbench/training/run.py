@@ -135,13 +135,56 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, TransferModule]:
 
 
 def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
+    """Wire, fit, test: each step a function below, each writing its part of the summary."""
     datamodule, module = build_run(cfg)
+    precision = _record_model(cfg, datamodule, module, summary)
+    datamodule, cache_seconds = _maybe_cache_features(cfg, module, datamodule, precision, summary)
+    summary.update(apply_speed_settings(cfg, module, datamodule))  # workers, compile, cuDNN
+    trainer, throughput, table, ckpt_path = _build_trainer(cfg, run_dir, summary, trap, precision)
+    for lg in trainer.loggers:
+        lg.log_metrics(
+            {
+                "params/trainable": summary["trainable_params"],
+                "params/total": summary["total_params"],
+            },
+            step=0,
+        )
+    if resume.source(cfg) is not None:
+        summary["resumed_from"] = ckpt_path
+    distributed.prepare_children()  # DDP inside a sweep: children re-run this job only
+    start, rows_before = time.perf_counter(), len(table.rows)
+    try:
+        with expected_lightning_notices():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    finally:  # also for an interrupted or failed segment; cached features are part of fitting
+        run_summary.add_segment(
+            summary,
+            fit_seconds=time.perf_counter() - start + cache_seconds,
+            epochs=len(table.rows) - rows_before,
+            images=throughput.images,
+            train_seconds=throughput.train_seconds,
+        )
+    _record_fit(trainer, table, summary)
+    if cfg.get("test_after_fit", True):
+        best = summary.get("best_checkpoint")
+        with expected_lightning_notices():
+            results = trainer.test(
+                module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
+            )
+        summary["test_acc"] = results[0].get("test/acc") if results else None
+    # TensorBoard HParams, with each optimizer group's effective LR
+    hparams.log(trainer.loggers, cfg, summary, trainer.global_step, trainer.optimizers)
+
+
+def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: dict) -> str:
+    """Data sizes, parameter counts, precision and weights into the summary and the log;
+    returns the precision the trainer will use."""
     summary.update(
         num_classes=datamodule.num_classes,
         split_sizes=datamodule.sizes(),
         preprocess=datamodule.preprocess.to_dict(),
+        bad_files=getattr(datamodule, "bad_files", []),
     )
-    summary["bad_files"] = getattr(datamodule, "bad_files", [])
     precision, why = choose_precision(
         cfg.trainer.get("precision", "auto"), cfg.trainer.get("accelerator", "auto")
     )
@@ -169,9 +212,12 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
     if warning := run_summary.random_backbone(cfg, trainable, total):  # e.g. lenet5 + transfer
         log.warning(warning)
         summary.setdefault("warnings", []).append(warning)
-    datamodule, cache_seconds = _maybe_cache_features(cfg, module, datamodule, precision, summary)
-    summary.update(apply_speed_settings(cfg, module, datamodule))  # workers, compile, cuDNN
+    return precision
 
+
+def _build_trainer(cfg: DictConfig, run_dir: Path, summary: dict, trap, precision: str):
+    """The Trainer with the configured callbacks and loggers plus the ones every run has;
+    returns (trainer, throughput monitor, metrics table, checkpoint to resume from)."""
     throughput = ThroughputMonitor()
     table = EpochTable(run_dir / "metrics.csv")
     ckpt_path = resume.checkpoint(cfg)  # resume=<run dir>: its last.ckpt; else cfg.ckpt_path
@@ -186,9 +232,7 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
         for name, node in (cfg.get("logger") or {}).items()
         if node is not None
     ]
-    if (
-        not loggers
-    ):  # Lightning refuses an LR monitor without a logger; the LRs are in metrics.csv anyway
+    if not loggers:  # Lightning refuses an LR monitor without a logger; metrics.csv has the LRs
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(
         cfg.trainer,
@@ -206,25 +250,11 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
         logger=loggers or False,
         precision=precision,
     )
-    for lg in trainer.loggers:
-        lg.log_metrics({"params/trainable": trainable, "params/total": total}, step=0)
+    return trainer, throughput, table, ckpt_path
 
-    if resume.source(cfg) is not None:
-        summary["resumed_from"] = ckpt_path
-    distributed.prepare_children()  # DDP inside a sweep: children re-run this job only
-    start, rows_before = time.perf_counter(), len(table.rows)
-    try:
-        with expected_lightning_notices():
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    finally:  # also for an interrupted or failed segment; cached features are part of fitting
-        run_summary.add_segment(
-            summary,
-            fit_seconds=time.perf_counter() - start + cache_seconds,
-            epochs=len(table.rows) - rows_before,
-            images=throughput.images,
-            train_seconds=throughput.train_seconds,
-        )
 
+def _record_fit(trainer: L.Trainer, table: EpochTable, summary: dict) -> None:
+    """Epochs, best/final val acc (from metrics.csv's rows, all segments), checkpoints."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     val_history = [row["val/acc"] for row in table.rows if row.get("val/acc") is not None]
     summary.update(
@@ -234,16 +264,6 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
         final_train_loss=metrics.get("train/loss"),
     )
     summary.update(run_summary.checkpoints(trainer))  # best.ckpt, last.ckpt (the final epoch)
-
-    if cfg.get("test_after_fit", True):
-        best = summary.get("best_checkpoint")
-        with expected_lightning_notices():
-            results = trainer.test(
-                module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
-            )
-        summary["test_acc"] = results[0].get("test/acc") if results else None
-    # TensorBoard HParams, with each optimizer group's effective LR
-    hparams.log(trainer.loggers, cfg, summary, trainer.global_step, trainer.optimizers)
 
 
 def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict):
