@@ -64,11 +64,14 @@ def walk_files(folder: Path) -> list[Path]:
         seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         found += [Path(top) / n for n in names if not ignored(Path(n))]
-    return sorted(p for p in found if p.is_file())
+    # A broken symlink stays in the list, so `check` names it instead of it vanishing silently.
+    return sorted(p for p in found if p.is_file() or p.is_symlink())
 
 
 def check(path: Path, verify: str = "header") -> str | None:
     """None if `path` will decode, else the reason it will not."""
+    if path.is_symlink() and not path.exists():
+        return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
     ext = path.suffix.lower()
     if ext not in IMAGE_EXTENSIONS:
         return f"not an image file (extension {ext or 'none'!r})"

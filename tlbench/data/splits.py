@@ -6,6 +6,7 @@ testable without any image. DataModules call them from `BaseDataModule.setup`.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ import numpy as np
 import torch
 
 from tlbench.errors import TlbenchError
+
+log = logging.getLogger("tlbench")
 
 
 def nfc(name: str) -> str:
@@ -74,7 +77,27 @@ def carve(split: Split, fractions: dict[str, float], seed: int) -> dict[str, Spl
             fix="make data.val_fraction + data.test_fraction < 1",
         )
     parts = stratified_split(split.targets, list(fractions.values()), seed)
+    _warn_missing_classes(split.targets, dict(zip(fractions, parts, strict=True)))
     return {name: split.take(idx) for name, idx in zip(fractions, parts, strict=True)}
+
+
+def _warn_missing_classes(targets: np.ndarray, parts: dict[str, np.ndarray]) -> None:
+    """A class with too few images for every part (e.g. 1 image and a 70/15/15 split) lands in
+    train only; its val/test accuracy then says nothing about it. Say so instead of silently."""
+    present = set(np.unique(targets).tolist())
+    for name, idx in parts.items():
+        if len(idx) == 0:
+            continue  # a part asked to be empty (fraction 0)
+        missing = sorted(present - set(np.unique(targets[idx]).tolist()))
+        if missing:
+            counts = {c: int((targets == c).sum()) for c in missing[:10]}
+            log.warning(
+                "the %s split has no image of class index(es) %s (too few images: %s); "
+                "add images to those classes or use fewer, larger splits",
+                name,
+                missing[:10],
+                counts,
+            )
 
 
 def budget_indices(
