@@ -1,12 +1,16 @@
-"""A class too small for every split is warned about; a broken symlink is listed, not dropped."""
+"""A class too small for every split is warned about; a broken symlink is listed, not dropped;
+data with one class is refused clearly."""
 
 import logging
 
 import numpy as np
+import pytest
 
-from tests.helpers.datasets import save_image
+from tests.helpers.datasets import image_tree, save_image
 from tlbench.data import images
+from tlbench.data.folders import ImageFolderDataModule
 from tlbench.data.splits import Split, carve
+from tlbench.errors import TlbenchError
 
 
 def test_a_class_with_one_image_is_warned_about_when_val_and_test_miss_it(caplog):
@@ -37,3 +41,9 @@ def test_a_broken_symlink_is_listed_with_its_reason(tmp_path):
     assert images.check(folder / "ok.jpg") is None
     reason = images.check(folder / "gone.jpg")
     assert reason.startswith("broken symbolic link") and "deleted.jpg" in reason
+
+
+def test_one_class_data_is_a_clear_error_not_a_torchmetrics_crash(tmp_path):
+    image_tree(tmp_path / "data", {"only": 6})
+    with pytest.raises(TlbenchError, match=r"1 class \(only\).*at least 2 classes"):
+        ImageFolderDataModule(root=str(tmp_path / "data")).setup()

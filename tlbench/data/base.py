@@ -123,6 +123,15 @@ class BaseDataModule(L.LightningDataModule):
                 value=list(self.classes) if self.classes else self.name,
                 fix="use more images per class or smaller val/test fractions",
             )
+        if len(names) < 2:
+            raise TlbenchError(
+                f"{self.name} has {len(names)} class ({', '.join(map(str, names)) or 'none'}): a "
+                "classifier needs at least 2 classes to tell apart",
+                key="data.classes" if self.classes else "data",
+                value=list(self.classes) if self.classes else self.name,
+                allowed="data with at least 2 classes (for a folder: one sub-folder per class)",
+                fix="add a second class folder, or pick at least 2 classes with data.classes",
+            )
         self.splits, self.class_names = splits, names
 
     def dataset(self, split: str, train: bool | None = None) -> ImageDataset:
