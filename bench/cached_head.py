@@ -90,7 +90,9 @@ def main() -> None:
     t_plain, s_plain = plain_fit(a.n, a.width, a.epochs, a.batch)
     t_tl, s_tl = tlbench_fit(a.n, a.width, a.epochs, a.batch)
     print(f"plain loop: {t_plain:.1f} s, {s_plain} steps ({s_plain / t_plain:.0f} steps/s)")
-    print(f"tlbench   : {t_tl:.1f} s, {s_tl} steps ({s_tl / t_tl:.0f} steps/s), validation included")
+    print(
+        f"tlbench   : {t_tl:.1f} s, {s_tl} steps ({s_tl / t_tl:.0f} steps/s), validation included"
+    )
     print(f"tlbench/plain time: {t_tl / t_plain:.2f}x")
 
 
