@@ -3,22 +3,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from tests.helpers.configs import train_groups
 from tlbench.config import CONF_DIR, compose
 from tlbench.errors import TlbenchError
 from tlbench.models import registry
 
-GROUPS = [
-    "data",
-    "model",
-    "strategy",
-    "optimizer",
-    "scheduler",
-    "trainer",
-    "logger",
-    "callbacks",
-    "paths",
-    "experiment",
-]
+GROUPS = train_groups()  # conf/train.yaml's defaults list, experiment last
 
 
 def test_default_config_composes_every_group():

@@ -21,6 +21,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.helpers.cli import run_cli
+from tests.helpers.configs import train_groups
 from tlbench.config import REPO_ROOT
 from tlbench.config.instantiate import instantiate
 from tlbench.config.validation import validate_config
@@ -125,16 +126,7 @@ def test_every_shipped_config_passes_validation(cfg_factory, tmp_path):
     for f in (CONF_DIR / "data").glob("*.yaml"):
         (root / f.stem).mkdir(parents=True)
     (root / "cifar100").mkdir(exist_ok=True)
-    for group in (
-        "data",
-        "model",
-        "strategy",
-        "optimizer",
-        "scheduler",
-        "trainer",
-        "logger",
-        "experiment",
-    ):
+    for group in train_groups():
         for f in sorted((CONF_DIR / group).glob("*.yaml")):
             validate_config(cfg_factory(*FAST, f"{group}={f.stem}", f"paths.data_dir={root}"))
 
