@@ -342,9 +342,9 @@ def test_hymenoptera_finds_the_unpacked_archive_and_tests_on_val(tmp_path):
     assert dm.sizes() == {"train": 6, "val": 4, "test": 4}
     assert dm.splits["test"] is dm.splits["val"]  # documented: no test split of its own
     image_tree(base / "test", {"ants": 1, "bees": 1})
-    with_test = HymenopteraDataModule(root=str(tmp_path), classes=["bees"])
+    with_test = HymenopteraDataModule(root=str(tmp_path))  # a test/ folder is used when present
     with_test.setup()
-    assert with_test.sizes() == {"train": 3, "val": 2, "test": 1}
+    assert with_test.sizes() == {"train": 6, "val": 4, "test": 2}
     with pytest.raises(TlbenchError) as err:
         HymenopteraDataModule(root=str(tmp_path / "none")).setup()
     msg = str(err.value)
