@@ -288,6 +288,9 @@ def test_signal_saves_a_checkpoint_and_marks_the_run_interrupted(tmp_path, sig, 
     s = run_summary.read(run_dir)
     assert s["status"] == "interrupted" and signal.Signals(sig).name in s["error"]
     assert s["epochs"] >= 1 and s["best_val_acc"] is not None
+    # the interrupt callback's findings, merged into summary.json by the run (its one writer)
+    assert s["interrupted_checkpoint"].endswith("interrupted.ckpt")
+    assert s["interrupted_at"]["epoch"] >= 1
     loaded = ckpt_mod.load(run_dir / "checkpoints" / "interrupted.ckpt")  # weights_only=True
     assert loaded.num_classes == 10
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()

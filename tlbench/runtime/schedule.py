@@ -30,10 +30,11 @@ log = logging.getLogger("tlbench")
 
 
 class ScheduleRebuild(L.Callback):
-    """See the module doc. `summary` is the run's summary dict (gets `schedule_rebuilt`)."""
+    """See the module doc. After a rebuild, `findings` holds `schedule_rebuilt` for the run's
+    summary (the callback never writes the summary itself)."""
 
-    def __init__(self, summary: dict) -> None:
-        self.summary = summary
+    def __init__(self) -> None:
+        self.findings: dict = {}
         self._saved: dict | None = None  # the checkpoint's scheduler hyperparameters
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
@@ -68,7 +69,9 @@ class ScheduleRebuild(L.Callback):
                 "remaining epochs follow it as a run started with them would (README, Reliability)",
                 ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()),
             )
-            self.summary["schedule_rebuilt"] = {
-                "changed": {k: [a, b] for k, (a, b) in changed.items()},
-                "at_step": done[0],
+            self.findings = {
+                "schedule_rebuilt": {
+                    "changed": {k: [a, b] for k, (a, b) in changed.items()},
+                    "at_step": done[0],
+                }
             }

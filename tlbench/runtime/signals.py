@@ -91,11 +91,13 @@ class Trap:
 
 
 class InterruptCallback(L.Callback):
-    """Turns a recorded signal into a checkpoint plus `Interrupted` at the next step boundary,
-    and fills the summary with what the finished epochs measured."""
+    """Turns a recorded signal into a checkpoint plus `Interrupted` at the next step boundary.
+    What the finished epochs measured is left in `findings` (empty until interrupted) for the
+    run to put into its summary: the callback never writes the summary itself."""
 
-    def __init__(self, trap: Trap, ckpt_dir: str | Path, summary: dict, table=None) -> None:
-        self.trap, self.ckpt_dir, self.summary, self.table = trap, Path(ckpt_dir), summary, table
+    def __init__(self, trap: Trap, ckpt_dir: str | Path, table=None) -> None:
+        self.trap, self.ckpt_dir, self.table = trap, Path(ckpt_dir), table
+        self.findings: dict = {}
 
     def _check(self, trainer: L.Trainer) -> None:
         signum = self.trap.signum
@@ -127,7 +129,7 @@ class InterruptCallback(L.Callback):
     def record(self, trainer: L.Trainer, path: Path | None) -> None:
         rows = list(getattr(self.table, "rows", []) or [])
         val = [r["val/acc"] for r in rows if r.get("val/acc") is not None]
-        self.summary.update(
+        self.findings = dict(
             epochs=len(rows),
             interrupted_at={"epoch": trainer.current_epoch, "step": trainer.global_step},
             interrupted_checkpoint=str(path) if path else None,
@@ -153,7 +155,7 @@ class InterruptCallback(L.Callback):
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         """Lightning's own SIGTERM handling may raise SIGTERMException at a point where no batch
         hook of ours ran first (e.g. right after an epoch ended): save and record here then."""
-        if isinstance(exception, SIGTERMException) and "interrupted_at" not in self.summary:
+        if isinstance(exception, SIGTERMException) and not self.findings:
             self.record(trainer, self.save(trainer))
 
 

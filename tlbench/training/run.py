@@ -15,7 +15,6 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from tlbench.config import validation
@@ -23,11 +22,9 @@ from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError
 from tlbench.models import registry
 from tlbench.runtime import distributed, resume, signals
-from tlbench.runtime.schedule import ScheduleRebuild
 from tlbench.training import feature_cache, hparams, strategies
 from tlbench.training import summary as run_summary
-from tlbench.training.callbacks import EpochTable, ThroughputMonitor
-from tlbench.training.callbacks import nonfinite as guards
+from tlbench.training.callbacks import EpochTable
 from tlbench.training.device import (
     accelerator_kind,
     apply_speed_settings,
@@ -35,6 +32,7 @@ from tlbench.training.device import (
     choose_precision,
 )
 from tlbench.training.module import TransferModule
+from tlbench.training.trainer import build_trainer
 
 log = logging.getLogger("tlbench")
 
@@ -135,12 +133,14 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, TransferModule]:
 
 
 def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
-    """Wire, fit, test: each step a function below, each writing its part of the summary."""
+    """Wire, fit, test: each step a function below. This module is the summary's one writer:
+    callbacks leave their findings on themselves and are read back here, also when a segment
+    ends by an interruption or an error."""
     datamodule, module = build_run(cfg)
     precision = _record_model(cfg, datamodule, module, summary)
     datamodule, cache_seconds = _maybe_cache_features(cfg, module, datamodule, precision, summary)
     summary.update(apply_speed_settings(cfg, module, datamodule))  # workers, compile, cuDNN
-    trainer, throughput, table, ckpt_path = _build_trainer(cfg, run_dir, summary, trap, precision)
+    trainer, watch, ckpt_path = build_trainer(cfg, run_dir, trap, precision)
     for lg in trainer.loggers:
         lg.log_metrics(
             {
@@ -152,26 +152,30 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
     if resume.source(cfg) is not None:
         summary["resumed_from"] = ckpt_path
     distributed.prepare_children()  # DDP inside a sweep: children re-run this job only
-    start, rows_before = time.perf_counter(), len(table.rows)
+    start, rows_before = time.perf_counter(), len(watch.table.rows)
     try:
-        with expected_lightning_notices():
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    finally:  # also for an interrupted or failed segment; cached features are part of fitting
-        run_summary.add_segment(
-            summary,
-            fit_seconds=time.perf_counter() - start + cache_seconds,
-            epochs=len(table.rows) - rows_before,
-            images=throughput.images,
-            train_seconds=throughput.train_seconds,
-        )
-    _record_fit(trainer, table, summary)
-    if cfg.get("test_after_fit", True):
-        best = summary.get("best_checkpoint")
-        with expected_lightning_notices():
-            results = trainer.test(
-                module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
+        try:
+            with expected_lightning_notices():
+                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        finally:  # also for an interrupted or failed segment; cached features are part of fitting
+            run_summary.add_segment(
+                summary,
+                fit_seconds=time.perf_counter() - start + cache_seconds,
+                epochs=len(watch.table.rows) - rows_before,
+                images=watch.throughput.images,
+                train_seconds=watch.throughput.train_seconds,
             )
-        summary["test_acc"] = results[0].get("test/acc") if results else None
+        _record_fit(trainer, watch.table, summary)
+        if cfg.get("test_after_fit", True):
+            best = summary.get("best_checkpoint")
+            with expected_lightning_notices():
+                results = trainer.test(
+                    module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
+                )
+            summary["test_acc"] = results[0].get("test/acc") if results else None
+    finally:  # a rebuilt LR schedule; an interruption's epochs, checkpoint and val accuracies
+        summary.update(watch.rebuild.findings)
+        summary.update(watch.interrupt.findings)
     # TensorBoard HParams, with each optimizer group's effective LR
     hparams.log(trainer.loggers, cfg, summary, trainer.global_step, trainer.optimizers)
 
@@ -213,44 +217,6 @@ def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: 
         log.warning(warning)
         summary.setdefault("warnings", []).append(warning)
     return precision
-
-
-def _build_trainer(cfg: DictConfig, run_dir: Path, summary: dict, trap, precision: str):
-    """The Trainer with the configured callbacks and loggers plus the ones every run has;
-    returns (trainer, throughput monitor, metrics table, checkpoint to resume from)."""
-    throughput = ThroughputMonitor()
-    table = EpochTable(run_dir / "metrics.csv")
-    ckpt_path = resume.checkpoint(cfg)  # resume=<run dir>: its last.ckpt; else cfg.ckpt_path
-    table.rows = resume.previous_rows(cfg, table.path, ckpt_path)  # finished epochs' rows
-    callbacks = [
-        instantiate(node, f"callbacks.{name}")
-        for name, node in (cfg.get("callbacks") or {}).items()
-        if node is not None
-    ]
-    loggers = [
-        instantiate(node, f"logger.{name}", **resume.logger_kwargs(cfg, node, ckpt_path))
-        for name, node in (cfg.get("logger") or {}).items()
-        if node is not None
-    ]
-    if not loggers:  # Lightning refuses an LR monitor without a logger; metrics.csv has the LRs
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        "trainer",
-        callbacks=[
-            *callbacks,
-            throughput,
-            table,
-            guards.NonFiniteLoss(),
-            ScheduleRebuild(summary),  # resume with another max_epochs: the LR schedule follows
-            signals.InterruptCallback(
-                trap or signals.Trap(), run_dir / "checkpoints", summary, table
-            ),
-        ],
-        logger=loggers or False,
-        precision=precision,
-    )
-    return trainer, throughput, table, ckpt_path
 
 
 def _record_fit(trainer: L.Trainer, table: EpochTable, summary: dict) -> None:

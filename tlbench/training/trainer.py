@@ -1,0 +1,71 @@
+"""The Trainer of one run: the configured callbacks and loggers plus the ones every run has.
+
+`build_trainer` returns the trainer and the `Watchers`, the callbacks whose findings
+`tlbench.training.run` reads back into the run's summary (its one writer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor
+from omegaconf import DictConfig
+
+from tlbench.config.instantiate import instantiate
+from tlbench.runtime import resume, signals
+from tlbench.runtime.schedule import ScheduleRebuild
+from tlbench.training.callbacks import EpochTable, ThroughputMonitor
+from tlbench.training.callbacks import nonfinite as guards
+
+
+@dataclass
+class Watchers:
+    """The callbacks every run has whose findings the run reads back into its summary."""
+
+    throughput: ThroughputMonitor  # images and seconds of this segment's training steps
+    table: EpochTable  # metrics.csv's rows, all segments
+    rebuild: ScheduleRebuild  # resume with another max_epochs: the LR schedule follows
+    interrupt: signals.InterruptCallback  # SIGINT/SIGTERM: checkpoint, then stop
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str):
+    """The Trainer with the configured callbacks and loggers plus the ones every run has;
+    returns (trainer, Watchers, checkpoint to resume from)."""
+    table = EpochTable(run_dir / "metrics.csv")
+    ckpt_path = resume.checkpoint(cfg)  # resume=<run dir>: its last.ckpt; else cfg.ckpt_path
+    table.rows = resume.previous_rows(cfg, table.path, ckpt_path)  # finished epochs' rows
+    watch = Watchers(
+        throughput=ThroughputMonitor(),
+        table=table,
+        rebuild=ScheduleRebuild(),
+        interrupt=signals.InterruptCallback(trap or signals.Trap(), run_dir / "checkpoints", table),
+    )
+    callbacks = [
+        instantiate(node, f"callbacks.{name}")
+        for name, node in (cfg.get("callbacks") or {}).items()
+        if node is not None
+    ]
+    loggers = [
+        instantiate(node, f"logger.{name}", **resume.logger_kwargs(cfg, node, ckpt_path))
+        for name, node in (cfg.get("logger") or {}).items()
+        if node is not None
+    ]
+    if not loggers:  # Lightning refuses an LR monitor without a logger; metrics.csv has the LRs
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        "trainer",
+        callbacks=[
+            *callbacks,
+            watch.throughput,
+            watch.table,
+            guards.NonFiniteLoss(),
+            watch.rebuild,
+            watch.interrupt,
+        ],
+        logger=loggers or False,
+        precision=precision,
+    )
+    return trainer, watch, ckpt_path
