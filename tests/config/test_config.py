@@ -9,6 +9,7 @@ from tlbench.errors import TlbenchError
 from tlbench.models import registry
 
 GROUPS = train_groups()  # conf/train.yaml's defaults list, experiment last
+BASE = compose(["paths.output_dir=/tmp/x"])  # the defaults, for what a preset changes
 
 
 def test_default_config_composes_every_group():
@@ -30,7 +31,13 @@ def test_default_config_composes_every_group():
 )
 def test_every_config_file_composes(group, option):
     cfg = compose([f"{group}={option}", "paths.output_dir=/tmp/x"])
-    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    resolved = OmegaConf.to_container(cfg, resolve=True)  # raises if an interpolation is broken
+    if group == "experiment":  # `# @package _global_`: a preset changes the composed config
+        assert resolved != OmegaConf.to_container(BASE, resolve=True), option
+    elif option == "none":  # scheduler=none, logger=none: the group is switched off
+        assert not resolved.get(group), resolved.get(group)
+    else:
+        assert resolved[group], f"{group}={option} composed to an empty group"
 
 
 @pytest.mark.parametrize("name", ["resnet18", "vgg16", "alexnet", "vit_b_16", "squeezenet1_0"])
