@@ -31,14 +31,11 @@ from tlbench.config import CONF_DIR, compose
 from tlbench.config.instantiate import instantiate
 from tlbench.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from tlbench.data.digits import DigitsDataModule
-from tlbench.data.folders import (
-    AlienVsPredatorDataModule,
-    HymenopteraDataModule,
-    ImageFolderDataModule,
-)
+from tlbench.data.folders import ImageFolderDataModule
 from tlbench.data.images import ImageReader
 from tlbench.data.loading import one_thread_per_worker, usable_cpus
 from tlbench.data.mnist import FashionMNISTDataModule, MNISTDataModule
+from tlbench.data.split_folders import AlienVsPredatorDataModule, HymenopteraDataModule
 from tlbench.data.splits import budget_indices
 from tlbench.errors import TlbenchError
 

@@ -4,10 +4,8 @@ layout), read lazily from disk by DataLoader workers.
 - `imagefolder`: either `root/<class>/<images>` split stratified and seeded into train/val/test, or
   explicit `train_dir` / `val_dir` / `test_dir` (a missing val or test split is carved out of
   train by `val_fraction` / `test_fraction`; `test_fraction=0` means test = val).
-- `hymenoptera` (ants vs bees, `train/` and `val/`) and `alien_vs_predator` (`train/` and
-  `validation/`): fixed folders; these sets ship no test split, so test = val unless a `test/`
-  folder exists -- their test accuracy is then the validation accuracy of the best checkpoint,
-  not an independent estimate (say so when reporting it).
+- published sets with fixed split folders (hymenoptera, alien_vs_predator) build on
+  `FolderDataModule` in `tlbench.data.split_folders`.
 
 At setup every file is checked (see `tlbench.data.images`): unreadable, truncated and non-image
 files are skipped, logged and listed in `bad_files` (-> summary.json), or rejected up front with
@@ -80,68 +78,75 @@ class FolderDataModule(BaseDataModule):
 
     def scan(self, dirs: dict[str, tuple[Path, str]]) -> tuple[dict[str, Split], list[str]]:
         """{split: (folder, config key)} -> checked splits and the class names."""
-        per_split = {}
-        for split, (folder, key) in dirs.items():
-            if not folder.is_dir():
-                raise TlbenchError(
-                    f"{folder} is not a folder",
-                    key=key,
-                    value=str(folder),
-                    allowed="a folder holding one sub-folder of images per class",
-                    fix=f"check the path (relative paths start from {Path.cwd()})",
-                )
-            classes = class_dirs(folder, key)
-            if not classes:
-                raise TlbenchError(
-                    f"{folder} has no class folders: expected {folder}/<class name>/<image files>",
-                    key=key,
-                    value=str(folder),
-                    fix="put the images of each class in a sub-folder named after the class",
-                )
-            per_split[split] = classes
+        per_split = {split: self._classes_in(folder, key) for split, (folder, key) in dirs.items()}
         self._same_classes(per_split, dirs)
         names = list(next(iter(per_split.values())))
-
         todo = [
             (split, c, path)
             for split, classes in per_split.items()
             for c, name in enumerate(names)
             for path in class_files(classes[name])
         ]
-        start = time.perf_counter()
-        # Checking is I/O and C decoding (which releases the GIL), so threads overlap it.
-        unique = list(dict.fromkeys(p for _, _, p in todo))  # a folder may serve two splits
-        with ThreadPoolExecutor(max_workers=min(8, 2 * usable_cpus())) as pool:
-            verdict = dict(
-                zip(unique, pool.map(lambda p: images.check(p, self.verify), unique), strict=True)
+        verdict = self._check_files(list(dict.fromkeys(p for _, _, p in todo)))
+        self.bad_files = [{"path": str(p), "reason": why} for p, why in verdict.items() if why]
+        self._report_bad(dirs)
+        good = [t for t in todo if not verdict[t[2]]]
+        splits = {}
+        for split, classes in per_split.items():
+            items = [(str(p), c) for s, c, p in good if s == split]
+            self._no_empty_class(items, names, classes, dirs[split])
+            splits[split] = Split([p for p, _ in items], np.array([c for _, c in items], np.int64))
+        return splits, names
+
+    @staticmethod
+    def _classes_in(folder: Path, key: str) -> dict[str, Path]:
+        if not folder.is_dir():
+            raise TlbenchError(
+                f"{folder} is not a folder",
+                key=key,
+                value=str(folder),
+                allowed="a folder holding one sub-folder of images per class",
+                fix=f"check the path (relative paths start from {Path.cwd()})",
             )
-        reasons = [verdict[p] for _, _, p in todo]
+        classes = class_dirs(folder, key)
+        if not classes:
+            raise TlbenchError(
+                f"{folder} has no class folders: expected {folder}/<class name>/<image files>",
+                key=key,
+                value=str(folder),
+                fix="put the images of each class in a sub-folder named after the class",
+            )
+        return classes
+
+    def _check_files(self, unique: list[Path]) -> dict[Path, str | None]:
+        """{file: why it cannot be used, or None}. A folder may serve two splits: each file is
+        checked once. Checking is I/O and C decoding (which releases the GIL), so threads
+        overlap it."""
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=min(8, 2 * usable_cpus())) as pool:
+            reasons = pool.map(lambda p: images.check(p, self.verify), unique)
+            verdict = dict(zip(unique, reasons, strict=True))
         log.info(
             "checked %d files in %.1f s (data.verify=%s)",
             len(unique),
             time.perf_counter() - start,
             self.verify,
         )
+        return verdict
 
-        self.bad_files = [{"path": str(p), "reason": why} for p, why in verdict.items() if why]
-        good = [t for t, why in zip(todo, reasons, strict=True) if not why]
-        self._report_bad(dirs)
-        splits = {}
-        for split, classes in per_split.items():
-            items = [(str(p), c) for s, c, p in good if s == split]
-            counts = np.bincount([c for _, c in items], minlength=len(names))
-            empty = [names[c] for c in np.flatnonzero(counts == 0)]
-            if empty:
-                folder, key = dirs[split]
-                raise TlbenchError(
-                    f"class folder(s) {', '.join(str(classes[n]) for n in empty)} hold no "
-                    "readable image",
-                    key=key,
-                    value=str(folder),
-                    fix="add images to them or remove the folders (bad files are listed above)",
-                )
-            splits[split] = Split([p for p, _ in items], np.array([c for _, c in items], np.int64))
-        return splits, names
+    @staticmethod
+    def _no_empty_class(items, names: list[str], classes: dict[str, Path], where) -> None:
+        counts = np.bincount([c for _, c in items], minlength=len(names))
+        empty = [names[c] for c in np.flatnonzero(counts == 0)]
+        if empty:
+            folder, key = where
+            raise TlbenchError(
+                f"class folder(s) {', '.join(str(classes[n]) for n in empty)} hold no "
+                "readable image",
+                key=key,
+                value=str(folder),
+                fix="add images to them or remove the folders (bad files are listed above)",
+            )
 
     @staticmethod
     def _same_classes(per_split: dict[str, dict[str, Path]], dirs) -> None:
@@ -241,75 +246,3 @@ class ImageFolderDataModule(FolderDataModule):
             dirs = {"train": (self.root, "data.root")}
         splits, names = self.scan(dirs)
         return complete(splits, self.val_fraction, self.test_fraction, self.split_seed), names
-
-
-class SplitFolderDataModule(FolderDataModule):
-    """A published folder dataset with fixed split folders under `root` (or under one folder
-    inside it, as archives often unpack: root/hymenoptera_data/train)."""
-
-    split_dirs = {"train": "train", "val": "val"}
-    url: str | None = None  # an archive torchvision's downloader can fetch
-    source = ""
-
-    def __init__(self, root: str, download: bool = False, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.root, self.download = files.resolve(root), download
-
-    def _locate(self) -> Path | None:
-        """root, or the shallowest folder at most two levels below it holding the split dirs."""
-        levels = [[self.root], sorted(self.root.glob("*")), sorted(self.root.glob("*/*"))]
-        for level in levels if self.root.is_dir() else []:
-            hits = [d for d in level if all((d / s).is_dir() for s in self.split_dirs.values())]
-            if hits:
-                return hits[0]
-        return None
-
-    def _missing(self, cause: BaseException | None = None) -> TlbenchError:
-        layout = " and ".join(f"{s}/<class>/<images>" for s in self.split_dirs.values())
-        return files.missing(
-            self.title,
-            [self.root],
-            f"{layout} (directly or one or two folders down)",
-            self.url or self.source,
-            value=str(self.root),
-            can_download=self.url is not None,
-            cause=cause,
-        )
-
-    def prepare_data(self) -> None:
-        """The only place that downloads (see CIFAR10DataModule.prepare_data)."""
-        if self._locate() is not None:
-            return
-        if not (self.download and self.url):
-            raise self._missing()
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        files.download(
-            lambda: download_and_extract_archive(self.url, str(self.root)), self._missing
-        )
-        if self._locate() is None:
-            raise self._missing()
-
-    def load_splits(self):
-        base = self._locate()
-        if base is None:
-            raise self._missing()
-        dirs = {s: (base / d, "data.root") for s, d in self.split_dirs.items()}
-        if (base / "test").is_dir():
-            dirs["test"] = (base / "test", "data.root")
-        splits, names = self.scan(dirs)
-        return complete(splits, 0.0, 0.0, 0), names
-
-
-class HymenopteraDataModule(SplitFolderDataModule):
-    title = "hymenoptera (ants vs bees)"
-    url = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"  # PyTorch's tutorial set
-
-
-class AlienVsPredatorDataModule(SplitFolderDataModule):
-    title = "alien vs predator"
-    split_dirs = {"train": "train", "val": "validation"}
-    source = (
-        "https://www.kaggle.com/datasets/pmigdal/alien-vs-predator-images (needs a free Kaggle "
-        "account, so there is no automatic download)"
-    )
