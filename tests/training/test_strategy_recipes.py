@@ -8,7 +8,7 @@ import torch
 from torch.nn.modules.batchnorm import _NormBase
 
 from tests.helpers.training import fit_plain
-from tlbench.training import strategies
+from tlbench.training import lr_groups, strategies
 from tlbench.training.run import build_run, train
 
 LP_FT = ("strategy=lp_ft", "strategy.schedule=[{epoch: 1, trainable: [all]}]")
@@ -60,7 +60,7 @@ def test_bn_mode_decides_whether_pretrained_statistics_stay(cfg_factory, overrid
 
 
 def test_warmup_factor_is_a_linear_ramp_from_each_groups_start():
-    f = strategies.warmup_factor
+    f = lr_groups.warmup_factor
     assert [f(3, 3, b, 4, 1.0) for b in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert f(3, 4, 0, 4, 1.0) == 1.0  # one epoch later: done
     assert f(0, 1, 1, 4, 2.0) == pytest.approx(6 / 8)  # spans epochs

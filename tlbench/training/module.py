@@ -18,7 +18,7 @@ from tlbench.config.instantiate import instantiate
 from tlbench.inference import metrics
 from tlbench.models.registry import build
 from tlbench.preprocess import Preprocess
-from tlbench.training import strategies
+from tlbench.training import head_steps, lr_groups, strategies
 from tlbench.training.device import choose_channels_last
 from tlbench.training.l2sp import L2SP
 
@@ -120,8 +120,9 @@ class TransferModule(L.LightningModule):
         """From now on batches hold the head's inputs (tlbench.training.feature_cache computed
         them once with this frozen backbone), so only the head runs. Call before fitting.
         A training batch is then a slice of many minibatches of `batch_size`, each with its own
-        optimizer step (manual optimization): Lightning's per-step overhead (~13 ms measured on
-        a CPU, far more than a linear head's arithmetic) is paid once per slice."""
+        optimizer step (manual optimization, tlbench.training.head_steps): Lightning's per-step
+        overhead (~13 ms measured on a CPU, far more than a linear head's arithmetic) is paid
+        once per slice."""
         self.inputs, self.minibatch = "features", int(batch_size)
         self.automatic_optimization = False
 
@@ -150,7 +151,7 @@ class TransferModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int):
         x, y = batch
         if self.inputs == "features":
-            loss, logits = self._head_steps(x, y)
+            loss, logits = head_steps.slice_steps(self, self._loss, x, y, self.minibatch)
         else:
             loss, logits = self._loss(x, y)
         self.train_acc(logits, y)
@@ -171,33 +172,6 @@ class TransferModule(L.LightningModule):
             batch_size=len(y),
         )
         return loss
-
-    def _head_steps(self, x: torch.Tensor, y: torch.Tensor):
-        """A slice of cached features: one optimizer step per minibatch, in order (the slice is
-        a run of the epoch's shuffled order, so these are a shuffled loader's minibatches)."""
-        optimizer, losses, logits = self.optimizers(), [], []
-        # Lightning's wrapped step runs every callback's hooks and counts `global_step` (~10 ms a
-        # step on a CPU, far more than a linear head's arithmetic). Within a slice the plain
-        # optimizer steps; the slice's last minibatch goes through Lightning, so hooks run and
-        # `global_step` counts once per slice (cached runs log per slice). The slice already runs
-        # inside the precision plugin's autocast; only fp16 ("16-mixed") needs Lightning's
-        # gradient scaler on every step, so then every step goes through Lightning.
-        scaled = self.trainer.precision in ("16-mixed", "16")
-        starts = range(0, len(y), self.minibatch)
-        for start in starts:
-            loss, out = self._loss(
-                x[start : start + self.minibatch], y[start : start + self.minibatch]
-            )
-            optimizer.zero_grad(set_to_none=True)
-            if scaled or start == starts[-1]:
-                self.manual_backward(loss)
-                optimizer.step()
-            else:
-                loss.backward()
-                optimizer.optimizer.step()
-            losses.append(loss.detach() * len(out))
-            logits.append(out.detach())
-        return torch.stack(losses).sum() / len(y), torch.cat(logits)
 
     def on_train_epoch_end(self) -> None:
         """Manual optimization (cached features) steps the epoch scheduler itself."""
@@ -264,29 +238,22 @@ class TransferModule(L.LightningModule):
 
     # -- optimisation ------------------------------------------------------------------------
     def param_groups(self) -> list[dict]:
-        """Named groups over every parameter that trains at any epoch, each with its own LR.
-        Frozen-for-now parameters have no gradient, so the optimizer leaves them alone."""
+        """Named groups over every parameter that trains at any epoch, each with its own LR
+        (tlbench.training.lr_groups)."""
         base_lr = float(self.hparams.optimizer["lr"])
-        params = dict(self.net.named_parameters())
-        groups = strategies.param_groups(self.net, self.head_names, self.hparams.strategy)
-        out = [
-            {"name": g, "params": [params[n] for n in names], "lr": base_lr * mult}
-            for g, (names, mult) in groups.items()
-        ]
-        if self._l2sp is not None:  # L2-SP replaces weight decay (Li et al., 2018)
-            for group in out:
-                group["weight_decay"] = 0.0
-        return out
+        return lr_groups.optimizer_groups(
+            self.net, self.head_names, self.hparams.strategy, base_lr, l2sp=self._l2sp is not None
+        )
 
     def _group_starts(self) -> dict[str, int]:
         if getattr(self, "_starts", None) is None:
             cfg = self.hparams.strategy
-            groups = strategies.param_groups(self.net, self.head_names, cfg)
-            self._starts = strategies.group_starts(self.net, self.head_names, cfg, groups)
+            groups = lr_groups.param_groups(self.net, self.head_names, cfg)
+            self._starts = lr_groups.group_starts(self.net, self.head_names, cfg, groups)
         return self._starts
 
     def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
-        """Each non-head group warms up from the epoch it starts training (strategies.warmup_factor):
+        """Each non-head group warms up from the epoch it starts training (lr_groups.warmup_factor):
         its scheduled LR is scaled for this step only, so the epoch scheduler never sees it."""
         warmup = float(self.hparams.strategy.get("warmup_epochs") or 0)
         groups = optimizer.param_groups
@@ -294,11 +261,7 @@ class TransferModule(L.LightningModule):
         if warmup > 0:
             starts = self._group_starts()
             batches = self.trainer.num_training_batches
-            for g in groups:
-                if g.get("name") != "head" and g.get("name") in starts:
-                    g["lr"] *= strategies.warmup_factor(
-                        starts[g["name"]], epoch, batch_idx, batches, warmup
-                    )
+            lr_groups.warm_up(groups, starts, epoch, batch_idx, batches, warmup)
         try:
             super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         finally:

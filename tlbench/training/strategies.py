@@ -1,5 +1,6 @@
-"""Transfer-learning strategies: which parameters train (and when), how frozen layers behave, and
-the optimizer's named parameter groups with their learning-rate multipliers.
+"""Transfer-learning strategies: which parameters train (and when) and how frozen layers behave.
+The optimizer's named parameter groups, their learning-rate multipliers and warm-up are built from
+this plan in tlbench.training.lr_groups.
 
 `strategy=` is the transfer-learning strategy (transfer / finetune / scratch ...), not Lightning's
 `trainer.strategy` (ddp, ...).
@@ -205,66 +206,6 @@ def phase_counts(net: nn.Module, head_names: list[str], cfg) -> list[dict]:
         if not out or out[-1]["trainable"] != count:
             out.append({"epoch": epoch, "trainable": count})
     return out
-
-
-def group_starts(
-    net: nn.Module, head_names: list[str], cfg, groups: dict[str, tuple[list[str], float]]
-) -> dict[str, int]:
-    """Group name -> the first epoch at which any of its parameters trains."""
-    starts: dict[str, int] = {}
-    for epoch in [0, *milestones(cfg)]:
-        now = set(plan(net, head_names, cfg, epoch=epoch).trainable)
-        for name, (params, _) in groups.items():
-            if name not in starts and now.intersection(params):
-                starts[name] = epoch
-    return starts
-
-
-def warmup_factor(start: int, epoch: int, batch: int, batches: int, warmup_epochs: float) -> float:
-    """LR factor of a group that started training at epoch `start`, at step `batch` of `epoch`
-    (`batches` steps per epoch): linear from 1/n to 1 over n = warmup_epochs * batches steps.
-    A pure function of the position, so a resumed run continues the same ramp."""
-    total = round(float(warmup_epochs or 0) * max(int(batches), 1))
-    if total <= 0 or epoch < start:
-        return 1.0
-    step = (epoch - start) * max(int(batches), 1) + batch + 1
-    return min(1.0, step / total)
-
-
-def param_groups(net: nn.Module, head_names: list[str], cfg) -> dict[str, tuple[list[str], float]]:
-    """Named optimizer groups over every parameter that trains at any point: name -> (params, LR mult).
-
-    Order of precedence: head -> head_lr_mult; an `lr_mult` pattern -> its multiplier (first
-    matching pattern wins); with `layer_decay`, stage i of n -> backbone_lr_mult * decay**(n-1-i);
-    otherwise -> backbone_lr_mult.
-    """
-    union = plan(net, head_names, cfg, epoch=None).trainable
-    head_params = set(select(net, head_names, ["head"]))
-    backbone_mult = float(cfg.get("backbone_lr_mult", 1.0))
-    pattern_hits = [
-        (p, float(m), set(select(net, head_names, [p], key=f"strategy.lr_mult.{p}")))
-        for p, m in (cfg.get("lr_mult") or {}).items()
-        if float(m) != 0.0
-    ]
-    stage_of: dict[str, int] = {}
-    decay = cfg.get("layer_decay")
-    st = family_stages(net, head_names) if decay else []
-    for i, stage in enumerate(st):
-        stage_of.update(dict.fromkeys(stage, i))
-
-    groups: dict[str, tuple[list[str], float]] = {}
-    for name in union:
-        if name in head_params:
-            key, mult = "head", float(cfg.get("head_lr_mult", 1.0))
-        elif hit := next(((p, m) for p, m, hits in pattern_hits if name in hits), None):
-            key, mult = f"lr_mult:{hit[0]}", hit[1]
-        elif name in stage_of:
-            i = stage_of[name]
-            key, mult = f"stage{i}", backbone_mult * float(decay) ** (len(st) - 1 - i)
-        else:
-            key, mult = "backbone", backbone_mult
-        groups.setdefault(key, ([], mult))[0].append(name)
-    return groups
 
 
 def _outside_heads(net: nn.Module, head_names: list[str], prefix: str = "") -> list[str]:

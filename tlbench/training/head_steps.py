@@ -1,0 +1,43 @@
+"""Training on cached features (TransferModule.use_cached_features): a training batch is a slice
+of many minibatches of the head's inputs, each with its own optimizer step (manual optimization).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+
+
+def slice_steps(
+    module: L.LightningModule,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    minibatch: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A slice of cached features: one optimizer step per minibatch, in order (the slice is
+    a run of the epoch's shuffled order, so these are a shuffled loader's minibatches).
+    `loss_fn(x, y) -> (loss, logits)`; returns the slice's mean loss and all its logits."""
+    optimizer, losses, logits = module.optimizers(), [], []
+    # Lightning's wrapped step runs every callback's hooks and counts `global_step` (~10 ms a
+    # step on a CPU, far more than a linear head's arithmetic). Within a slice the plain
+    # optimizer steps; the slice's last minibatch goes through Lightning, so hooks run and
+    # `global_step` counts once per slice (cached runs log per slice). The slice already runs
+    # inside the precision plugin's autocast; only fp16 ("16-mixed") needs Lightning's
+    # gradient scaler on every step, so then every step goes through Lightning.
+    scaled = module.trainer.precision in ("16-mixed", "16")
+    starts = range(0, len(y), minibatch)
+    for start in starts:
+        loss, out = loss_fn(x[start : start + minibatch], y[start : start + minibatch])
+        optimizer.zero_grad(set_to_none=True)
+        if scaled or start == starts[-1]:
+            module.manual_backward(loss)
+            optimizer.step()
+        else:
+            loss.backward()
+            optimizer.optimizer.step()
+        losses.append(loss.detach() * len(out))
+        logits.append(out.detach())
+    return torch.stack(losses).sum() / len(y), torch.cat(logits)
