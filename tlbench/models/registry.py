@@ -103,37 +103,7 @@ def validate(
     name, source, weights = _fields(model_cfg)
     if source not in SOURCES:
         raise one_of("model.source", source, SOURCES, what="model source")
-    if source == "torchvision":
-        if name not in torchvision_source.names():
-            raise one_of(
-                "model",
-                name,
-                [*torchvision_source.names(), *BUILTIN, "timm/<name>"],
-                what="model name",
-            )
-        if weights is not None and not _is_path(weights):
-            torchvision_source.resolve_weights(name, weights)
-    elif source == "tlbench":
-        if name not in BUILTIN:
-            raise one_of("model", name, BUILTIN, what="tlbench model name")
-        if weights is not None and not _is_path(weights) and BUILTIN[name].weights is None:
-            raise TlbenchError(
-                f"{name} has no pretrained weights of its own (it is trained from scratch)",
-                key="model.weights",
-                value=str(weights),
-                allowed="null, or the path of a checkpoint of the same model (run dir, .ckpt, .pth)",
-                fix=f"model.weights=null, or model.weights=<run dir of a {name} run> to transfer from it",
-            )
-    elif source == "timm":
-        import timm
-
-        if not timm.is_model(name):
-            raise one_of(
-                "model",
-                f"timm/{name}",
-                [f"timm/{n}" for n in timm.list_models()],
-                what="timm model name",
-            )
+    CHECK_NAME[source](name, weights)
     if model_cfg.get("small_input") and not (
         source == "torchvision" and torchvision_source.supports_small_input(name)
     ):
@@ -157,6 +127,47 @@ def validate(
             model_cfg, weights is not None if pretrained is None else pretrained, image_size
         )
     return None
+
+
+def _check_torchvision(name: str, weights) -> None:
+    if name not in torchvision_source.names():
+        raise one_of(
+            "model",
+            name,
+            [*torchvision_source.names(), *BUILTIN, "timm/<name>"],
+            what="model name",
+        )
+    if weights is not None and not _is_path(weights):
+        torchvision_source.resolve_weights(name, weights)
+
+
+def _check_builtin(name: str, weights) -> None:
+    if name not in BUILTIN:
+        raise one_of("model", name, BUILTIN, what="tlbench model name")
+    if weights is not None and not _is_path(weights) and BUILTIN[name].weights is None:
+        raise TlbenchError(
+            f"{name} has no pretrained weights of its own (it is trained from scratch)",
+            key="model.weights",
+            value=str(weights),
+            allowed="null, or the path of a checkpoint of the same model (run dir, .ckpt, .pth)",
+            fix=f"model.weights=null, or model.weights=<run dir of a {name} run> to transfer from it",
+        )
+
+
+def _check_timm(name: str, weights) -> None:
+    import timm
+
+    if not timm.is_model(name):
+        raise one_of(
+            "model",
+            f"timm/{name}",
+            [f"timm/{n}" for n in timm.list_models()],
+            what="timm model name",
+        )
+
+
+# Each source checks its own names and weights (validate dispatches once, on model.source).
+CHECK_NAME = {"torchvision": _check_torchvision, "tlbench": _check_builtin, "timm": _check_timm}
 
 
 def _uses_source_weights(weights, pretrained: bool) -> bool:
@@ -236,44 +247,42 @@ def build(
     file) happens once per run.
     """
     name, source, weights = _fields(model_cfg)
-    load_file = pretrained and _is_path(weights)
-    source_weights = _uses_source_weights(weights, pretrained)
     if preprocess is None:
         preprocess = describe(model_cfg, pretrained, image_size)
     rule = input_size(model_cfg, pretrained)
     size = rule.fixed or image_size or preprocess.crop_size
-    notes: list[str] = []
-
-    if source == "timm":
+    source_weights = _uses_source_weights(weights, pretrained)
+    if source == "timm":  # timm builds the N-class head itself
         net = timm_source.build(name, num_classes, source_weights, size)
         head_names = timm_source.head_names(net)
-        origin = f"timm:{name}" if source_weights else "random"
-        if load_file:
-            # timm already built the N-class head; only the backbone comes from the file.
-            origin = checkpoint_source.load_backbone(net, weights, head_names)
-        return BuiltModel(
-            net, head_names, preprocess, origin, notes, _fixed(rule, size), rule.minimum
-        )
-
-    if source == "tlbench":
+        origin, notes = (f"timm:{name}" if source_weights else "random"), []
+    elif source == "tlbench":
         spec = BUILTIN[name]
         net = spec.build(source_weights)
-        origin = (spec.weights or "random") if source_weights else "random"
+        origin, notes = ((spec.weights or "random") if source_weights else "random"), []
         head_names = spec.heads or heads.find_heads(net, _classes_of(net))
     else:
-        w = torchvision_source.resolve_weights(name, weights) if source_weights else None
-        net = torchvision_source.build(name, w, image_size=size)
-        origin = f"torchvision:{w.name}" if w is not None else "random"
-        if model_cfg.get("small_input"):
-            torchvision_source.adapt_small_input(net)
-            if w is not None:
-                notes.append("small_input: conv1 re-initialised (3x3 stride 1), maxpool removed")
-        notes += torchvision_source.drop_aux_heads_if_too_small(name, net, size)
+        net, origin, notes = _build_torchvision(model_cfg, source_weights, size)
         head_names = heads.find_heads(net, _classes_of(net))
-    if load_file:
+    if pretrained and _is_path(weights):  # only the backbone comes from the file
         origin = checkpoint_source.load_backbone(net, weights, head_names)
-    heads.replace_heads(net, head_names, num_classes)
+    if source != "timm":
+        heads.replace_heads(net, head_names, num_classes)
     return BuiltModel(net, head_names, preprocess, origin, notes, _fixed(rule, size), rule.minimum)
+
+
+def _build_torchvision(model_cfg, source_weights: bool, size: int):
+    """A torchvision network at `size` with its source weights: (net, origin, notes)."""
+    name, weights = model_cfg.name, model_cfg.get("weights")
+    w = torchvision_source.resolve_weights(name, weights) if source_weights else None
+    net = torchvision_source.build(name, w, image_size=size)
+    notes = []
+    if model_cfg.get("small_input"):
+        torchvision_source.adapt_small_input(net)
+        if w is not None:
+            notes.append("small_input: conv1 re-initialised (3x3 stride 1), maxpool removed")
+    notes += torchvision_source.drop_aux_heads_if_too_small(name, net, size)
+    return net, (f"torchvision:{w.name}" if w is not None else "random"), notes
 
 
 def _fixed(rule: InputSize, size: int) -> int | None:

@@ -8,7 +8,7 @@ from tlbench.errors import one_of
 
 
 class LearningRates(L.Callback):
-    """`lr/<group>` for every optimizer parameter group (named by tlbench.training.strategies: `head`,
+    """`lr/<group>` for every optimizer parameter group (named by tlbench.training.lr_groups: `head`,
     `backbone`, `stage3`, ...). Unlike Lightning's LearningRateMonitor (`lr-AdamW/head`) it needs
     no logger, so `metrics.csv` holds the learning rates too."""
 
