@@ -59,3 +59,24 @@ def test_frozen_layers_record_no_autograd_graph(cfg_factory):
     assert all(
         p.grad is None for n, p in module.net.named_parameters() if not n.startswith("classifier")
     )
+
+
+def test_batch_limits_keep_the_images_an_uncached_run_would_see(cfg_factory):
+    """`trainer.limit_test_batches=64` with batch 32 means the first 2,048 test images, cached or
+    not (cached loaders hold slices of 128 batches; counted naively, 64 slices = everything)."""
+    dm, _ = build_run(cfg_factory("data.batch_size=8"))
+    x, y = torch.arange(100.0).unsqueeze(1), torch.arange(100)
+    features = {"train": (x, y), "val": (x, y), "test": (x, y)}
+    cached = feature_cache.CachedFeatures(dm, features, {"val": 0.5, "test": 2, "train": None})
+    assert cached.features["test"][1].tolist() == list(range(16))  # 2 batches of 8
+    assert len(cached.features["val"][1]) == 6 * 8  # int(0.5 * 13 batches) = 6 batches
+    assert len(cached.features["train"][1]) == 100
+    assert len(feature_cache.CachedFeatures(dm, features, {"test": 1.0}).features["test"][1]) == 100
+    assert len(feature_cache.CachedFeatures(dm, features, {"test": 1}).features["test"][1]) == 8
+
+
+def test_a_training_batch_limit_turns_caching_off(cfg_factory):
+    dm, module = build_run(cfg_factory())
+    use, why = feature_cache.decide("auto", module, dm, {"train": 3})
+    assert not use and "limit_train_batches=3" in why
+    assert feature_cache.decide("auto", module, dm, {"train": 1.0, "test": 64})[0]

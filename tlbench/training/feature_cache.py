@@ -32,8 +32,9 @@ log = logging.getLogger("tlbench")
 FORMAT_VERSION = 1  # bump when what is stored changes
 
 
-def decide(setting, module, datamodule) -> tuple[bool, str]:
-    """Whether to cache, and the reason (logged and stored in summary.json)."""
+def decide(setting, module, datamodule, limits: dict | None = None) -> tuple[bool, str]:
+    """Whether to cache, and the reason (logged and stored in summary.json). `limits`: the
+    trainer's limit_{train,val,test}_batches, counted in image batches (see CachedFeatures)."""
     setting = str(setting).lower() if setting is not None else "false"
     if setting not in ("auto", "true", "false"):
         from tlbench.errors import TlbenchError
@@ -61,6 +62,13 @@ def decide(setting, module, datamodule) -> tuple[bool, str]:
         return False, "feature caching off: the freeze schedule unfreezes the backbone later"
     if not hasattr(datamodule, "splits"):
         return False, "feature caching off: the datamodule does not expose its splits"
+    if not _unlimited((limits or {}).get("train")):
+        # A limit on shuffled training batches draws other images every epoch; cached slices
+        # of 128 batches cannot follow that, so the images are used as they are.
+        return False, (
+            f"feature caching off: trainer.limit_train_batches={limits['train']} counts image "
+            "batches, which cached slices cannot follow"
+        )
     if is_random(datamodule.augment):
         if setting == "auto":
             return False, (
@@ -180,14 +188,28 @@ class CachedFeatures(L.LightningDataModule):
       features -- {split: (head inputs, labels)}, kept on the training device: each step
                   takes a slice of SLICE_BATCHES batches in place (no host copy, no collate).
     The module is told separately, by `TransferModule.use_cached_features()`, to run its head only.
+
+    `limits` ({split: trainer.limit_<split>_batches}) count image batches, as they do for the
+    image DataModule: val and test keep exactly the images its unshuffled loaders would yield
+    under the limit (the cached loaders' slices would otherwise make `limit_test_batches=64`
+    mean 64 slices, i.e. every test image), so cached and uncached runs test the same images.
     """
 
-    def __init__(self, pixels, features: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    def __init__(
+        self,
+        pixels,
+        features: dict[str, tuple[torch.Tensor, torch.Tensor]],
+        limits: dict | None = None,
+    ) -> None:
         super().__init__()
-        self.pixels, self.features = pixels, features
+        self.pixels = pixels
         self.num_classes, self.class_names = pixels.num_classes, list(pixels.class_names)
         self.preprocess, self.batch_size = pixels.preprocess, pixels.batch_size
         self.name = getattr(pixels, "name", type(pixels).__name__)
+        self.features = {
+            split: _limited(x, y, (limits or {}).get(split), self.batch_size)
+            for split, (x, y) in features.items()
+        }
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         """Slices of SLICE_BATCHES batches: the module trains on each slice batch by batch
@@ -208,6 +230,22 @@ class CachedFeatures(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader("test", False)
+
+
+def _unlimited(limit) -> bool:
+    """Lightning's default (1.0, or None here): every batch. The int 1 is one batch."""
+    return limit is None or (isinstance(limit, float) and limit >= 1.0)
+
+
+def _limited(x: torch.Tensor, y: torch.Tensor, limit, batch_size: int):
+    """The first items an unshuffled loader of `batch_size` yields under a Lightning batch
+    limit: an int counts batches, a float is a share of them (Lightning: int(share * batches))."""
+    if _unlimited(limit):
+        return x, y
+    batches = -(-len(y) // batch_size)
+    keep = int(limit) if isinstance(limit, int) else int(limit * batches)
+    n = min(len(y), keep * batch_size)
+    return x[:n], y[:n]
 
 
 def _load(path: Path, device: torch.device) -> dict | None:
@@ -231,9 +269,17 @@ def _load(path: Path, device: torch.device) -> dict | None:
         return None
 
 
-def prepare(module, datamodule, cache_dir: str | Path, precision: str, device: torch.device):
+def prepare(
+    module,
+    datamodule,
+    cache_dir: str | Path,
+    precision: str,
+    device: torch.device,
+    limits: dict | None = None,
+):
     """Load or compute the features of every split; returns (CachedFeatures, seconds, path) or
-    (None, seconds, reason) when the network does not allow caching."""
+    (None, seconds, reason) when the network does not allow caching. The cache holds every
+    image; `limits` (see CachedFeatures) only choose which of them a run evaluates."""
     start = time.perf_counter()
     key = cache_key(module, datamodule, precision)
     path = Path(cache_dir) / f"{key}.pt"
@@ -256,4 +302,4 @@ def prepare(module, datamodule, cache_dir: str | Path, precision: str, device: t
         torch.save({s: {"x": x.cpu(), "y": y.cpu()} for s, (x, y) in features.items()}, tmp)
         os.replace(tmp, path)  # a crash mid-write never leaves a truncated cache behind
         log.info("feature cache written: %s", path)
-    return CachedFeatures(datamodule, features), time.perf_counter() - start, str(path)
+    return CachedFeatures(datamodule, features, limits), time.perf_counter() - start, str(path)

@@ -234,8 +234,9 @@ def _record_fit(trainer: L.Trainer, table: EpochTable, summary: dict) -> None:
 
 def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict):
     """Swap images for cached frozen features when that is safe (tlbench.training.feature_cache)."""
+    limits = {s: cfg.trainer.get(f"limit_{s}_batches") for s in ("train", "val", "test")}
     use, reason = feature_cache.decide(
-        cfg.strategy.get("cache_features", "auto"), module, datamodule
+        cfg.strategy.get("cache_features", "auto"), module, datamodule, limits
     )
     seconds = 0.0
     if use:
@@ -243,7 +244,7 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
             "cuda" if accelerator_kind(cfg.trainer.get("accelerator", "auto")) == "cuda" else "cpu"
         )
         cached, seconds, detail = feature_cache.prepare(
-            module, datamodule, cfg.paths.cache_dir, precision, device
+            module, datamodule, cfg.paths.cache_dir, precision, device, limits
         )
         if cached is None:
             use, reason = False, detail
