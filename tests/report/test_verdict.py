@@ -78,6 +78,21 @@ def test_a_tie_names_both_and_prefers_the_cheaper(tmp_path):
     assert "Advice: transfer is the most accurate and the cheapest: use it." in line
 
 
+def test_the_advice_names_the_best_cheaper_arm_not_one_at_chance(tmp_path):
+    """As measured on Fashion-MNIST at 10 labels per class: scratch is a little cheaper than
+    fine-tuning but at chance; transfer, also cheaper, is the alternative worth naming."""
+    add(tmp_path, "finetune", [0.55, 0.58, 0.60], fit=10.0)
+    add(tmp_path, "transfer", [0.52, 0.54, 0.55], fit=9.5)
+    add(tmp_path, "scratch", [0.11, 0.12, 0.11], fit=9.0)
+    (line,) = verdict_lines(tmp_path)
+    assert "Advice: transfer reaches 93 % of finetune's accuracy" in line  # 53.7 / 57.7
+    assert "scratch reaches" not in line
+    add(tmp_path / "dearer", "finetune", [0.55, 0.58, 0.60], fit=10.0)
+    add(tmp_path / "dearer", "transfer", [0.52, 0.54, 0.55], fit=12.0)
+    (line,) = verdict_lines(tmp_path / "dearer")
+    assert "Advice: finetune is the most accurate and the cheapest: use it." in line
+
+
 def test_single_seeds_are_marked_and_never_judged(tmp_path):
     add(tmp_path, "transfer", [0.70], fit=5)
     add(tmp_path, "scratch", [0.60, 0.61], fit=20)

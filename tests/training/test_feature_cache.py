@@ -17,7 +17,12 @@ def test_cached_transfer_matches_recomputed_features_and_hits_the_cache(cfg_fact
     assert first["cached_features"] is True and first["feature_cache"].endswith(".pt")
     second = train(cfg_factory(*common, "strategy.cache_features=auto"))
     assert second["feature_cache"] == first["feature_cache"]  # the same key: a hit
+    assert (first["feature_cache_hit"], second["feature_cache_hit"]) == (False, True)
     assert second["best_val_acc"] == first["best_val_acc"]
+    # a hit costs what the miss did: the extraction time is stored with the features
+    cost = first["feature_extraction_seconds"]
+    assert cost > 0 and second["feature_extraction_seconds"] == cost
+    assert second["fit_seconds"] >= cost > second["feature_cache_seconds"]
     plain = train(cfg_factory(*common, "strategy.cache_features=false"))
     assert plain["cached_features"] is False
     assert abs(plain["best_val_acc"] - first["best_val_acc"]) <= 0.02

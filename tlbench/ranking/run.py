@@ -97,7 +97,6 @@ def measure(c, datamodule, module, cfg, precision: str, device: torch.device) ->
     if c.kind == "checkpoint":
         row["source_path"] = c.model["weights"]  # absolute: ranking_check matches runs on it
     row.update(weights=module.weights_origin, status="ok", seconds={})
-    started = time.time()
     cached, seconds, detail = feature_cache.prepare(
         module, datamodule, cfg.paths.cache_dir, precision, device
     )
@@ -105,7 +104,7 @@ def measure(c, datamodule, module, cfg, precision: str, device: torch.device) ->
     if cached is None:
         return {**row, "status": "failed", "error": detail}
     row["feature_cache"] = detail
-    row["cache_hit"] = Path(detail).stat().st_mtime < started
+    row["cache_hit"] = cached.hit
     tx, ty = _arrays(cached, "train")
     vx, vy = _arrays(cached, "val")
     row.update(feature_dim=int(tx.shape[1]), n_train=len(ty), n_val=len(vy))

@@ -10,8 +10,8 @@ Rules (all from the numbers, none tuned per dataset):
 - Over seeds both strategies ran, a paired comparison (mean and std of the per-seed
   differences, and how many seeds the leader won) is shown beside it: seeds share the data
   subset and initialisation luck, so paired differences are the sharper evidence.
-- The advice weighs accuracy against fit time: the cheapest strategy's share of the best
-  accuracy and its share of the best's cost.
+- The advice weighs accuracy against fit time: of the strategies cheaper than the best, the
+  most accurate one, with its share of the best accuracy and of the best's cost.
 """
 
 from __future__ import annotations
@@ -80,25 +80,30 @@ class Verdict:
         return ta / tb if ta and tb else None
 
     def advice(self) -> str:
-        costed = [a for a in self.ranked if a.selected.stat("fit_seconds")[0]]
-        if len(self.ranked) < 2 or len(costed) < 2:
-            return ""
+        """The best arm against the most accurate arm that costs less than it (not simply the
+        cheapest: a cheaper arm at chance level is no alternative when a better one is also
+        cheaper)."""
         best = self.ranked[0]
-        cheap = min(costed, key=lambda a: a.selected.stat("fit_seconds")[0])
-        if cheap is best:
-            return f"{cheap.strategy} is the most accurate and the cheapest: use it."
-        if cheap in self.tied:
-            return f"{cheap.strategy} ties for the best accuracy and is the cheapest: use it."
-        share = self.score(cheap)[0] / self.score(best)[0] if self.score(best)[0] else 0.0
+        cost = best.selected.stat("fit_seconds")[0]
+        costed = [a for a in self.ranked[1:] if a.selected.stat("fit_seconds")[0]]
+        if not cost or not costed:
+            return ""
+        cheaper = [a for a in costed if a.selected.stat("fit_seconds")[0] < cost]
+        if not cheaper:
+            return f"{best.strategy} is the most accurate and the cheapest: use it."
+        alt = max(cheaper, key=lambda a: self.score(a)[0])  # ranked order breaks ties
+        if alt in self.tied:
+            return f"{alt.strategy} ties for the best accuracy and is cheaper: use it."
+        share = self.score(alt)[0] / self.score(best)[0] if self.score(best)[0] else 0.0
         text = (
-            f"{cheap.strategy} reaches {100 * share:.0f} % of {best.strategy}'s accuracy at "
-            f"{ratio(self.cost_ratio(cheap, best) or 0)} of the cost"
+            f"{alt.strategy} reaches {100 * share:.0f} % of {best.strategy}'s accuracy at "
+            f"{ratio(self.cost_ratio(alt, best) or 0)} of the cost"
         )
         if self.distinguishable:
             return text + f"; {best.strategy}'s lead is beyond the seed spread."
         if self.distinguishable is None:
             return text + " (too few seeds to tell whether the difference is real)."
-        return text + f", and the difference is within the seed spread: prefer {cheap.strategy}."
+        return text + f", and the difference is within the seed spread: prefer {alt.strategy}."
 
     def line(self, show_where: bool) -> str:
         data, model, budget = self.cell

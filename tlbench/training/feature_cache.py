@@ -29,7 +29,7 @@ from tlbench.data.transforms import is_random
 from tlbench.training.device import autocast
 
 log = logging.getLogger("tlbench")
-FORMAT_VERSION = 1  # bump when what is stored changes
+FORMAT_VERSION = 2  # bump when what is stored changes (2: the extraction time is stored too)
 
 
 def decide(setting, module, datamodule, limits: dict | None = None) -> tuple[bool, str]:
@@ -189,6 +189,10 @@ class CachedFeatures(L.LightningDataModule):
                   takes a slice of SLICE_BATCHES batches in place (no host copy, no collate).
     The module is told separately, by `TransferModule.use_cached_features()`, to run its head only.
 
+    `extract_seconds`: what computing these features cost when they were computed (stored in
+    the cache file), so a run's cost is the same whether its features came from the cache or not;
+    `hit`: whether they did.
+
     `limits` ({split: trainer.limit_<split>_batches}) count image batches, as they do for the
     image DataModule: val and test keep exactly the images its unshuffled loaders would yield
     under the limit (the cached loaders' slices would otherwise make `limit_test_batches=64`
@@ -200,9 +204,11 @@ class CachedFeatures(L.LightningDataModule):
         pixels,
         features: dict[str, tuple[torch.Tensor, torch.Tensor]],
         limits: dict | None = None,
+        extract_seconds: float = 0.0,
+        hit: bool = False,
     ) -> None:
         super().__init__()
-        self.pixels = pixels
+        self.pixels, self.extract_seconds, self.hit = pixels, extract_seconds, hit
         self.num_classes, self.class_names = pixels.num_classes, list(pixels.class_names)
         self.preprocess, self.batch_size = pixels.preprocess, pixels.batch_size
         self.name = getattr(pixels, "name", type(pixels).__name__)
@@ -248,13 +254,14 @@ def _limited(x: torch.Tensor, y: torch.Tensor, limit, batch_size: int):
     return x[:n], y[:n]
 
 
-def _load(path: Path, device: torch.device) -> dict | None:
-    """The cached features, or None when the file cannot be read (truncated, corrupt, another
-    format): it is then named in a warning, moved aside to `<file>.corrupt` and rebuilt, so one
-    bad file never fails every later run."""
+def _load(path: Path, device: torch.device) -> tuple[dict, float] | None:
+    """The cached features and the seconds their extraction took, or None when the file cannot
+    be read (truncated, corrupt, another format): it is then named in a warning, moved aside to
+    `<file>.corrupt` and rebuilt, so one bad file never fails every later run."""
     try:
         stored = torch.load(path, map_location=device, weights_only=True)
-        return {s: (v["x"], v["y"]) for s, v in stored.items()}
+        splits = {s: (v["x"], v["y"]) for s, v in stored["splits"].items()}
+        return splits, float(stored["extract_seconds"])
     except Exception as exc:  # torch.load raises RuntimeError, UnpicklingError, EOFError, ...
         aside = path.with_name(path.name + ".corrupt")
         os.replace(path, aside)
@@ -283,8 +290,9 @@ def prepare(
     start = time.perf_counter()
     key = cache_key(module, datamodule, precision)
     path = Path(cache_dir) / f"{key}.pt"
-    features = _load(path, device) if path.is_file() else None
-    if features is not None:
+    loaded = _load(path, device) if path.is_file() else None
+    if loaded is not None:
+        features, extract_seconds = loaded
         log.info("feature cache hit: %s", path)
     else:
         module.to(device)
@@ -297,9 +305,12 @@ def prepare(
                 }
         except RuntimeError as exc:
             return None, time.perf_counter() - start, f"feature caching off: {exc}"
+        extract_seconds = time.perf_counter() - start
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        torch.save({s: {"x": x.cpu(), "y": y.cpu()} for s, (x, y) in features.items()}, tmp)
+        splits = {s: {"x": x.cpu(), "y": y.cpu()} for s, (x, y) in features.items()}
+        torch.save({"splits": splits, "extract_seconds": extract_seconds}, tmp)
         os.replace(tmp, path)  # a crash mid-write never leaves a truncated cache behind
         log.info("feature cache written: %s", path)
-    return CachedFeatures(datamodule, features, limits), time.perf_counter() - start, str(path)
+    cached = CachedFeatures(datamodule, features, limits, extract_seconds, hit=loaded is not None)
+    return cached, time.perf_counter() - start, str(path)

@@ -139,6 +139,8 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
     datamodule, module = build_run(cfg)
     precision = _record_model(cfg, datamodule, module, summary)
     datamodule, cache_seconds = _maybe_cache_features(cfg, module, datamodule, precision, summary)
+    if summary.get("segments"):  # resumed: the first segment counted the features' cost
+        cache_seconds = summary["feature_cache_seconds"]
     summary.update(apply_speed_settings(cfg, module, datamodule))  # workers, compile, cuDNN
     trainer, watch, ckpt_path = build_trainer(cfg, run_dir, trap, precision)
     for lg in trainer.loggers:
@@ -233,12 +235,13 @@ def _record_fit(trainer: L.Trainer, table: EpochTable, summary: dict) -> None:
 
 
 def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict):
-    """Swap images for cached frozen features when that is safe (tlbench.training.feature_cache)."""
+    """Swap images for cached frozen features when that is safe (tlbench.training.feature_cache);
+    returns the datamodule to train on and the features' cost, counted into the fit time."""
     limits = {s: cfg.trainer.get(f"limit_{s}_batches") for s in ("train", "val", "test")}
     use, reason = feature_cache.decide(
         cfg.strategy.get("cache_features", "auto"), module, datamodule, limits
     )
-    seconds = 0.0
+    seconds = cost = 0.0
     if use:
         device = torch.device(
             "cuda" if accelerator_kind(cfg.trainer.get("accelerator", "auto")) == "cuda" else "cpu"
@@ -251,9 +254,17 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
         else:
             datamodule = cached
             module.use_cached_features(cached.batch_size)
-            summary["feature_cache"] = detail
+            # A run's cost counts computing its features even on a cache hit (the time measured
+            # when the cache was written): a sweep's first transfer job and the ones after it
+            # then cost the same, as each would alone.
+            cost = cached.extract_seconds
+            summary.update(
+                feature_cache=detail,
+                feature_cache_hit=cached.hit,
+                feature_extraction_seconds=round(cost, 2),
+            )
     log.info(reason)
-    summary.update(
+    summary.update(  # feature_cache_seconds: what this run spent (loading, or computing)
         cached_features=use, cache_reason=reason, feature_cache_seconds=round(seconds, 2)
     )
-    return datamodule, seconds
+    return datamodule, cost
