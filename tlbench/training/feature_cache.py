@@ -29,7 +29,7 @@ from tlbench.data.transforms import is_random
 from tlbench.training.device import autocast
 
 log = logging.getLogger("tlbench")
-FORMAT_VERSION = 2  # bump when what is stored changes (2: the extraction time is stored too)
+FORMAT_VERSION = 2  # bump when what is stored changes (2: each split's extraction time too)
 
 
 def decide(setting, module, datamodule, limits: dict | None = None) -> tuple[bool, str]:
@@ -189,9 +189,10 @@ class CachedFeatures(L.LightningDataModule):
                   takes a slice of SLICE_BATCHES batches in place (no host copy, no collate).
     The module is told separately, by `TransferModule.use_cached_features()`, to run its head only.
 
-    `extract_seconds`: what computing these features cost when they were computed (stored in
-    the cache file), so a run's cost is the same whether its features came from the cache or not;
-    `hit`: whether they did.
+    `extract_seconds`: {split: what computing its features cost} when they were computed (stored
+    in the cache file), so a run's cost is the same whether its features came from the cache or
+    not; `fit_seconds` counts train and val (what fitting needs; the test split's share is test
+    cost, as evaluating the test set is for any run). `hit`: whether they came from the cache.
 
     `limits` ({split: trainer.limit_<split>_batches}) count image batches, as they do for the
     image DataModule: val and test keep exactly the images its unshuffled loaders would yield
@@ -204,11 +205,13 @@ class CachedFeatures(L.LightningDataModule):
         pixels,
         features: dict[str, tuple[torch.Tensor, torch.Tensor]],
         limits: dict | None = None,
-        extract_seconds: float = 0.0,
+        extract_seconds: dict[str, float] | None = None,
         hit: bool = False,
     ) -> None:
         super().__init__()
-        self.pixels, self.extract_seconds, self.hit = pixels, extract_seconds, hit
+        self.pixels, self.hit = pixels, hit
+        self.extract_seconds = dict(extract_seconds or {})
+        self.fit_seconds = sum(v for s, v in self.extract_seconds.items() if s != "test")
         self.num_classes, self.class_names = pixels.num_classes, list(pixels.class_names)
         self.preprocess, self.batch_size = pixels.preprocess, pixels.batch_size
         self.name = getattr(pixels, "name", type(pixels).__name__)
@@ -261,7 +264,7 @@ def _load(path: Path, device: torch.device) -> tuple[dict, float] | None:
     try:
         stored = torch.load(path, map_location=device, weights_only=True)
         splits = {s: (v["x"], v["y"]) for s, v in stored["splits"].items()}
-        return splits, float(stored["extract_seconds"])
+        return splits, {s: float(v) for s, v in stored["extract_seconds"].items()}
     except Exception as exc:  # torch.load raises RuntimeError, UnpicklingError, EOFError, ...
         aside = path.with_name(path.name + ".corrupt")
         os.replace(path, aside)
@@ -300,12 +303,13 @@ def prepare(
             # Creating a DataLoader iterator draws from the global RNG; fork it so a cache miss and
             # a cache hit train with the same shuffling.
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                features = {
-                    s: extract(module, datamodule, s, precision, device) for s in datamodule.splits
-                }
+                features, extract_seconds = {}, {}
+                for s in datamodule.splits:
+                    split_start = time.perf_counter()
+                    features[s] = extract(module, datamodule, s, precision, device)
+                    extract_seconds[s] = time.perf_counter() - split_start
         except RuntimeError as exc:
             return None, time.perf_counter() - start, f"feature caching off: {exc}"
-        extract_seconds = time.perf_counter() - start
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         splits = {s: {"x": x.cpu(), "y": y.cpu()} for s, (x, y) in features.items()}

@@ -254,14 +254,16 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
         else:
             datamodule = cached
             module.use_cached_features(cached.batch_size)
-            # A run's cost counts computing its features even on a cache hit (the time measured
-            # when the cache was written): a sweep's first transfer job and the ones after it
-            # then cost the same, as each would alone.
-            cost = cached.extract_seconds
+            # A run's cost counts computing its train/val features even on a cache hit (the time
+            # measured when the cache was written): a sweep's first transfer job and the ones
+            # after it then cost the same, as each would alone.
+            cost = cached.fit_seconds
             summary.update(
                 feature_cache=detail,
                 feature_cache_hit=cached.hit,
-                feature_extraction_seconds=round(cost, 2),
+                feature_extraction_seconds={
+                    s: round(v, 2) for s, v in cached.extract_seconds.items()
+                },
             )
     log.info(reason)
     summary.update(  # feature_cache_seconds: what this run spent (loading, or computing)
