@@ -160,3 +160,31 @@ def test_several_models_get_one_line_per_cell_naming_data_and_model(tmp_path):
     assert len(lines) == 2
     assert lines[0].startswith("- **5/class** (digits · efficientnet_lite0): **finetune** 71.0")
     assert lines[1].startswith("- **5/class** (digits · resnet18): only **finetune** finished")
+
+
+def test_across_models_puts_every_strategy_and_model_in_one_verdict(tmp_path):
+    """The two-stage design: a source-pretrained mini VGG (transfer, scratch) against ImageNet
+    transfer with another network. By default each model is its own cell; `--across-models`
+    compares the (strategy, model) arms in one verdict, each still selected on validation."""
+    import json
+
+    add(tmp_path, "transfer", [0.60, 0.62, 0.64], fit=5)
+    add(tmp_path, "scratch", [0.20, 0.21, 0.22], fit=4)
+    imagenet = tmp_path / "imagenet"
+    add(imagenet, "transfer", [0.70, 0.72, 0.74], fit=9)
+    for path in imagenet.glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        summary.update(model="mini_vgg", overrides=[*summary["overrides"], "model=mini_vgg"])
+        path.write_text(json.dumps(summary))
+    assert len(verdict_lines(tmp_path)) == 2  # one cell per model
+    md = report.write_report(tmp_path, plots=False, across_models=True).read_text()
+    (line,) = [ln for ln in md.split("## Verdict")[1].splitlines() if ln.startswith("- ")]
+    assert line.startswith(
+        "- **5/class**: **transfer · mini_vgg** 72.0 ± 2.0 % (n = 3) leads "
+        "transfer · efficientnet_lite0 62.0 ± 2.0 % (n = 3) by 10.0 points"
+    )
+    assert "scratch · efficientnet_lite0 21.0 ± 1.0 % (n = 3)" in line
+    from tlbench.report.__main__ import main
+
+    assert main([str(tmp_path), "--no-plots", "--across-models"]) == 0  # the command-line flag
+    assert "(models compared)" in (tmp_path / "report.md").read_text()

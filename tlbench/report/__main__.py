@@ -23,10 +23,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("dir", help="folder to search (recursively) for summary.json files")
     parser.add_argument("--no-plots", action="store_true", help="tables only (faster)")
+    parser.add_argument(
+        "--across-models",
+        action="store_true",
+        help="compare every (strategy, model) pair of a data set and label budget in one verdict "
+        "(e.g. a source model's transfer vs ImageNet transfer vs scratch), instead of the "
+        "strategies within each model",
+    )
     return parser.parse_args(argv)
 
 
-def _report(root: Path, plots: bool) -> Path:
+def _report(root: Path, plots: bool, across_models: bool = False) -> Path:
     if not root.is_dir():
         raise TlbenchError(
             "no such directory" if not root.exists() else "not a directory",
@@ -36,7 +43,7 @@ def _report(root: Path, plots: bool) -> Path:
             fix="pass the sweep dir printed by `python -m tlbench --multirun ...`",
         )
     try:
-        return write_report(root, plots=plots)
+        return write_report(root, plots=plots, across_models=across_models)
     except LookupError:
         raise TlbenchError(
             "found no summary.json (no tlbench run) in this folder or below",
@@ -51,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parse(argv)
     try:
-        path = _report(Path(args.dir), plots=not args.no_plots)
+        path = _report(Path(args.dir), plots=not args.no_plots, across_models=args.across_models)
     except Exception as exc:
         if full_errors():
             raise

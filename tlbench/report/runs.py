@@ -9,7 +9,7 @@ import csv
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tlbench.config.overrides import parse as parse_override
@@ -145,3 +145,20 @@ def load_run(run_dir: Path) -> Run:
 
 def load_runs(root: Path) -> list[Run]:
     return [load_run(d) for d in find_run_dirs(root)]
+
+
+ACROSS_MODELS = "(models compared)"  # the model column when strategies of several models compete
+
+
+def across_models(run: Run) -> Run:
+    """The run as one arm of a comparison across models (`--across-models`): its strategy label
+    names the model too ("transfer · efficientnet_lite0"), and every run shares one model
+    column, so the verdict compares e.g. a source model's transfer with ImageNet transfer and
+    scratch in one cell. Selection still happens per (strategy, model) arm."""
+    if not run.summary:
+        return run
+    summary = dict(run.summary)
+    summary["strategy"] = f"{summary.get('strategy', '?')} · {summary.get('model', '?')}"
+    summary["model"] = ACROSS_MODELS
+    overrides = {k: v for k, v in run.overrides.items() if k not in ("model", "strategy")}
+    return replace(run, summary=summary, overrides=overrides)

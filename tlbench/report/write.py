@@ -16,14 +16,17 @@ from tlbench import atomic
 from tlbench.report import tables
 from tlbench.report.groups import Group, group_runs, score_metric
 from tlbench.report.runs import UNFINISHED, Run, load_runs
+from tlbench.report.runs import across_models as across
 from tlbench.report.selection import Arm, any_search, select
 from tlbench.report.verdict import section as verdict_section
 
 CSV_NAME, MD_NAME = "report.csv", "report.md"
 
 
-def write_report(root: str | Path, *, plots: bool = True) -> Path:
+def write_report(root: str | Path, *, plots: bool = True, across_models: bool = False) -> Path:
     """Write report.md, report.csv and the PNG plots into `root`; return the report.md path.
+    `across_models`: compare every (strategy, model) pair of a data set and label budget in one
+    verdict (`tlbench.report.runs.across_models`), instead of strategies within each model.
 
     Raises FileNotFoundError / NotADirectoryError for a bad root and LookupError when no run is
     found; everything odd *inside* the runs ends up in the report instead.
@@ -36,6 +39,8 @@ def write_report(root: str | Path, *, plots: bool = True) -> Path:
     runs = load_runs(root)
     if not runs:
         raise LookupError(f"no summary.json under {root}")
+    if across_models:
+        runs = [across(r) for r in runs]
     groups = group_runs(runs)
     arms = select(groups)
 
