@@ -15,6 +15,20 @@ from tlbench.config import compose
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _precision_cache(tmp_path_factory):
+    """`trainer.precision=auto` measures bf16 vs fp32 once per network and shape and caches it
+    per machine (tlbench.training.precision_probe): one cache for the whole session (command
+    line runs inherit it), never the user's."""
+    old = os.environ.get("TLBENCH_PRECISION_CACHE")
+    os.environ["TLBENCH_PRECISION_CACHE"] = str(tmp_path_factory.mktemp("precision_cache"))
+    yield
+    if old is None:
+        os.environ.pop("TLBENCH_PRECISION_CACHE", None)
+    else:
+        os.environ["TLBENCH_PRECISION_CACHE"] = old
+
+
 @pytest.fixture
 def cfg_factory(tmp_path):
     """compose(overrides) with the run dir inside tmp_path."""

@@ -226,7 +226,7 @@ def test_evaluate_other_splits_and_wrong_classes(trained, tmp_path):
         tmp_path / "val",
         f"data.classes={_quoted(CLASSES)}",
         "split=val",
-        "precision=auto",  # the precision training validated with (bf16 autocast on this CPU)
+        f"precision={trained['summary']['precision']}",  # the precision training validated with
         "data.batch_size=16",  # and its batches
     )
     assert val["split"] == "val" and (tmp_path / "val" / "evaluation.json").is_file()

@@ -22,7 +22,7 @@ from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError
 from tlbench.models import registry
 from tlbench.runtime import distributed, resume, signals
-from tlbench.training import feature_cache, hparams, strategies
+from tlbench.training import feature_cache, hparams, precision_probe, strategies
 from tlbench.training import summary as run_summary
 from tlbench.training.callbacks import EpochTable
 from tlbench.training.device import (
@@ -191,9 +191,22 @@ def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: 
         preprocess=datamodule.preprocess.to_dict(),
         bad_files=getattr(datamodule, "bad_files", []),
     )
-    precision, why = choose_precision(
-        cfg.trainer.get("precision", "auto"), cfg.trainer.get("accelerator", "auto")
+    requested, accelerator = (
+        cfg.trainer.get("precision", "auto"),
+        cfg.trainer.get("accelerator", "auto"),
     )
+    precision, why = choose_precision(requested, accelerator)
+    if (
+        str(requested) == "auto"
+        and precision == "bf16-mixed"
+        and accelerator_kind(accelerator) == "cpu"
+    ):
+        # native bf16 is not always faster on a CPU: measure this network at this batch shape
+        crop = datamodule.preprocess.crop_size
+        shape = (datamodule.batch_size, 3, crop, crop)
+        precision, why, summary["precision_probe"] = precision_probe.choose(
+            module.net, shape, module.channels_last
+        )
     trainable, total = module.plan.counts(module.net)
     # Scheduled strategies (lp_ft, gradual) train more later: each phase's count, the largest
     # as `trainable_params` (what the run actually trained).

@@ -1,0 +1,72 @@
+"""`trainer.precision=auto` on a CPU with native bf16 measures bf16 against fp32 for the run's
+network and batch shape, leaves the run's network untouched and caches the result per machine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from tlbench.training import precision_probe
+from tlbench.training.device import cpu_has_native_bf16
+from tlbench.training.run import train
+
+SHAPE = (4, 3, 16, 16)
+
+
+def small_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(8, 5),
+    )  # fmt: skip
+
+
+def test_the_probe_measures_a_copy_and_caches_its_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLBENCH_PRECISION_CACHE", str(tmp_path))
+    net = small_net().train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    precision, why, found = precision_probe.choose(net, SHAPE, channels_last=True)
+    assert precision in precision_probe.CANDIDATES and not found["cached"]
+    assert set(found["img_per_s"]) == set(precision_probe.CANDIDATES)
+    assert min(found["img_per_s"].values()) > 0 and "img/s in bf16 autocast" in why
+    after = net.state_dict()  # weights and BatchNorm running statistics: not touched
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in net.parameters())
+    again = precision_probe.choose(net, SHAPE, channels_last=True)
+    assert again[0] == precision and again[2]["cached"] and "(cached)" in again[1]
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    precision_probe.choose(net, (8, 3, 16, 16), channels_last=True)  # another batch shape
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+@pytest.mark.parametrize(
+    "bf16, fp32, chosen",
+    [(105.0, 100.0, "32-true"), (120.0, 100.0, "bf16-mixed"), (100.0, 250.0, "32-true")],
+)
+def test_bf16_must_win_by_a_margin(tmp_path, monkeypatch, bf16, fp32, chosen):
+    monkeypatch.setenv("TLBENCH_PRECISION_CACHE", str(tmp_path))
+    net = small_net()
+    path = tmp_path / f"{precision_probe._key(net, SHAPE, True)}.json"
+    path.write_text(json.dumps({"bf16-mixed": bf16, "32-true": fp32}))  # a stored measurement
+    assert precision_probe.choose(net, SHAPE, channels_last=True)[0] == chosen
+
+
+def test_an_unreadable_cache_file_is_measured_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLBENCH_PRECISION_CACHE", str(tmp_path))
+    net = small_net()
+    path = tmp_path / f"{precision_probe._key(net, SHAPE, False)}.json"
+    path.write_text("{not json")
+    _, _, found = precision_probe.choose(net, SHAPE, channels_last=False)
+    assert not found["cached"] and set(json.loads(path.read_text())) == {"32-true", "bf16-mixed"}
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="the probe runs where bf16 is native")
+def test_auto_precision_on_this_cpu_trains_in_the_measured_precision(cfg_factory):
+    summary = train(cfg_factory("test_after_fit=false"))
+    probe = summary["precision_probe"]
+    rates = probe["img_per_s"]
+    faster = rates["bf16-mixed"] >= precision_probe.PREFER_BF16 * rates["32-true"]
+    assert summary["precision"] == ("bf16-mixed" if faster else "32-true")

@@ -1,0 +1,128 @@
+"""`trainer.precision=auto` on a CPU with native bf16: measure, don't assume.
+
+Native bf16 (AVX512-BF16/AMX) does not make bf16 autocast faster for every network and input:
+on the 2-core development CPU, training EfficientNet-Lite0 at 48 px ran at 245 img/s in fp32 +
+channels_last and 102 img/s in bf16 autocast, mini_vgg at 32 px 424 vs 270 (BENCHMARKS.md,
+"Precision on CPU"), while larger convolutions gain from bf16. So before such a run trains, a
+copy of its network takes a few training steps (forward, backward; no optimizer step, which
+costs the same in both) on random inputs of the run's batch shape in each precision, and the
+faster one trains. bf16 must win by PREFER_BF16 to be chosen (timing noise; fp32 is exact).
+
+The result is a property of the machine, the torch build and the shapes, not of the run, so it
+is cached per machine under `$XDG_CACHE_HOME/tlbench/precision/` (default `~/.cache`; the
+environment variable TLBENCH_PRECISION_CACHE names another folder, as the test suite does), keyed by
+the network's class and parameter counts, the input shape, the batch size, the memory format,
+the torch version, the CPU model and the thread count: a sweep measures once.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tlbench import atomic
+from tlbench.training.device import autocast
+
+log = logging.getLogger("tlbench")
+
+CANDIDATES = ("32-true", "bf16-mixed")
+PREFER_BF16 = 1.1  # bf16 must be >= 10 % faster: below that, fp32's exactness wins
+WARMUP, TIMED = 2, 3  # oneDNN builds its kernels on the first steps of a shape and format
+
+
+def cache_dir() -> Path:
+    if os.environ.get("TLBENCH_PRECISION_CACHE"):
+        return Path(os.environ["TLBENCH_PRECISION_CACHE"])
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "tlbench" / "precision"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _key(net: nn.Module, shape: tuple[int, ...], channels_last: bool) -> str:
+    params = list(net.parameters())
+    facts = [
+        type(net).__name__,
+        sum(p.numel() for p in params),
+        sum(p.numel() for p in params if p.requires_grad),
+        list(shape),
+        channels_last,
+        torch.__version__,
+        _cpu_model(),
+        torch.get_num_threads(),
+    ]
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:20]
+
+
+def measure(net: nn.Module, shape: tuple[int, ...], channels_last: bool) -> dict[str, float]:
+    """Training images per second of a copy of `net` in each candidate precision (the run's own
+    network, its weights and BatchNorm statistics are left untouched). The timed steps alternate
+    between the precisions and each rate is the median step's, so a machine whose load changes
+    while it measures (other sweep jobs) slows both alike."""
+    probe = copy.deepcopy(net)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    probe.to(memory_format=fmt)
+    x = torch.randn(shape).contiguous(memory_format=fmt)
+
+    def step(precision: str) -> float:
+        start = time.perf_counter()
+        with autocast(precision, "cpu"):
+            out = probe(x)
+        loss = out.float().logsumexp(dim=1).mean()
+        if loss.requires_grad:
+            loss.backward()
+        probe.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+    for precision in CANDIDATES:
+        for _ in range(WARMUP):
+            step(precision)
+    times: dict[str, list[float]] = {p: [] for p in CANDIDATES}
+    for _ in range(TIMED):
+        for precision in CANDIDATES:
+            times[precision].append(step(precision))
+    return {p: round(shape[0] / statistics.median(t), 1) for p, t in times.items()}
+
+
+def choose(net: nn.Module, shape: tuple[int, ...], channels_last: bool) -> tuple[str, str, dict]:
+    """(precision, the reason for the log, the measurement for summary.json)."""
+    path = cache_dir() / f"{_key(net, shape, channels_last)}.json"
+    rates, cached = None, path.is_file()
+    if cached:
+        try:
+            rates = {k: float(v) for k, v in json.loads(path.read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            rates, cached = None, False  # unreadable: measure again and rewrite it
+    if rates is None or set(rates) != set(CANDIDATES):
+        rates, cached = measure(net, shape, channels_last), False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(path, json.dumps(rates))
+        except OSError as exc:  # a read-only home must not stop a run
+            log.warning("could not cache the precision measurement in %s (%s)", path, exc)
+    bf16 = rates["bf16-mixed"] >= PREFER_BF16 * rates["32-true"]
+    precision = "bf16-mixed" if bf16 else "32-true"
+    why = (
+        f"measured on this CPU for this network and batch shape{' (cached)' if cached else ''}: "
+        f"{rates['bf16-mixed']:.0f} img/s in bf16 autocast vs {rates['32-true']:.0f} in fp32"
+    )
+    return precision, why, {"img_per_s": rates, "cached": cached, "file": str(path)}
