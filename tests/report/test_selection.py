@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -153,3 +154,34 @@ def test_plots_draw_the_selected_settings_and_fade_the_rest(lr_sweep):
     # the reading speaks of the selected settings only, then counts the faded ones
     assert "most accurate: transfer · optimizer.lr=1e-3 at 70.0 %" in cost
     assert "Faded: the 4 settings selection did not pick." in cost
+
+
+def test_the_setting_names_only_what_varies_within_an_arm(tmp_path):
+    """A key that differs only between arms (the two-stage preset's `target_budget`, which sets
+    the label budget) is said by the columns; the setting shows what the arm's runs compared."""
+    from tlbench.report.groups import group_runs
+    from tlbench.report.runs import load_runs
+
+    for spc in (10, 50):
+        for lr in ("0.001", "0.01"):
+            for seed in (0, 1):
+                make_run(
+                    tmp_path,
+                    f"t{spc}_{lr}_{seed}",
+                    strategy="transfer",
+                    seed=seed,
+                    spc=None,
+                    best=0.5,
+                    test=0.5,
+                    fit=1,
+                    extra_overrides=[f"target_budget={spc}", f"optimizer.lr={lr}"],
+                )
+    for path in tmp_path.glob("*/summary.json"):  # the budget comes from the interpolation
+        summary = json.loads(path.read_text())
+        summary["samples_per_class"] = int(path.parent.name[1:].split("_")[0])
+        path.write_text(json.dumps(summary))
+    groups = group_runs(load_runs(tmp_path))
+    assert len(groups) == 4 and {g.budget for g in groups} == {"10/class", "50/class"}
+    assert (
+        sorted(g.config for g in groups) == ["optimizer.lr=0.001"] * 2 + ["optimizer.lr=0.01"] * 2
+    )

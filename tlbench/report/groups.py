@@ -134,10 +134,17 @@ def group_runs(runs: list[Run]) -> list[Group]:
         groups.setdefault(key, Group(key, []))
         groups[key].runs.append(run)
 
-    # Which override keys / settings take more than one value across the whole folder.
+    # Which override keys take more than one value within an arm (data, model, strategy, label
+    # budget): those are the settings an arm's configurations differ in. A key that only
+    # differs between arms (a preset's budget knob, another model's weights or input size in
+    # `--across-models`) is part of what the columns already say.
     all_keys = {k for r in runs for k in config_overrides(r)} - set(COLUMN_KEYS)
+    arms = defaultdict(list)
+    for r in runs:
+        if r.summary:
+            arms[tuple(str(r.get(k)) for k in IDENTITY)].append(config_overrides(r))
     varying = {
-        k for k in all_keys if len({config_overrides(r).get(k) for r in runs if r.summary}) > 1
+        k for k in all_keys if any(len({o.get(k) for o in arm}) > 1 for arm in arms.values())
     }
     # A summary setting nobody overrode (e.g. a preset's lr) is shown only where it is needed
     # to tell two otherwise identical rows apart.
