@@ -80,13 +80,23 @@ def test_a_tie_names_both_and_prefers_the_cheaper(tmp_path):
 
 def test_the_advice_names_the_best_cheaper_arm_not_one_at_chance(tmp_path):
     """As measured on Fashion-MNIST at 10 labels per class: scratch is a little cheaper than
-    fine-tuning but at chance; transfer, also cheaper, is the alternative worth naming."""
+    fine-tuning but at chance; transfer, far cheaper, is the alternative worth naming. On digits
+    at 100 per class scratch was 3 % cheaper and transfer 17x: a 3 % saving is not named."""
     add(tmp_path, "finetune", [0.55, 0.58, 0.60], fit=10.0)
-    add(tmp_path, "transfer", [0.52, 0.54, 0.55], fit=9.5)
-    add(tmp_path, "scratch", [0.11, 0.12, 0.11], fit=9.0)
+    add(tmp_path, "transfer", [0.52, 0.54, 0.55], fit=2.4)
+    add(tmp_path, "scratch", [0.11, 0.12, 0.11], fit=6.0)
     (line,) = verdict_lines(tmp_path)
-    assert "Advice: transfer reaches 93 % of finetune's accuracy" in line  # 53.7 / 57.7
+    assert "Advice: transfer reaches 93 % of finetune's accuracy at 1/4.2" in line
     assert "scratch reaches" not in line
+    add(tmp_path / "digits", "finetune", [0.98, 0.985, 0.99], fit=34.0)
+    add(tmp_path / "digits", "scratch", [0.92, 0.91, 0.93], fit=33.0)
+    add(tmp_path / "digits", "transfer", [0.91, 0.915, 0.91], fit=2.0)
+    (line,) = verdict_lines(tmp_path / "digits")
+    assert "Advice: transfer reaches 93 % of finetune's accuracy at 1/17 of the cost" in line
+    add(tmp_path / "close", "finetune", [0.60, 0.62], fit=10.0)
+    add(tmp_path / "close", "scratch", [0.50, 0.52], fit=9.0)
+    (line,) = verdict_lines(tmp_path / "close")
+    assert "finetune is the most accurate, and no strategy costs less than 1/1.5 of it" in line
     add(tmp_path / "dearer", "finetune", [0.55, 0.58, 0.60], fit=10.0)
     add(tmp_path / "dearer", "transfer", [0.52, 0.54, 0.55], fit=12.0)
     (line,) = verdict_lines(tmp_path / "dearer")

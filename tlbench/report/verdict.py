@@ -10,8 +10,8 @@ Rules (all from the numbers, none tuned per dataset):
 - Over seeds both strategies ran, a paired comparison (mean and std of the per-seed
   differences, and how many seeds the leader won) is shown beside it: seeds share the data
   subset and initialisation luck, so paired differences are the sharper evidence.
-- The advice weighs accuracy against fit time: of the strategies cheaper than the best, the
-  most accurate one, with its share of the best accuracy and of the best's cost.
+- The advice weighs accuracy against fit time: of the strategies costing at most 1/1.5 of the
+  best's fit time, the most accurate one, with its share of the best accuracy and of the cost.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tlbench.report.groups import Group, mean_std, strategy_rank
 from tlbench.report.selection import Arm
 
 TIE = 0.0005  # 0.05 points: shown as a lead of 0.0
+SAVING = 1.5  # an alternative the advice names must cost at most 1/1.5 of the best's fit time
 
 
 @dataclass
@@ -80,17 +81,22 @@ class Verdict:
         return ta / tb if ta and tb else None
 
     def advice(self) -> str:
-        """The best arm against the most accurate arm that costs less than it (not simply the
-        cheapest: a cheaper arm at chance level is no alternative when a better one is also
-        cheaper)."""
+        """The best arm against the most accurate arm that costs clearly less (at most 1/SAVING
+        of its fit time): not simply the cheapest, since a cheaper arm at chance level is no
+        alternative when a better one also saves, and not one that saves a few percent."""
         best = self.ranked[0]
         cost = best.selected.stat("fit_seconds")[0]
         costed = [a for a in self.ranked[1:] if a.selected.stat("fit_seconds")[0]]
         if not cost or not costed:
             return ""
-        cheaper = [a for a in costed if a.selected.stat("fit_seconds")[0] < cost]
-        if not cheaper:
+        if all(a.selected.stat("fit_seconds")[0] >= cost for a in costed):
             return f"{best.strategy} is the most accurate and the cheapest: use it."
+        cheaper = [a for a in costed if a.selected.stat("fit_seconds")[0] * SAVING <= cost]
+        if not cheaper:
+            return (
+                f"{best.strategy} is the most accurate, and no strategy costs less than "
+                f"1/{SAVING:g} of it: use it."
+            )
         alt = max(cheaper, key=lambda a: self.score(a)[0])  # ranked order breaks ties
         if alt in self.tied:
             return f"{alt.strategy} ties for the best accuracy and is cheaper: use it."
