@@ -198,3 +198,16 @@ def test_across_models_puts_every_strategy_and_model_in_one_verdict(tmp_path):
 
     assert main([str(tmp_path), "--no-plots", "--across-models"]) == 0  # the command-line flag
     assert "(models compared)" in (tmp_path / "report.md").read_text()
+
+
+def test_the_advice_judges_the_spread_against_the_arm_it_names(tmp_path):
+    """Two-stage, 50 labels per class: partial and finetune are within the spread of each
+    other, but the cheaper arm the advice names is 4.5 points behind, well beyond it."""
+    add(tmp_path, "partial", [0.888, 0.890, 0.892], fit=4.9)
+    add(tmp_path, "finetune", [0.877, 0.887, 0.897], fit=6.7)
+    add(tmp_path, "transfer", [0.837, 0.845, 0.853], fit=1.5)
+    v = the_verdict(tmp_path)
+    assert v.distinguishable is False  # the leader vs the runner-up
+    (line,) = verdict_lines(tmp_path)
+    assert "Advice: transfer reaches 95 % of partial's accuracy at 1/3.3 of the cost; " in line
+    assert "partial's lead over it is beyond the seed spread." in line

@@ -57,12 +57,19 @@ class Verdict:
     @property
     def distinguishable(self) -> bool | None:
         """True / False, or None when n = 1 leaves no spread to judge by (or nothing to compare)."""
-        if len(self.ranked) < 2 or self.single_seed:
+        if len(self.ranked) < 2:
             return None
-        if len(self.tied) > 1:
+        return self.beyond_spread(self.ranked[0], self.ranked[1])
+
+    def beyond_spread(self, best: Arm, other: Arm) -> bool | None:
+        """Whether `best` leads `other` by more than the larger of their seed stds; None with a
+        single seed on either side."""
+        if any(self.score(a)[2] < 2 for a in (best, other)):
+            return None
+        lead = self.score(best)[0] - self.score(other)[0]
+        if lead < TIE:
             return False
-        spread = max(self.score(a)[1] or 0.0 for a in self.ranked[:2])
-        return self.lead > spread
+        return lead > max(self.score(a)[1] or 0.0 for a in (best, other))
 
     def paired(self) -> tuple[float, float | None, int, int] | None:
         """(mean diff, std diff, seeds, seeds won) of leader minus runner-up over shared seeds."""
@@ -105,9 +112,10 @@ class Verdict:
             f"{alt.strategy} reaches {100 * share:.0f} % of {best.strategy}'s accuracy at "
             f"{ratio(self.cost_ratio(alt, best) or 0)} of the cost"
         )
-        if self.distinguishable:
-            return text + f"; {best.strategy}'s lead is beyond the seed spread."
-        if self.distinguishable is None:
+        real = self.beyond_spread(best, alt)  # this pair, not the leader and the runner-up
+        if real:
+            return text + f"; {best.strategy}'s lead over it is beyond the seed spread."
+        if real is None:
             return text + " (too few seeds to tell whether the difference is real)."
         return text + f", and the difference is within the seed spread: prefer {alt.strategy}."
 
