@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from tlbench.config import compose
-from tlbench.training.feature_cache import CachedFeatures
+from tlbench.training.cached_features import CachedFeatures
 from tlbench.training.run import build_run
 
 

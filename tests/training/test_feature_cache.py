@@ -3,6 +3,7 @@
 import torch
 
 from tlbench.training import feature_cache
+from tlbench.training.cached_features import CachedFeatures
 from tlbench.training.run import build_run, train
 
 
@@ -76,12 +77,12 @@ def test_batch_limits_keep_the_images_an_uncached_run_would_see(cfg_factory):
     dm, _ = build_run(cfg_factory("data.batch_size=8"))
     x, y = torch.arange(100.0).unsqueeze(1), torch.arange(100)
     features = {"train": (x, y), "val": (x, y), "test": (x, y)}
-    cached = feature_cache.CachedFeatures(dm, features, {"val": 0.5, "test": 2, "train": None})
+    cached = CachedFeatures(dm, features, {"val": 0.5, "test": 2, "train": None})
     assert cached.features["test"][1].tolist() == list(range(16))  # 2 batches of 8
     assert len(cached.features["val"][1]) == 6 * 8  # int(0.5 * 13 batches) = 6 batches
     assert len(cached.features["train"][1]) == 100
-    assert len(feature_cache.CachedFeatures(dm, features, {"test": 1.0}).features["test"][1]) == 100
-    assert len(feature_cache.CachedFeatures(dm, features, {"test": 1}).features["test"][1]) == 8
+    assert len(CachedFeatures(dm, features, {"test": 1.0}).features["test"][1]) == 100
+    assert len(CachedFeatures(dm, features, {"test": 1}).features["test"][1]) == 8
 
 
 def test_a_training_batch_limit_turns_caching_off(cfg_factory):

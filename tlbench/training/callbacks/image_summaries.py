@@ -108,7 +108,7 @@ class ImageSummaries(L.Callback):
     @staticmethod
     def _images_of(trainer, split: str, start: int, targets: torch.Tensor):
         """Cached-feature batches carry no pixels; the cache's `pixels` is the image DataModule
-        (tlbench.training.feature_cache.CachedFeatures) and the eval loaders are not shuffled,
+        (tlbench.training.cached_features.CachedFeatures) and the eval loaders are not shuffled,
         so the images are the split's items from `start` on (checked against the labels)."""
         pixels = getattr(trainer.datamodule, "pixels", None)
         if pixels is None:

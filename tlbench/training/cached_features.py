@@ -1,0 +1,95 @@
+"""`CachedFeatures`: the DataModule of cached head inputs that stands in for the image
+DataModule they came from (built by `tlbench.training.feature_cache.prepare`).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from tlbench.data.loading import IndexBatches, as_is
+
+# Batches per Lightning step on cached features. A linear head's step costs microseconds and
+# Lightning's own per-step work milliseconds, so one step per slice of 128 batches: an epoch of
+# 45,000 CIFAR-10 features at batch 32 is 11 Lightning steps instead of 1,407.
+SLICE_BATCHES = 128
+
+
+class CachedFeatures(L.LightningDataModule):
+    """A DataModule of cached head inputs, standing in for the image DataModule it came from.
+
+    Interface (all that training, callbacks and the summary read from it):
+      num_classes, class_names, preprocess, batch_size, name -- copied from the image DataModule;
+      pixels   -- that image DataModule itself (e.g. the prediction grids show its images: the
+                  eval loaders here are unshuffled, so batch k holds its items k*B onwards);
+      features -- {split: (head inputs, labels)}, kept on the training device: each step
+                  takes a slice of SLICE_BATCHES batches in place (no host copy, no collate).
+    The module is told separately, by `TransferModule.use_cached_features()`, to run its head only.
+
+    `extract_seconds`: {split: what computing its features cost} when they were computed (stored
+    in the cache file), so a run's cost is the same whether its features came from the cache or
+    not; `fit_seconds` counts train and val (what fitting needs; the test split's share is test
+    cost, as evaluating the test set is for any run). `hit`: whether they came from the cache.
+
+    `limits` ({split: trainer.limit_<split>_batches}) count image batches, as they do for the
+    image DataModule: val and test keep exactly the images its unshuffled loaders would yield
+    under the limit (the cached loaders' slices would otherwise make `limit_test_batches=64`
+    mean 64 slices, i.e. every test image), so cached and uncached runs test the same images.
+    """
+
+    def __init__(
+        self,
+        pixels,
+        features: dict[str, tuple[torch.Tensor, torch.Tensor]],
+        limits: dict | None = None,
+        extract_seconds: dict[str, float] | None = None,
+        hit: bool = False,
+    ) -> None:
+        super().__init__()
+        self.pixels, self.hit = pixels, hit
+        self.extract_seconds = dict(extract_seconds or {})
+        self.fit_seconds = sum(v for s, v in self.extract_seconds.items() if s != "test")
+        self.num_classes, self.class_names = pixels.num_classes, list(pixels.class_names)
+        self.preprocess, self.batch_size = pixels.preprocess, pixels.batch_size
+        self.name = getattr(pixels, "name", type(pixels).__name__)
+        self.features = {
+            split: _limited(x, y, (limits or {}).get(split), self.batch_size)
+            for split, (x, y) in features.items()
+        }
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        """Slices of SLICE_BATCHES batches: the module trains on each slice batch by batch
+        (TransferModule.use_cached_features), in the shuffled order a batch loader would use."""
+        x, y = self.features[split]
+        return DataLoader(
+            IndexBatches(x, y),
+            batch_size=self.batch_size * SLICE_BATCHES,
+            shuffle=shuffle,
+            collate_fn=as_is,
+        )
+
+    def train_dataloader(self):
+        return self._loader("train", True)
+
+    def val_dataloader(self):
+        return self._loader("val", False)
+
+    def test_dataloader(self):
+        return self._loader("test", False)
+
+
+def unlimited(limit) -> bool:
+    """Lightning's default (1.0, or None here): every batch. The int 1 is one batch."""
+    return limit is None or (isinstance(limit, float) and limit >= 1.0)
+
+
+def _limited(x: torch.Tensor, y: torch.Tensor, limit, batch_size: int):
+    """The first items an unshuffled loader of `batch_size` yields under a Lightning batch
+    limit: an int counts batches, a float is a share of them (Lightning: int(share * batches))."""
+    if unlimited(limit):
+        return x, y
+    batches = -(-len(y) // batch_size)
+    keep = int(limit) if isinstance(limit, int) else int(limit * batches)
+    n = min(len(y), keep * batch_size)
+    return x[:n], y[:n]
