@@ -40,6 +40,13 @@ def test_the_probe_measures_a_copy_and_caches_its_choice(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("*.json"))) == 1
     precision_probe.choose(net, (8, 3, 16, 16), channels_last=True)  # another batch shape
     assert len(list(tmp_path.glob("*.json"))) == 2
+    for p in net[:3].parameters():  # a frozen backbone, as transfer and lp_ft's first phase
+        p.requires_grad_(False)
+    precision_probe.choose(net, SHAPE, channels_last=True)
+    assert len(list(tmp_path.glob("*.json"))) == 3  # another trainable set: measured apart
+    precision_probe.choose(net, SHAPE, channels_last=True, train_all=True)  # lp_ft's later phase
+    assert len(list(tmp_path.glob("*.json"))) == 3  # = the fully trainable net's measurement
+    assert not any(p.requires_grad for p in net[:3].parameters())  # the run's net: untouched
 
 
 @pytest.mark.parametrize(

@@ -58,12 +58,12 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _key(net: nn.Module, shape: tuple[int, ...], channels_last: bool) -> str:
+def _key(net: nn.Module, shape: tuple[int, ...], channels_last: bool, train_all=False) -> str:
     params = list(net.parameters())
     facts = [
         type(net).__name__,
         sum(p.numel() for p in params),
-        sum(p.numel() for p in params if p.requires_grad),
+        sum(p.numel() for p in params if p.requires_grad or train_all),
         list(shape),
         channels_last,
         torch.__version__,
@@ -73,12 +73,17 @@ def _key(net: nn.Module, shape: tuple[int, ...], channels_last: bool) -> str:
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:20]
 
 
-def measure(net: nn.Module, shape: tuple[int, ...], channels_last: bool) -> dict[str, float]:
+def measure(
+    net: nn.Module, shape: tuple[int, ...], channels_last: bool, train_all: bool = False
+) -> dict[str, float]:
     """Training images per second of a copy of `net` in each candidate precision (the run's own
     network, its weights and BatchNorm statistics are left untouched). The timed steps alternate
     between the precisions and each rate is the median step's, so a machine whose load changes
-    while it measures (other sweep jobs) slows both alike."""
+    while it measures (other sweep jobs) slows both alike. `train_all`: time the steps with every
+    parameter trainable (a scheduled strategy's later, costlier phase)."""
     probe = copy.deepcopy(net)
+    if train_all:
+        probe.requires_grad_(True)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     probe.to(memory_format=fmt)
     x = torch.randn(shape).contiguous(memory_format=fmt)
@@ -103,9 +108,12 @@ def measure(net: nn.Module, shape: tuple[int, ...], channels_last: bool) -> dict
     return {p: round(shape[0] / statistics.median(t), 1) for p, t in times.items()}
 
 
-def choose(net: nn.Module, shape: tuple[int, ...], channels_last: bool) -> tuple[str, str, dict]:
-    """(precision, the reason for the log, the measurement for summary.json)."""
-    path = cache_dir() / f"{_key(net, shape, channels_last)}.json"
+def choose(
+    net: nn.Module, shape: tuple[int, ...], channels_last: bool, train_all: bool = False
+) -> tuple[str, str, dict]:
+    """(precision, the reason for the log, the measurement for summary.json). `train_all`: see
+    `measure`; a run whose schedule unfreezes layers later is timed in its largest phase."""
+    path = cache_dir() / f"{_key(net, shape, channels_last, train_all)}.json"
     rates, cached = None, path.is_file()
     if cached:
         try:
@@ -113,7 +121,7 @@ def choose(net: nn.Module, shape: tuple[int, ...], channels_last: bool) -> tuple
         except (OSError, ValueError, AttributeError):
             rates, cached = None, False  # unreadable: measure again and rewrite it
     if rates is None or set(rates) != set(CANDIDATES):
-        rates, cached = measure(net, shape, channels_last), False
+        rates, cached = measure(net, shape, channels_last, train_all), False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic.write_text(path, json.dumps(rates))

@@ -205,7 +205,7 @@ def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: 
         crop = datamodule.preprocess.crop_size
         shape = (datamodule.batch_size, 3, crop, crop)
         precision, why, summary["precision_probe"] = precision_probe.choose(
-            module.net, shape, module.channels_last
+            module.net, shape, module.channels_last, train_all=bool(cfg.strategy.get("schedule"))
         )
     trainable, total = module.plan.counts(module.net)
     # Scheduled strategies (lp_ft, gradual) train more later: each phase's count, the largest
