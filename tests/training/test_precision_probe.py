@@ -28,10 +28,14 @@ def test_the_probe_measures_a_copy_and_caches_its_choice(tmp_path, monkeypatch):
     monkeypatch.setenv("TLBENCH_PRECISION_CACHE", str(tmp_path))
     net = small_net().train()
     before = {k: v.clone() for k, v in net.state_dict().items()}
+    state = torch.random.get_rng_state()
+    draw = torch.rand(1).item()
+    torch.random.set_rng_state(state)
     precision, why, found = precision_probe.choose(net, SHAPE, channels_last=True)
     assert precision in precision_probe.CANDIDATES and not found["cached"]
     assert set(found["img_per_s"]) == set(precision_probe.CANDIDATES)
     assert min(found["img_per_s"].values()) > 0 and "img/s in bf16 autocast" in why
+    assert torch.rand(1).item() == pytest.approx(draw)  # the global RNG as if no probe had run
     after = net.state_dict()  # weights and BatchNorm running statistics: not touched
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in net.parameters())

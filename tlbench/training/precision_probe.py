@@ -81,6 +81,13 @@ def measure(
     between the precisions and each rate is the median step's, so a machine whose load changes
     while it measures (other sweep jobs) slows both alike. `train_all`: time the steps with every
     parameter trainable (a scheduled strategy's later, costlier phase)."""
+    # The run's random state must not depend on whether the probe ran or hit its cache: the
+    # inputs and any dropout here draw from a forked RNG, restored afterwards.
+    with torch.random.fork_rng(devices=[]):
+        return _measure(net, shape, channels_last, train_all)
+
+
+def _measure(net, shape, channels_last: bool, train_all: bool) -> dict[str, float]:
     probe = copy.deepcopy(net)
     if train_all:
         probe.requires_grad_(True)
