@@ -180,8 +180,15 @@ def test_the_setting_names_only_what_varies_within_an_arm(tmp_path):
         summary = json.loads(path.read_text())
         summary["samples_per_class"] = int(path.parent.name[1:].split("_")[0])
         path.write_text(json.dumps(summary))
+    for seed in (
+        0,
+        1,
+    ):  # an arm that tried one setting: nothing to name, though lr varies elsewhere
+        make_run(tmp_path / "ft", f"f{seed}", strategy="finetune", seed=seed, spc=10, best=0.6,
+                 test=0.6, fit=1, extra_overrides=["optimizer.lr=0.001"])  # fmt: skip
     groups = group_runs(load_runs(tmp_path))
-    assert len(groups) == 4 and {g.budget for g in groups} == {"10/class", "50/class"}
-    assert (
-        sorted(g.config for g in groups) == ["optimizer.lr=0.001"] * 2 + ["optimizer.lr=0.01"] * 2
-    )
+    transfer = [g for g in groups if g.strategy == "transfer"]
+    assert len(transfer) == 4 and {g.budget for g in transfer} == {"10/class", "50/class"}
+    lrs = sorted(g.config for g in transfer)
+    assert lrs == ["optimizer.lr=0.001"] * 2 + ["optimizer.lr=0.01"] * 2
+    assert [g.config for g in groups if g.strategy == "finetune"] == [""]

@@ -143,9 +143,11 @@ def group_runs(runs: list[Run]) -> list[Group]:
     for r in runs:
         if r.summary:
             arms[tuple(str(r.get(k)) for k in IDENTITY)].append(config_overrides(r))
-    varying = {
-        k for k in all_keys if any(len({o.get(k) for o in arm}) > 1 for arm in arms.values())
+    varying_in = {
+        arm: {k for k in all_keys if len({o.get(k) for o in overrides}) > 1}
+        for arm, overrides in arms.items()
     }
+    varying = set().union(*varying_in.values())
     # A summary setting nobody overrode (e.g. a preset's lr) is shown only where it is needed
     # to tell two otherwise identical rows apart.
     cells = defaultdict(set)
@@ -161,7 +163,8 @@ def group_runs(runs: list[Run]) -> list[Group]:
     }
     for g in groups.values():
         ref = g.runs[0]
-        extras = {k: config_overrides(ref).get(k, "(default)") for k in varying}
+        own = varying_in.get(tuple(str(ref.get(k)) for k in IDENTITY), varying)  # its arm's keys
+        extras = {k: config_overrides(ref).get(k, "(default)") for k in own}
         extras.update({name: str(ref.get(name)) for name in settings})
         g.extras = extras
     return sorted(groups.values(), key=_group_order)
