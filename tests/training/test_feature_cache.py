@@ -90,3 +90,23 @@ def test_a_training_batch_limit_turns_caching_off(cfg_factory):
     use, why = feature_cache.decide("auto", module, dm, {"train": 3})
     assert not use and "limit_train_batches=3" in why
     assert feature_cache.decide("auto", module, dm, {"train": 1.0, "test": 64})[0]
+
+
+def test_a_resumed_cached_run_counts_the_features_once(cfg_factory, tmp_path, monkeypatch):
+    """Fit time counts the features' cost (train + val) once per run: a cache hit in a fresh
+    run counts it, the second segment of a resumed run does not count it again."""
+    common = ["trainer.precision=32-true", "data.image_size=32", "test_after_fit=false"]
+    run = tmp_path / "run"
+    train(cfg_factory(*common, "trainer.max_epochs=1", f"paths.output_dir={run}"))
+    real_load = feature_cache._load
+
+    def costly(path, device):  # the stored extraction cost, made unmistakable: 1,000 s a split
+        features, _ = real_load(path, device)
+        return features, {split: 1000.0 for split in features}
+
+    monkeypatch.setattr(feature_cache, "_load", costly)
+    resumed = train(cfg_factory(*common, "trainer.max_epochs=2", f"resume={run}"))
+    assert resumed["feature_cache_hit"] and len(resumed["segments"]) == 2
+    assert resumed["segments"][1]["fit_seconds"] < 1000  # the load time, not 2,000 s again
+    fresh = train(cfg_factory(*common, "trainer.max_epochs=1", f"paths.output_dir={tmp_path}/b"))
+    assert fresh["feature_cache_hit"] and fresh["fit_seconds"] >= 2000  # train + val

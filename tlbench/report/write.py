@@ -92,8 +92,9 @@ def markdown(
         "One row per configuration (the run's overrides minus seeds and the overrides that do "
         "not change the experiment): mean ± std over the finished seeds, n = finished runs. "
         "Accuracies are on the validation / test split; fit time is wall-clock `trainer.fit` "
-        "(every segment of a resumed run; a cached-feature run adds computing its train and val features, at "
-        "the cost measured when they were cached, also on a cache hit); train img/s counts training steps only; trainable "
+        "(every segment of a resumed run; a cached-feature run adds computing its train and "
+        "val features, at the cost measured when they were cached, also on a cache hit); "
+        "train img/s counts training steps only; trainable "
         f"params is the largest phase of a scheduled strategy. Plots compare the {metric_name}. "
         f"Machine-readable: [`{CSV_NAME}`]({CSV_NAME}).",
         "",
