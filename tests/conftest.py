@@ -4,29 +4,79 @@ and never download: data is the embedded digits set or tiny files written into t
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 
-import pytest
-import torch
+# -- Hermetic: before anything imports torch or tlbench ------------------------------------------
+# Every cache, home and data folder a test (or a process it starts) could touch points into one
+# throwaway folder, so the suite behaves the same on a fresh machine as on one with datasets,
+# weights and caches installed by hand. tests/helpers/hermetic/ holds the guard that fails a
+# test which still reads or writes a forbidden path (README, "Development").
+_REPO = Path(__file__).resolve().parent.parent
+_GUARD_DIR = Path(__file__).resolve().parent / "helpers" / "hermetic"
+HERMETIC = Path(tempfile.mkdtemp(prefix="tlbench-tests-"))
+_real_home = os.path.expanduser("~")
+_FORBID = [
+    "/usr/share/datasets",  # Debian's dataset packages, installed by hand or not
+    os.environ.get("XDG_CACHE_HOME") or os.path.join(_real_home, ".cache"),
+    os.environ.get("TORCH_HOME") or os.path.join(_real_home, ".cache", "torch"),
+    str(_REPO / "data"),
+    str(_REPO / ".cache"),
+    str(_REPO / "outputs"),
+]
+os.environ.update(
+    HOME=str(HERMETIC / "home"),
+    XDG_CACHE_HOME=str(HERMETIC / "home" / ".cache"),
+    XDG_CONFIG_HOME=str(HERMETIC / "home" / ".config"),
+    XDG_DATA_HOME=str(HERMETIC / "home" / ".local" / "share"),
+    TORCH_HOME=str(HERMETIC / "torch_home"),
+    MPLCONFIGDIR=str(HERMETIC / "matplotlib"),
+    TORCHINDUCTOR_CACHE_DIR=str(HERMETIC / "inductor"),
+    TLBENCH_PRECISION_CACHE=str(HERMETIC / "precision_cache"),
+    TLBENCH_DATA_DIR=str(HERMETIC / "data"),
+    TLBENCH_CACHE_DIR=str(HERMETIC / "feature_cache"),
+    TLBENCH_HERMETIC_LOG=str(HERMETIC / "violations.log"),
+    TLBENCH_HERMETIC_FORBID=os.pathsep.join(_FORBID),
+    TLBENCH_HERMETIC_REPO=str(_REPO),
+    PYTHONPATH=os.pathsep.join(p for p in (str(_GUARD_DIR), os.environ.get("PYTHONPATH")) if p),
+)
+(HERMETIC / "home").mkdir()
+(HERMETIC / "violations.log").touch()
+sys.path.insert(0, str(_GUARD_DIR))
+import hermetic_guard  # noqa: E402
 
-from tests.helpers.cli import TINY
-from tlbench.config import compose
+hermetic_guard.install()
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tests.helpers.cli import TINY  # noqa: E402
+from tlbench.config import compose  # noqa: E402
 
 # Tests run on 2 cores next to each other's processes; one intra-op thread pool is plenty.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _precision_cache(tmp_path_factory):
-    """`trainer.precision=auto` measures bf16 vs fp32 once per network and shape and caches it
-    per machine (tlbench.training.precision_probe): one cache for the whole session (command
-    line runs inherit it), never the user's."""
-    old = os.environ.get("TLBENCH_PRECISION_CACHE")
-    os.environ["TLBENCH_PRECISION_CACHE"] = str(tmp_path_factory.mktemp("precision_cache"))
+def pytest_unconfigure(config):
+    shutil.rmtree(HERMETIC, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _hermetic():
+    """Fail the test during which any process touched a forbidden path (see the top of this file)."""
+    log = HERMETIC / "violations.log"
+    start = log.stat().st_size
     yield
-    if old is None:
-        os.environ.pop("TLBENCH_PRECISION_CACHE", None)
-    else:
-        os.environ["TLBENCH_PRECISION_CACHE"] = old
+    with open(log, encoding="utf-8") as f:
+        f.seek(start)
+        found = sorted({line.split(" ", 2)[-1].strip() for line in f if line.strip()})
+    if found:
+        pytest.fail(
+            "the test touched paths outside its temporary folders (the suite must be hermetic): "
+            + ", ".join(found[:10])
+        )
 
 
 @pytest.fixture
