@@ -35,3 +35,16 @@ def test_the_suite_runs_with_a_private_home_and_caches():
     for var in ("XDG_CACHE_HOME", "TORCH_HOME", "TLBENCH_PRECISION_CACHE", "TLBENCH_CACHE_DIR"):
         assert os.environ[var].startswith(os.path.dirname(home)), var
     assert not os.path.expanduser("~").startswith(str(REPO_ROOT))
+
+
+def test_rmtree_of_a_tmp_folder_is_not_mistaken_for_a_repo_write(tmp_path):
+    """shutil.rmtree names entries relative to an open folder: resolved, not against the cwd."""
+    code = (
+        "import os, shutil\n"
+        f"os.chdir({str(REPO_ROOT)!r})\n"
+        f"d = {str(tmp_path / 'tree')!r}\n"
+        "os.makedirs(d + '/sub/.hydra'); open(d + '/sub/summary.json', 'w').close()\n"
+        "shutil.rmtree(d)"
+    )
+    assert _touch(tmp_path, code) == ""
+    assert not (tmp_path / "tree").exists()

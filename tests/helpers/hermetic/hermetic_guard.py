@@ -38,13 +38,27 @@ def _is_write(event: str, args: tuple) -> bool:
     return isinstance(flags, int) and bool(flags & WRITE_FLAGS)
 
 
-def _path(arg) -> str | None:
+# Events whose path may be relative to a directory descriptor (shutil.rmtree works that way):
+# the index of that descriptor among the event's arguments.
+DIR_FD_ARG = {"os.remove": 1, "os.rmdir": 1, "os.mkdir": 2, "os.rename": 2, "shutil.rmtree": 1}
+
+
+def _path(event: str, args: tuple) -> str | None:
+    arg = args[0]
     if arg is None or isinstance(arg, int):
         return None
     try:
-        return os.path.abspath(os.fsdecode(arg))
+        path = os.fsdecode(arg)
     except (TypeError, ValueError):
         return None
+    i = DIR_FD_ARG.get(event)
+    dir_fd = args[i] if i is not None and len(args) > i else None
+    if isinstance(dir_fd, int) and not os.path.isabs(path):
+        try:
+            path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+        except OSError:
+            return None
+    return os.path.abspath(path)
 
 
 def install() -> None:
@@ -56,7 +70,7 @@ def install() -> None:
         global _busy
         if _busy or (event not in READ_EVENTS and event not in WRITE_EVENTS) or not args:
             return
-        path = _path(args[0])
+        path = _path(event, args)
         if path is None or path == log:
             return
         bad = _under(path, forbid)
