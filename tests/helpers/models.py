@@ -1,12 +1,15 @@
 """Building any registry model at its smallest accepted size and checking that it trains
-(tests/models/test_models_all.py runs it over every torchvision model)."""
+and taking the precision probe's measurement (tests/models/test_models_all.py runs both over every
+torchvision model)."""
 
 import torch
 from torch import nn
 
 from tlbench.config import compose
 from tlbench.errors import TlbenchError
-from tlbench.models import registry
+from tlbench.models import outputs, registry
+from tlbench.training import precision_probe
+from tlbench.training.device import choose_channels_last
 
 # Sizes tried from small to large; the first one the registry accepts is used (inception_v3: 75,
 # swin: 224, swin_v2: 256, vit_h_14 with patch 14: 112, ...), which keeps big models cheap here.
@@ -48,12 +51,22 @@ def check_builds_and_trains(name: str, size: int | None = None) -> registry.Buil
     assert not leftovers, leftovers
 
     net = built.net.train()
-    out = net(torch.randn(2, 3, size, size))
-    outputs = list(out) if isinstance(out, tuple) else [out]
-    outputs = [o for o in outputs if o is not None]
-    for o in outputs:  # main logits and any auxiliary logits
+    main, aux = outputs.split(net(torch.randn(2, 3, size, size)))
+    assert len(aux) == len(built.head_names) - 1  # every auxiliary head is active in train mode
+    for o in [main, *aux]:  # main logits and any auxiliary logits
         assert o.shape == (2, NUM_CLASSES)
-    sum(o.sum() for o in outputs).backward()
+    sum(o.sum() for o in [main, *aux]).backward()
     main_head = built.net.get_submodule(built.head_names[0])
     assert main_head.weight.grad is not None and main_head.weight.grad.abs().sum() > 0
     return built
+
+
+def check_precision_probe(net: nn.Module, size: int) -> dict[str, float]:
+    """The precision probe's measurement (tlbench.training.precision_probe) of `net` in train mode,
+    as `trainer.precision=auto` takes it before a run on a bf16 CPU: one timed training step in
+    each precision. Leaves `net` untouched."""
+    net.train()
+    channels_last = choose_channels_last("auto", net)
+    rates = precision_probe.measure(net, (2, 3, size, size), channels_last, steps=(0, 1))
+    assert set(rates) == set(precision_probe.CANDIDATES) and min(rates.values()) > 0, rates
+    return rates

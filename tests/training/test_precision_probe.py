@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers.models import model_cfg
+from tlbench.models import outputs, registry
 from tlbench.training import precision_probe
 from tlbench.training.device import cpu_has_native_bf16
 from tlbench.training.run import train
@@ -81,3 +83,25 @@ def test_auto_precision_on_this_cpu_trains_in_the_measured_precision(cfg_factory
     rates = probe["img_per_s"]
     faster = rates["bf16-mixed"] >= precision_probe.PREFER_BF16 * rates["32-true"]
     assert summary["precision"] == ("bf16-mixed" if faster else "32-true")
+
+
+@pytest.mark.parametrize("name,size", [("googlenet", 32), ("inception_v3", 299)])
+def test_the_probe_measures_networks_with_auxiliary_outputs_in_train_mode(name, size):
+    """In train mode googlenet and inception_v3 (at 299 px, where its aux head is kept) return
+    GoogLeNetOutputs / InceptionOutputs; the probe times the training loss over them."""
+    torch.manual_seed(0)
+    built = registry.build(model_cfg(f"model={name}"), 2, pretrained=False, image_size=size)
+    net = built.net.train()
+    assert len(built.head_names) > 1  # the auxiliary heads are there ...
+    if name == "inception_v3":  # ... a frozen backbone (strategy=transfer) keeps this one cheap
+        for p in net.parameters():
+            p.requires_grad_(False)
+        for head in built.head_names:
+            net.get_submodule(head).requires_grad_(True)
+    shape = (2, 3, size, size)
+    with torch.no_grad():  # ... and active: the network returns auxiliary logits
+        assert len(outputs.split(net(torch.randn(shape)))[1]) == len(built.head_names) - 1
+    # One timed step per precision (choose() runs the full measurement in
+    # tests/models/test_aux_heads_train.py, through train()).
+    rates = precision_probe.measure(net, shape, channels_last=True, steps=(0, 1))
+    assert set(rates) == set(precision_probe.CANDIDATES) and min(rates.values()) > 0

@@ -16,6 +16,7 @@ from torchmetrics import MaxMetric, Metric
 
 from tlbench.config.instantiate import instantiate
 from tlbench.inference import metrics
+from tlbench.models import outputs
 from tlbench.models.registry import build
 from tlbench.preprocess import Preprocess
 from tlbench.training import head_steps, lr_groups, strategies
@@ -23,8 +24,6 @@ from tlbench.training.device import choose_channels_last
 from tlbench.training.l2sp import L2SP
 
 log = logging.getLogger(__name__)
-
-AUX_LOSS_WEIGHT = 0.3  # GoogLeNet paper's weight for auxiliary classifier losses
 
 
 class TransferModule(L.LightningModule):
@@ -144,8 +143,8 @@ class TransferModule(L.LightningModule):
         return self.net(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._run(x)
-        return out[0] if isinstance(out, tuple) else out
+        """Main logits only (evaluate, predict and the val/test steps come through here)."""
+        return outputs.logits(self._run(x))
 
     # -- steps -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int):
@@ -180,14 +179,7 @@ class TransferModule(L.LightningModule):
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor):
         """(loss, logits) of one batch: cross-entropy, auxiliary heads, L2-SP."""
-        out = self._run(x)
-        if isinstance(out, tuple):  # inception_v3 / googlenet in train mode: (logits, aux...)
-            logits, aux = out[0], [a for a in out[1:] if a is not None]
-        else:
-            logits, aux = out, []
-        loss = F.cross_entropy(logits, y)
-        if aux:
-            loss = loss + AUX_LOSS_WEIGHT * sum(F.cross_entropy(a, y) for a in aux)
+        loss, logits = outputs.loss(self._run(x), y)
         if self._l2sp is not None:
             penalty = self.l2sp_penalty()
             self.log(

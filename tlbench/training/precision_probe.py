@@ -4,9 +4,10 @@ Native bf16 (AVX512-BF16/AMX) does not make bf16 autocast faster for every netwo
 on the 2-core development CPU, training EfficientNet-Lite0 at 48 px ran at 245 img/s in fp32 +
 channels_last and 102 img/s in bf16 autocast, mini_vgg at 32 px 424 vs 270 (BENCHMARKS.md,
 "Precision on CPU"), while larger convolutions gain from bf16. So before such a run trains, a
-copy of its network takes a few training steps (forward, backward; no optimizer step, which
-costs the same in both) on random inputs of the run's batch shape in each precision, and the
-faster one trains. bf16 must win by PREFER_BF16 to be chosen (timing noise; fp32 is exact).
+copy of its network takes a few training steps (forward, the training loss with its auxiliary
+heads' terms, backward; no optimizer step, which costs the same in both) on random inputs of
+the run's batch shape in each precision, and the faster one trains. bf16 must win by
+PREFER_BF16 to be chosen (timing noise; fp32 is exact).
 
 The result is a property of the machine, the torch build and the shapes, not of the run, so it
 is cached per machine under `$XDG_CACHE_HOME/tlbench/precision/` (default `~/.cache`; the
@@ -31,7 +32,8 @@ import torch
 from torch import nn
 
 from tlbench import atomic
-from tlbench.training.device import autocast
+from tlbench.models import outputs
+from tlbench.training.device import accelerator_kind, autocast, choose_precision
 
 log = logging.getLogger("tlbench")
 
@@ -74,42 +76,51 @@ def _key(net: nn.Module, shape: tuple[int, ...], channels_last: bool, train_all=
 
 
 def measure(
-    net: nn.Module, shape: tuple[int, ...], channels_last: bool, train_all: bool = False
+    net: nn.Module,
+    shape: tuple[int, ...],
+    channels_last: bool,
+    train_all: bool = False,
+    steps: tuple[int, int] = (WARMUP, TIMED),
 ) -> dict[str, float]:
     """Training images per second of a copy of `net` in each candidate precision (the run's own
     network, its weights and BatchNorm statistics are left untouched). The timed steps alternate
     between the precisions and each rate is the median step's, so a machine whose load changes
     while it measures (other sweep jobs) slows both alike. `train_all`: time the steps with every
-    parameter trainable (a scheduled strategy's later, costlier phase)."""
+    parameter trainable (a scheduled strategy's later, costlier phase). `steps`: (warm-up, timed)
+    steps per precision (the tests run every model family with (0, 1))."""
     # The run's random state must not depend on whether the probe ran or hit its cache: the
     # inputs and any dropout here draw from a forked RNG, restored afterwards.
     with torch.random.fork_rng(devices=[]):
-        return _measure(net, shape, channels_last, train_all)
+        return _measure(net, shape, channels_last, train_all, steps)
 
 
-def _measure(net, shape, channels_last: bool, train_all: bool) -> dict[str, float]:
+def _measure(net, shape, channels_last: bool, train_all: bool, steps) -> dict[str, float]:
     probe = copy.deepcopy(net)
     if train_all:
         probe.requires_grad_(True)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     probe.to(memory_format=fmt)
     x = torch.randn(shape).contiguous(memory_format=fmt)
+    y = torch.zeros(shape[0], dtype=torch.long)  # every label costs the same
 
     def step(precision: str) -> float:
         start = time.perf_counter()
+        # The training step's own loss (outputs.loss), inside autocast as Lightning runs it: a
+        # network in train mode may return auxiliary logits (googlenet, inception_v3), which
+        # training also backpropagates through.
         with autocast(precision, "cpu"):
-            out = probe(x)
-        loss = out.float().logsumexp(dim=1).mean()
+            loss, _ = outputs.loss(probe(x), y)
         if loss.requires_grad:
             loss.backward()
         probe.zero_grad(set_to_none=True)
         return time.perf_counter() - start
 
+    warmup, timed = steps
     for precision in CANDIDATES:
-        for _ in range(WARMUP):
+        for _ in range(warmup):
             step(precision)
     times: dict[str, list[float]] = {p: [] for p in CANDIDATES}
-    for _ in range(TIMED):
+    for _ in range(timed):
         for precision in CANDIDATES:
             times[precision].append(step(precision))
     return {p: round(shape[0] / statistics.median(t), 1) for p, t in times.items()}
@@ -141,3 +152,14 @@ def choose(
         f"{rates['bf16-mixed']:.0f} img/s in bf16 autocast vs {rates['32-true']:.0f} in fp32"
     )
     return precision, why, {"img_per_s": rates, "cached": cached, "file": str(path)}
+
+
+def for_run(requested, accelerator, net: nn.Module, shape, channels_last: bool, train_all: bool):
+    """(precision, the reason for the log, the probe's measurement or None): the device's choice
+    (tlbench.training.device.choose_precision), measured here where that is bf16 on a CPU for
+    `auto` (native bf16 is not always faster)."""
+    precision, why = choose_precision(requested, accelerator)
+    cpu = accelerator_kind(accelerator) == "cpu"
+    if str(requested) == "auto" and precision == "bf16-mixed" and cpu:
+        return choose(net, shape, channels_last, train_all)
+    return precision, why, None
