@@ -24,6 +24,8 @@ def make_run(
     curve=(),
     extra_overrides=(),
     raw_summary: str | None = None,
+    final=None,
+    summary_extra: dict | None = None,
 ) -> Path:
     """A run dir as tlbench writes it: summary.json (+ metrics.csv when a curve is given)."""
     run = root / name
@@ -39,7 +41,7 @@ def make_run(
         "data": "digits",
         "seed": seed,
         "best_val_acc": best,
-        "final_val_acc": best,
+        "final_val_acc": best if final is None else final,
         "test_acc": test,
         "trainable_params": trainable,
         "total_params": 3383818,
@@ -54,6 +56,7 @@ def make_run(
         "overrides": overrides,
         "num_classes": 10,
         "split_sizes": {"train": 1257, "val": 270, "test": 270},
+        **(summary_extra or {}),
     }
     # json.dumps writes float('nan') as the literal NaN, which is what a careless writer produces
     (run / "summary.json").write_text(raw_summary or json.dumps(summary), encoding="utf-8")

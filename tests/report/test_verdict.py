@@ -1,4 +1,4 @@
-"""The verdict at the top of report.md: leads vs the seed spread, ties, single seeds, failed jobs
+"""The verdict at the top of report.md: leads judged by a paired test, ties, single seeds, failed jobs
 and the accuracy-for-cost advice, all computed from fixture runs."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def the_verdict(root):
     return v
 
 
-def test_a_lead_beyond_the_spread_with_the_cost_advice(tmp_path):
+def test_a_significant_lead_with_the_cost_advice(tmp_path):
     add(tmp_path, "finetune", [0.90, 0.91, 0.92], fit=300)
     add(tmp_path, "transfer", [0.88, 0.89, 0.90], fit=10)
     add(tmp_path, "scratch", [0.50, 0.60, 0.70], fit=100)
@@ -49,22 +49,27 @@ def test_a_lead_beyond_the_spread_with_the_cost_advice(tmp_path):
     (line,) = verdict_lines(tmp_path)
     assert line.startswith(
         "- **5/class**: **finetune** 91.0 ± 1.0 % (n = 3) leads transfer 89.0 ± 1.0 % (n = 3) "
-        "by 2.0 points: beyond the seed spread (± 1.0)."
+        "by 2.0 points: significant at 0.05 (paired t, n = 3, p < 0.001; +2.0 points; "
+        "ahead on 3/3 seeds)."
     )
-    assert "Paired over 3 seeds: +2.0 ± 0.0 points, finetune ahead on 3/3." in line
     assert "Fit time finetune / transfer: 30x." in line
     assert "Then: scratch 60.0 ± 10.0 % (n = 3)." in line
+    assert "finetune vs scratch: significant (paired t, n = 3, p = 0.027)." in line
     assert "Advice: transfer reaches 98 % of finetune's accuracy at 1/30 of the cost" in line
 
 
-def test_a_lead_within_the_spread_is_not_distinguishable(tmp_path):
+def test_a_lead_the_paired_test_does_not_support_is_not_distinguishable(tmp_path):
     add(tmp_path, "finetune", [0.80, 0.90, 1.00], fit=300)
     add(tmp_path, "transfer", [0.85, 0.88, 0.91], fit=10)
     v = the_verdict(tmp_path)
     assert v.ranked[0].strategy == "finetune" and v.distinguishable is False
     (line,) = verdict_lines(tmp_path)
-    assert "by 2.0 points: not distinguishable (within the seed spread)." in line
-    assert "the difference is within the seed spread: prefer transfer." in line
+    assert (
+        "by 2.0 points: not distinguishable (paired t, n = 3, p = 0.67; +2.0 points, 95 % CI "
+        "-15.4 to +19.4; ahead on 2/3 seeds; about 99 seeds needed for 80 % power (paired t at "
+        "the observed paired spread))." in line
+    )
+    assert "the difference is not distinguishable (paired t, n = 3, p = 0.67): prefer" in line
 
 
 def test_a_tie_names_both_and_prefers_the_cheaper(tmp_path):
@@ -210,4 +215,4 @@ def test_the_advice_judges_the_spread_against_the_arm_it_names(tmp_path):
     assert v.distinguishable is False  # the leader vs the runner-up
     (line,) = verdict_lines(tmp_path)
     assert "Advice: transfer reaches 95 % of partial's accuracy at 1/3.3 of the cost; " in line
-    assert "partial's lead over it is beyond the seed spread." in line
+    assert "partial's lead over it is significant (paired t, n = 3, p = 0.006)." in line

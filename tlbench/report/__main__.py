@@ -30,10 +30,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "(e.g. a source model's transfer vs ImageNet transfer vs scratch), instead of the "
         "strategies within each model",
     )
+    parser.add_argument(
+        "--allow-collapsed",
+        action="store_true",
+        help="let selection pick a setting whose runs collapsed after a schedule switch (lp_ft, "
+        "gradual) for its probe epoch's val accuracy; by default stable settings rank first",
+    )
     return parser.parse_args(argv)
 
 
-def _report(root: Path, plots: bool, across_models: bool = False) -> Path:
+def _report(root: Path, plots: bool, across_models=False, allow_collapsed=False) -> Path:
     if not root.is_dir():
         raise TlbenchError(
             "no such directory" if not root.exists() else "not a directory",
@@ -43,7 +49,9 @@ def _report(root: Path, plots: bool, across_models: bool = False) -> Path:
             fix="pass the sweep dir printed by `python -m tlbench --multirun ...`",
         )
     try:
-        return write_report(root, plots=plots, across_models=across_models)
+        return write_report(
+            root, plots=plots, across_models=across_models, allow_collapsed=allow_collapsed
+        )
     except LookupError:
         raise TlbenchError(
             "found no summary.json (no tlbench run) in this folder or below",
@@ -58,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parse(argv)
     try:
-        path = _report(Path(args.dir), plots=not args.no_plots, across_models=args.across_models)
+        path = _report(
+            Path(args.dir),
+            plots=not args.no_plots,
+            across_models=args.across_models,
+            allow_collapsed=args.allow_collapsed,
+        )
     except Exception as exc:
         if full_errors():
             raise

@@ -3,7 +3,8 @@
 Registered in conf/hydra/default.yaml under `hydra.callbacks.report`, so it fires under every
 launcher (basic, joblib, submitit): Hydra calls `on_multirun_end` in the launching process once
 every job has returned. A sweep killed before that point gets its report on demand with
-`python -m tlbench.report <sweep dir>`. Turn it off with `hydra.callbacks.report.enabled=false`.
+`python -m tlbench.report <sweep dir>`. Turn it off with `hydra.callbacks.report.enabled=false`;
+`+hydra.callbacks.report.allow_collapsed=true` is the report's `--allow-collapsed`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ log = logging.getLogger("tlbench.report")
 
 
 class ReportCallback(Callback):
-    def __init__(self, enabled: bool = True, plots: bool = True) -> None:
+    def __init__(self, enabled: bool = True, plots: bool = True, allow_collapsed=False) -> None:
         self.enabled = enabled
         self.plots = plots
+        self.allow_collapsed = allow_collapsed  # `report --allow-collapsed`
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.enabled:
@@ -30,7 +32,7 @@ class ReportCallback(Callback):
             sweep_dir = Path(str(config.hydra.sweep.dir))
             from tlbench.report.write import verdict_of, write_report
 
-            path = write_report(sweep_dir, plots=self.plots)
+            path = write_report(sweep_dir, plots=self.plots, allow_collapsed=self.allow_collapsed)
         except Exception as exc:  # the report is a bonus: never turn a finished sweep into a crash
             log.warning(
                 "tlbench: no comparison report for this sweep (%s: %s). Retry with "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from tlbench.report import health, paired
 from tlbench.report.format import pct
 from tlbench.report.groups import STRATEGY_ORDER, Group, mean_std, strategy_rank
 
@@ -88,11 +89,7 @@ def curves_reading(curves) -> str:
         items = by_strategy[strat]
         peaks = [epochs[means.index(max(means))] for epochs, means in items]
         last = [epochs[-1] for epochs, _ in items]
-        # "Still rising": the best epoch is the last one and it beats the first epoch.
-        rising = sum(
-            means.index(max(means)) == len(means) - 1 and len(means) > 1 and means[-1] > means[0]
-            for _, means in items
-        )
+        rising = sum(health.rising(means) for _, means in items)  # the verdict's rule too
         text = f"{strat} peaks at epoch {sum(peaks) / len(peaks):.1f} on average (of {max(last)})"
         if rising:
             text += f", still rising at the last epoch in {rising}/{len(items)} configurations"
@@ -119,10 +116,12 @@ def efficiency_reading(done: list[Group], groups: list[Group], metric: str) -> s
         if len(gs) > 1:
             second = gs[1]
             gap = best.stat(metric)[0] - second.stat(metric)[0]
-            spread = max((g.stat(metric)[1] or 0) for g in (best, second))
             other = line_label(second, groups, False, with_config=False)
+            test = paired.compare(best.by_seed(metric), second.by_seed(metric))  # the verdict's
             text += f", {100 * gap:.1f} points ahead of {other}" + (
-                " (within the seed spread)" if spread and gap <= spread else ""
+                f" (not distinguishable: {test.method}, p {paired.p_text(test.p)})"
+                if test is not None and not test.significant
+                else ""
             )
         parts.append(text)
     return "; ".join(parts) + "."

@@ -51,6 +51,12 @@ class Run:
         return self.summary.get("seed")
 
     @property
+    def fit_estimated(self) -> bool:
+        """Part of `fit_seconds` is recovered, not measured: a segment of the run was killed
+        outright and its time was summed from metrics.csv's per-epoch times (a lower bound)."""
+        return self.summary.get("fit_seconds_estimated") is True
+
+    @property
     def trainable_params(self) -> float | None:
         """What actually trained: a scheduled strategy (lp_ft, gradual) trains more parameters
         in its later phases than `trainable_params` (the first phase) says, so take the largest

@@ -1,6 +1,7 @@
 """Per-strategy selection on validation: each arm (data, model, strategy, label budget) keeps the
-setting with the best MEAN best-val-acc over its seeds, so a sweep over learning rates, epochs or
-multipliers compares each strategy at its own best setting (as Kornblith et al. 2019 and VTAB
+setting with the best MEAN best-val-acc over its seeds (settings whose seeds all finished, and
+none collapsed after a schedule switch, first: `tlbench.report.health`), so a sweep over
+learning rates, epochs or multipliers compares each strategy at its own best setting (as Kornblith et al. 2019 and VTAB
 tune every arm on validation) instead of at one shared setting. Test accuracy is never looked at
 here; the report shows the selected setting's test accuracy once.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tlbench.report import health
 from tlbench.report.groups import Group, strategy_rank
 
 SELECT_ON = "best_val_acc"  # the one metric selection reads
@@ -49,32 +51,36 @@ class Arm:
         return sum(g.count("failed", "unknown") for g in self.settings)
 
 
-def _val_key(g: Group) -> tuple:
-    """Higher is better: mean val acc, then more seeds (a tie on fewer seeds is weaker evidence),
+def _val_key(g: Group, allow_collapsed: bool = False) -> tuple:
+    """Higher is better: every seed finished (a setting judged on its survivors is flattered:
+    a diverging seed is evidence against it), then no seed collapsed after a schedule switch
+    (its best val acc is the probe's, not what the strategy ended with; `allow_collapsed`
+    lifts this), then mean val acc, then more seeds (a tie on fewer seeds is weaker evidence),
     then the cheaper setting. Means are rounded to 1e-9 so float noise is not a winner."""
     m, _, n = g.stat(SELECT_ON)
     fit = g.stat("fit_seconds")[0]
-    return (round(m, 9), n, -(fit if fit is not None else math.inf))
+    stable = allow_collapsed or not health.collapses(g, health.AFTER_SWITCH)
+    return (not health.failed(g), stable, round(m, 9), n, -(fit if fit is not None else math.inf))
 
 
-def best_on_validation(settings: list[Group]) -> Group | None:
+def best_on_validation(settings: list[Group], allow_collapsed: bool = False) -> Group | None:
     scored = [g for g in settings if g.stat(SELECT_ON)[0] is not None]
     if not scored:
         return None
     best = scored[0]
     for g in scored[1:]:  # strict '>': on a full tie the first in table order stays
-        if _val_key(g) > _val_key(best):
+        if _val_key(g, allow_collapsed) > _val_key(best, allow_collapsed):
             best = g
     return best
 
 
-def select(groups: list[Group]) -> list[Arm]:
+def select(groups: list[Group], allow_collapsed: bool = False) -> list[Arm]:
     """The arms of a report, in table order (data, model, budget, strategy)."""
     arms: dict[tuple, list[Group]] = {}
     for g in groups:
         if any(r.summary for r in g.runs):  # a job without summary yet: its arm is unknown
             arms.setdefault(g.arm, []).append(g)
-    out = [Arm(key, gs, best_on_validation(gs)) for key, gs in arms.items()]
+    out = [Arm(key, gs, best_on_validation(gs, allow_collapsed)) for key, gs in arms.items()]
     return sorted(out, key=_arm_order)
 
 

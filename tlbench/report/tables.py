@@ -13,6 +13,7 @@ import io
 from pathlib import Path
 
 from tlbench.report import format as fmt
+from tlbench.report import health
 from tlbench.report.groups import Group
 from tlbench.report.runs import UNFINISHED, Run
 from tlbench.report.selection import Arm
@@ -27,6 +28,7 @@ CSV_FIELDS = (
     "n",
     "n_failed",
     "n_unfinished",
+    "n_collapsed",  # finished runs > 2 points below their best after a switch or at the end
     "seeds",
     "best_val_acc_mean",
     "best_val_acc_std",
@@ -36,6 +38,7 @@ CSV_FIELDS = (
     "final_val_acc_std",
     "fit_seconds_mean",
     "fit_seconds_std",
+    "fit_seconds_estimated",  # true: a run's fit time is partly recovered from metrics.csv
     "train_images_per_second_mean",
     "train_images_per_second_std",
     "trainable_params",
@@ -65,6 +68,7 @@ def csv_rows(groups: list[Group], arms: list[Arm], root: Path) -> list[dict]:
             "n": len(g.ok),
             "n_failed": g.count("failed", "unknown"),
             "n_unfinished": g.count(*UNFINISHED),
+            "n_collapsed": health.collapses(g),
             "seeds": " ".join(str(r.seed) for r in g.ok),
             "trainable_params": g.stat("trainable_params")[0],
             "total_params": g.stat("total_params")[0],
@@ -73,6 +77,7 @@ def csv_rows(groups: list[Group], arms: list[Arm], root: Path) -> list[dict]:
             "selected": arm is not None and arm.selected is g,
             "settings_tried": len(arm.settings) if arm else None,
             "fit_seconds_total": g.fit_total,
+            "fit_seconds_estimated": fit_estimated(g),
             "search_fit_seconds": arm.search_seconds if arm else None,
         }
         for metric in (
@@ -88,6 +93,29 @@ def csv_rows(groups: list[Group], arms: list[Arm], root: Path) -> list[dict]:
     return rows
 
 
+ESTIMATED_MARK = "†"
+ESTIMATED_NOTE = (
+    f"{ESTIMATED_MARK} Fit time partly estimated: a segment of a run was killed outright "
+    "(SIGKILL, out of memory) before it could record its time, which was recovered from "
+    "metrics.csv's per-epoch times; a lower bound (the killed segment's setup and unfinished "
+    "epoch are not in it)."
+)
+
+
+def fit_estimated(g: Group) -> bool:
+    return any(r.fit_estimated for r in g.runs)
+
+
+def _fit_cell(g: Group) -> str:
+    cell = fmt.seconds(*g.stat("fit_seconds")[:2])
+    return f"{cell} {ESTIMATED_MARK}" if fit_estimated(g) and cell != "–" else cell
+
+
+def estimated_note(groups: list[Group]) -> list[str]:
+    """The footnote for the † marks, when any run has them."""
+    return [ESTIMATED_NOTE, ""] if any(fit_estimated(g) for g in groups) else []
+
+
 def csv_text(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
@@ -97,13 +125,22 @@ def csv_text(rows: list[dict]) -> str:
 
 
 def _n_cell(g: Group) -> str:
-    note = []
-    if g.count("failed", "unknown"):
-        note.append(f"{g.count('failed', 'unknown')} failed")
+    note = [health.failed_note(g)] if health.failed(g) else []
     if g.count(*UNFINISHED):
         note.append(f"{g.count(*UNFINISHED)} unfinished")
     n = len(g.ok)
     return f"{n}" + (" (single seed)" if n == 1 else "") + (f" ({', '.join(note)})" if note else "")
+
+
+def _has_final(groups: list[Group]) -> bool:
+    """Old run dirs have no final_val_acc: then the column is left out."""
+    return any(g.stat("final_val_acc")[0] is not None for g in groups)
+
+
+def _final_cell(g: Group) -> str:
+    """Final val acc, with the collapse flag ('⚠ collapsed after its switch in 2/2 seeds')."""
+    note = health.collapse_note(g)
+    return fmt.pct(*g.stat("final_val_acc")[:2]) + (f" ⚠ {note}" if note else "")
 
 
 def results_table(groups: list[Group], selected: set[int] | None = None) -> list[str]:
@@ -112,7 +149,9 @@ def results_table(groups: list[Group], selected: set[int] | None = None) -> list
     with_config = any(g.config for g in shown)
     head = ["data", "model", "strategy", "label budget"]
     head += ["config"] if with_config else []
-    head += ["n", "best val acc", "test acc", "fit time", "train img/s", "trainable params"]
+    final = _has_final(shown)
+    head += ["n", "best val acc", *(["final val acc"] if final else [])]
+    head += ["test acc", "fit time", "train img/s", "trainable params"]
     head += ["selected"] if selected is not None else []
     lines = fmt.header(head)
     for g in shown:
@@ -122,8 +161,9 @@ def results_table(groups: list[Group], selected: set[int] | None = None) -> list
         cells += [
             _n_cell(g),
             fmt.pct(*g.stat("best_val_acc")[:2]),
+            *([_final_cell(g)] if final else []),
             fmt.pct(*g.stat("test_acc")[:2]),
-            fmt.seconds(*g.stat("fit_seconds")[:2]),
+            _fit_cell(g),
             "–" if ips is None else f"{ips:,.0f}",
             fmt.count(g.stat("trainable_params")[0]),
         ]
@@ -134,14 +174,17 @@ def results_table(groups: list[Group], selected: set[int] | None = None) -> list
 
 def selection_table(arms: list[Arm]) -> list[str]:
     """One row per arm at its selected setting: what was chosen, from how many, at what cost."""
+    final = _has_final([a.selected for a in arms if a.selected is not None])
     head = ["data", "model", "label budget", "strategy", "selected setting", "n", "val acc"]
+    head += ["final val acc"] if final else []
     head += ["test acc", "fit time (selected)", "search cost", "settings tried"]
     lines = fmt.header(head)
     for a in arms:
         g = a.selected
         if g is None:
             why = f"{a.n_failed} failed" if a.n_failed else "no finished run"
-            lines.append(fmt.row([*a.key[:2], a.budget, a.strategy, f"none ({why})"] + ["–"] * 6))
+            cells = [*a.key[:2], a.budget, a.strategy, f"none ({why})"]
+            lines.append(fmt.row(cells + ["–"] * (len(head) - len(cells))))
             continue
         lines.append(
             fmt.row(
@@ -152,9 +195,11 @@ def selection_table(arms: list[Arm]) -> list[str]:
                     g.config or "(the only one)",
                     _n_cell(g),
                     fmt.pct(*g.stat("best_val_acc")[:2]),
+                    *([_final_cell(g)] if final else []),
                     fmt.pct(*g.stat("test_acc")[:2]),
-                    fmt.seconds(*g.stat("fit_seconds")[:2]),
-                    f"{fmt.seconds(a.search_seconds)} over {a.n_runs} run{'s' if a.n_runs != 1 else ''}",
+                    _fit_cell(g),
+                    f"{fmt.seconds(a.search_seconds)} over {a.n_runs} run{'s' if a.n_runs != 1 else ''}"
+                    + (f" {ESTIMATED_MARK}" if any(map(fit_estimated, a.settings)) else ""),
                     len(a.settings),
                 ]
             )
@@ -165,8 +210,10 @@ def selection_table(arms: list[Arm]) -> list[str]:
 def grid_table(arms: list[Arm]) -> list[str]:
     """Every setting each arm tried, with the val accuracy selection compared (no test acc:
     it played no part in the choice)."""
-    head = ["label budget", "strategy", "setting", "n", "val acc (mean ± std)", "fit time"]
-    lines = fmt.header([*head, "selected"])
+    final = _has_final([g for a in arms for g in a.settings])
+    head = ["label budget", "strategy", "setting", "n", "val acc (mean ± std)"]
+    head += ["final val acc"] if final else []
+    lines = fmt.header([*head, "fit time", "selected"])
     for a in arms:
         if len(a.settings) < 2:
             continue
@@ -179,7 +226,8 @@ def grid_table(arms: list[Arm]) -> list[str]:
                         g.config or "–",
                         _n_cell(g),
                         fmt.pct(*g.stat("best_val_acc")[:2]),
-                        fmt.seconds(*g.stat("fit_seconds")[:2]),
+                        *([_final_cell(g)] if final else []),
+                        _fit_cell(g),
                         "✓" if g is a.selected else "",
                     ]
                 )

@@ -5,11 +5,14 @@ Rules (all from the numbers, none tuned per dataset):
 - Strategies are ranked on the comparison metric of their selected setting (test accuracy when
   every finished configuration has one, else best val accuracy).
 - A lead under 0.05 points (what one decimal shows as 0.0) is a tie.
-- The lead is *distinguishable* when it exceeds the seed spread: the larger of the two sample
-  stds. With n = 1 on either side there is no spread, so it is neither (said so explicitly).
-- Over seeds both strategies ran, a paired comparison (mean and std of the per-seed
-  differences, and how many seeds the leader won) is shown beside it: seeds share the data
-  subset and initialisation luck, so paired differences are the sharper evidence.
+- The leader is compared with every other arm by a paired test over the seeds both ran
+  (`tlbench.report.paired`: paired t-test for n >= 3, exact sign-flip permutation at n = 2),
+  with the mean difference and its 95 % interval; a lead is *distinguishable* when p < 0.05.
+  Not significant: the seeds a paired t-test would need for 80 % power. With n = 1 on either
+  side there is no test (said so explicitly). Each pair is tested at 0.05 on its own (no
+  multiplicity correction: with many strategies, one chance "significant" pair is expected).
+- Warnings a reviewer would ask for (`tlbench.report.health`): collapsed runs, failed seeds,
+  a selected setting at the edge of its grid or still rising at its last epoch.
 - The advice weighs accuracy against fit time: of the strategies costing at most 1/1.5 of the
   best's fit time, the most accurate one, with its share of the best accuracy and of the cost.
 """
@@ -18,8 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tlbench.report import health, paired
 from tlbench.report.format import pct, ratio
-from tlbench.report.groups import Group, mean_std, strategy_rank
+from tlbench.report.groups import Group, strategy_rank
+from tlbench.report.readings import mean_curve
 from tlbench.report.selection import Arm
 
 TIE = 0.0005  # 0.05 points: shown as a lead of 0.0
@@ -56,32 +61,28 @@ class Verdict:
 
     @property
     def distinguishable(self) -> bool | None:
-        """True / False, or None when n = 1 leaves no spread to judge by (or nothing to compare)."""
+        """Whether the paired test finds the lead over the runner-up significant; None when
+        there is nothing to compare or fewer than two shared seeds (n = 1: no test)."""
         if len(self.ranked) < 2:
             return None
-        return self.beyond_spread(self.ranked[0], self.ranked[1])
+        return self.real(self.ranked[0], self.ranked[1])
 
-    def beyond_spread(self, best: Arm, other: Arm) -> bool | None:
-        """Whether `best` leads `other` by more than the larger of their seed stds; None with a
-        single seed on either side."""
-        if any(self.score(a)[2] < 2 for a in (best, other)):
+    def test(self, best: Arm, other: Arm) -> paired.Paired | None:
+        """`best` minus `other` over the seeds both ran (None below two shared seeds)."""
+        return paired.compare(
+            best.selected.by_seed(self.metric), other.selected.by_seed(self.metric)
+        )
+
+    def real(self, best: Arm, other: Arm) -> bool | None:
+        if (p := self.test(best, other)) is None:  # n = 1 on a side, or < 2 shared seeds
             return None
-        lead = self.score(best)[0] - self.score(other)[0]
-        if lead < TIE:
-            return False
-        return lead > max(self.score(a)[1] or 0.0 for a in (best, other))
+        return p.significant and self.score(best)[0] - self.score(other)[0] >= TIE
 
-    def paired(self) -> tuple[float, float | None, int, int] | None:
-        """(mean diff, std diff, seeds, seeds won) of leader minus runner-up over shared seeds."""
+    def paired(self) -> paired.Paired | None:
+        """The leader against the runner-up (None below two shared seeds)."""
         if len(self.ranked) < 2:
             return None
-        a, b = (x.selected.by_seed(self.metric) for x in self.ranked[:2])
-        shared = sorted(set(a) & set(b), key=str)
-        if len(shared) < 2:
-            return None
-        diffs = [a[s] - b[s] for s in shared]
-        m, s, n = mean_std(diffs)
-        return m, s, n, sum(d > 0 for d in diffs)
+        return self.test(self.ranked[0], self.ranked[1])
 
     def cost_ratio(self, a: Arm, b: Arm) -> float | None:
         ta, tb = a.selected.stat("fit_seconds")[0], b.selected.stat("fit_seconds")[0]
@@ -112,12 +113,13 @@ class Verdict:
             f"{alt.strategy} reaches {100 * share:.0f} % of {best.strategy}'s accuracy at "
             f"{ratio(self.cost_ratio(alt, best) or 0)} of the cost"
         )
-        real = self.beyond_spread(best, alt)  # this pair, not the leader and the runner-up
-        if real:
-            return text + f"; {best.strategy}'s lead over it is beyond the seed spread."
+        real = self.real(best, alt)  # this pair, not the leader and the runner-up
         if real is None:
             return text + " (too few seeds to tell whether the difference is real)."
-        return text + f", and the difference is within the seed spread: prefer {alt.strategy}."
+        p = paired.short(self.test(best, alt))
+        if real:
+            return text + f"; {best.strategy}'s lead over it is {p}."
+        return text + f", and the difference is {p}: prefer {alt.strategy}."
 
     def line(self, show_where: bool) -> str:
         data, model, budget = self.cell
@@ -128,7 +130,7 @@ class Verdict:
         first = self.ranked[0]
         if len(self.ranked) == 1:
             text = f"only **{first.strategy}** finished: {_score(self, first)}; nothing to compare."
-            return head + text + (f" ({gone})" if gone else "")
+            return head + text + _warned(self.ranked) + (f" ({gone})" if gone else "")
         second = self.ranked[1]
         if len(self.tied) > 1:
             text = " and ".join(f"**{a.strategy}**" for a in self.tied)
@@ -139,17 +141,18 @@ class Verdict:
                 f"{_score(self, second)} by {100 * self.lead:.1f} points"
             )
         text += ": " + self._judgement() + "."
-        if (p := self.paired()) is not None:
-            sd = f" ± {100 * p[1]:.1f}" if p[1] is not None else ""
-            text += f" Paired over {p[2]} seeds: {100 * p[0]:+.1f}{sd} points, {first.strategy}"
-            text += f" ahead on {p[3]}/{p[2]}."
         r = self.cost_ratio(first, second)
         if r is not None:
             text += f" Fit time {first.strategy} / {second.strategy}: {ratio(r)}."
         if rest := self.ranked[2:]:
             text += " Then: " + ", ".join(f"{a.strategy} {_score(self, a)}" for a in rest) + "."
+            tests = [(a, self.test(first, a)) for a in rest]
+            text += "".join(
+                f" {first.strategy} vs {a.strategy}: {paired.short(p)}." for a, p in tests if p
+            )
         if advice := self.advice():
             text += f" Advice: {advice}"
+        text += _warned(self.ranked)
         if gone:
             text += f" ({gone}.)"
         return head + text
@@ -157,10 +160,9 @@ class Verdict:
     def _judgement(self) -> str:
         if self.single_seed:
             return "single seed (n = 1): no spread, so the lead cannot be judged"
-        if self.distinguishable:
-            spread = max(self.score(a)[1] or 0.0 for a in self.ranked[:2])
-            return f"beyond the seed spread (± {100 * spread:.1f})"
-        return "not distinguishable (within the seed spread)"
+        if (p := self.paired()) is None:
+            return "no paired test: the two share fewer than two seeds"
+        return paired.describe(p)
 
 
 def _score(v: Verdict, arm: Arm) -> str:
@@ -181,11 +183,63 @@ def verdicts(arms: list[Arm], metric: str) -> list[Verdict]:
     return out
 
 
+def warnings(arms: list[Arm]) -> list[str]:
+    """Per arm with a selected setting: settings with failed seeds, collapsed settings, and the
+    selected setting at the edge of its grid or still rising at its last epoch. (An arm with
+    no finished run is named once, as such, by the verdict line.)"""
+    notes = []
+    for a in arms:
+        if (g := a.selected) is None:
+            continue
+        for s in a.settings:
+            if note := health.failed_note(s):
+                if s is g and len(a.settings) > 1:
+                    note += ", selected anyway: no setting finished every seed"
+                elif s is not g:
+                    note += ", so not preferred to settings whose seeds all finished"
+                notes.append(f"{_where(a, s)}: {note}")
+        notes += _collapsed(a)
+        if len(a.settings) > 1:
+            notes += [
+                f"{a.strategy}: selected {e} (the best may lie beyond the grid)"
+                for e in health.grid_edge(g, a.settings)
+            ]
+        epochs, means, _ = mean_curve(g)
+        if health.rising(means):
+            notes.append(
+                f"{_where(a, g)}: validation still rising at its last epoch ({epochs[-1]}): "
+                "more epochs may pay off"
+            )
+    return notes
+
+
+def _warned(arms: list[Arm]) -> str:
+    notes = warnings(arms)
+    return " Warnings: " + "; ".join(notes) + "." if notes else ""
+
+
+def _where(a: Arm, g: Group) -> str:
+    return f"{a.strategy} at {g.config}" if g.config else a.strategy
+
+
+def _collapsed(a: Arm) -> list[str]:
+    """'lp_ft at optimizer.lr=3e-3 collapsed after its switch in 2/2 seeds', for every setting
+    of the arm (an unselected one: said why selection passed it over)."""
+    notes = []
+    for s in a.settings:
+        if note := health.collapse_note(s):
+            passed = s is not a.selected and health.collapses(s, health.AFTER_SWITCH) > 0
+            notes.append(
+                f"{_where(a, s)} {note}" + (", so not selected for its probe epoch" * passed)
+            )
+    return notes
+
+
 def _has(g: Group, metric: str) -> bool:
     return g.stat(metric)[0] is not None
 
 
-def section(arms: list[Arm], metric: str, metric_name: str) -> list[str]:
+def section(arms: list[Arm], metric: str, metric_name: str, sweep_note: str = "") -> list[str]:
     vs = verdicts(arms, metric)
     show_where = len({(v.cell[0], v.cell[1]) for v in vs}) > 1
     caveat = ""
@@ -198,9 +252,13 @@ def section(arms: list[Arm], metric: str, metric_name: str) -> list[str]:
         "## Verdict",
         "",
         f"Per label budget, each strategy at the setting it selected on validation, compared on "
-        f"the {metric_name} (mean ± std over seeds, n = finished seeds). A lead counts when it "
-        "exceeds the larger seed std; fit time is the selected setting's mean `trainer.fit`."
-        + caveat,
+        f"the {metric_name} (mean ± std over seeds, n = finished seeds). The leader is compared "
+        "with each other strategy by a paired test over the seeds both ran (paired t-test for "
+        "n ≥ 3; exact sign-flip permutation at n = 2, which cannot reach p < 0.05), with the "
+        "mean difference and its 95 % interval; a lead counts when p < 0.05, and when it does "
+        "not the seeds a paired t-test would need for 80 % power at the observed paired spread "
+        "are given. Fit time is the selected setting's mean `trainer.fit`." + caveat,
         "",
         *(v.line(show_where) for v in vs),
+        *([f"- **Sweep**: {sweep_note}."] if sweep_note else []),
     ]

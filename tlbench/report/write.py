@@ -15,6 +15,7 @@ from pathlib import Path
 from tlbench import atomic
 from tlbench.report import tables
 from tlbench.report.groups import Group, group_runs, score_metric
+from tlbench.report.health import never_started
 from tlbench.report.runs import UNFINISHED, Run, load_runs
 from tlbench.report.runs import across_models as across
 from tlbench.report.selection import Arm, any_search, select
@@ -23,10 +24,14 @@ from tlbench.report.verdict import section as verdict_section
 CSV_NAME, MD_NAME = "report.csv", "report.md"
 
 
-def write_report(root: str | Path, *, plots: bool = True, across_models: bool = False) -> Path:
+def write_report(
+    root: str | Path, *, plots: bool = True, across_models: bool = False, allow_collapsed=False
+) -> Path:
     """Write report.md, report.csv and the PNG plots into `root`; return the report.md path.
     `across_models`: compare every (strategy, model) pair of a data set and label budget in one
     verdict (`tlbench.report.runs.across_models`), instead of strategies within each model.
+    `allow_collapsed`: let selection pick a setting whose runs collapsed after a schedule switch
+    (by default it ranks below the stable ones: `tlbench.report.selection`).
 
     Raises FileNotFoundError / NotADirectoryError for a bad root and LookupError when no run is
     found; everything odd *inside* the runs ends up in the report instead.
@@ -36,13 +41,15 @@ def write_report(root: str | Path, *, plots: bool = True, across_models: bool = 
         raise FileNotFoundError(f"{root} does not exist")
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a directory")
+    # report files of an earlier report killed mid-write (`.report.csv.<pid>.<token>.tmp`)
+    atomic.remove_orphans(root)
     runs = load_runs(root)
     if not runs:
         raise LookupError(f"no summary.json under {root}")
     if across_models:
         runs = [across(r) for r in runs]
     groups = group_runs(runs)
-    arms = select(groups)
+    arms = select(groups, allow_collapsed=allow_collapsed)
 
     atomic.write_text(root / CSV_NAME, tables.csv_text(tables.csv_rows(groups, arms, root)))
     sections: list[list[str]] = []
@@ -75,17 +82,18 @@ def markdown(
     unfinished = [r for r in runs if r.status in UNFINISHED]
     metric, metric_name = score_metric(groups)
     search = any_search(arms)
+    note = tables.estimated_note(groups)  # † on fit times recovered from killed segments
     lines = [
         "# tlbench comparison report",
         "",
         f"`{root}`: {len(runs)} runs — {ok} ok, {len(failed)} failed, {len(unfinished)} "
         f"unfinished; {len(groups)} configurations. Written {datetime.now():%Y-%m-%d %H:%M:%S}.",
         "",
-        *verdict_section(arms, metric, metric_name),
+        *verdict_section(arms, metric, metric_name, never_started(root, runs)),
         "",
     ]
     if search:
-        lines += _selection_sections(arms)
+        lines += _selection_sections(arms, note)
     lines += [
         "## Results" if not search else "## All configurations",
         "",
@@ -100,6 +108,7 @@ def markdown(
         "",
         *tables.results_table(groups, {id(a.selected) for a in arms} if search else None),
         "",
+        *([] if search else note),
     ]
     for sec in sections:
         lines += [*sec, ""]
@@ -107,7 +116,7 @@ def markdown(
     return "\n".join(lines)
 
 
-def _selection_sections(arms: list[Arm]) -> list[str]:
+def _selection_sections(arms: list[Arm], note: list[str]) -> list[str]:
     return [
         "## Selected settings",
         "",
@@ -118,6 +127,7 @@ def _selection_sections(arms: list[Arm]) -> list[str]:
         "",
         *tables.selection_table(arms),
         "",
+        *note,
         "## Search grid",
         "",
         "The settings each strategy tried, with the validation accuracy selection compared.",
