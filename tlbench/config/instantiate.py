@@ -1,35 +1,25 @@
-"""The one place that turns config nodes into objects (Hydra's instantiate behind an allow-list).
+"""The one place that turns config nodes into objects: Hydra's instantiate behind the allow-list of
+tlbench.config.allow_list, with the error policy of tlbench.cli.
 
-Only targets from these module prefixes are built, so a config or checkpoint cannot make tlbench
-import and run arbitrary code; extend ALLOWED_PREFIXES deliberately.
+Only what tlbench knows to be a config mistake becomes a one-paragraph TlbenchError, and it is
+found BEFORE anything is called: a `_target_` that is not allowed or does not exist, and keys that
+do not bind to the constructor's signature (`inspect.signature(...).bind`). Whatever the
+constructor itself raises -- a bug in a tlbench module, a library's own error with its own hint
+(Lightning's "HINT: Use `--ntasks-per-node`") -- keeps its type, message and traceback; a
+TlbenchError raised by the constructor (a missing dataset folder) stays one.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import hydra
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from tlbench.config import allow_list
 from tlbench.errors import TlbenchError
-
-ALLOWED_PREFIXES = (
-    "tlbench.",
-    "torch.optim.",
-    "lightning.pytorch.",
-    "timm.optim.",
-    "timm.scheduler.",
-)
-
-
-def _nested_targets(node, key: str):
-    """(dotted key, value) of every `_target_` below the top level of `node`."""
-    # Unresolved: an interpolation only a running Hydra job can resolve (${hydra:...}) is no
-    # _target_ and must not stop the search (config validation runs before the job exists).
-    items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else enumerate(node)
-    for k, v in items:
-        if isinstance(v, (DictConfig, ListConfig)):
-            if isinstance(v, DictConfig) and "_target_" in v:
-                yield f"{key}.{k}._target_", v.get("_target_")
-            yield from _nested_targets(v, f"{key}.{k}")
 
 
 def target_of(node, key: str) -> str:
@@ -45,6 +35,54 @@ def target_of(node, key: str) -> str:
     return target
 
 
+def _resolved(node: DictConfig, key: str) -> dict:
+    """The node as Hydra will build it, interpolations resolved: a node an interpolation creates
+    (`${oc.create:...}`) is checked like any other."""
+    try:
+        return OmegaConf.to_container(node, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise TlbenchError(
+            f"this config node cannot be resolved ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0]})",
+            key=key,
+            value=OmegaConf.to_container(node, resolve=False),
+            fix="check the ${...} interpolations it uses",
+        ) from None
+
+
+def check_binds(node: dict, obj, key: str, extra: dict | None = None) -> None:
+    """The node's keys (and tlbench's own `extra` keyword arguments) against `obj`'s signature,
+    before it is called. A key of the config that does not bind, or an argument the config must
+    give and does not, is the config's mistake; an `extra` argument that does not bind is
+    tlbench's bug and is left to fail as one."""
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):  # no signature to check against (some builtins)
+        return
+    names = {k: None for k in node if not (str(k).startswith("_") and str(k).endswith("_"))}
+    args = node.get("_args_") or []
+    bind = sig.bind_partial if node.get("_partial_") else sig.bind
+    try:
+        bind(*args, **names, **dict.fromkeys(extra or {}))
+        return
+    except TypeError as exc:
+        problem = str(exc)
+    try:
+        sig.bind_partial(*args, **names)
+    except TypeError:
+        pass
+    else:
+        if "missing a required argument" not in problem:
+            return  # tlbench's own arguments do not fit: a bug, it fails with its traceback
+    target = node["_target_"]
+    raise TlbenchError(
+        f"could not build {target} ({problem})",
+        key=key,
+        value=target,
+        fix=f"check the arguments under `{key}` against {target}'s signature",
+    )
+
+
 def instantiate(node, key: str, **kwargs):
     """Instantiate `node` (dict or DictConfig with `_target_`), naming `key` in any error."""
     if node is None:
@@ -53,28 +91,21 @@ def instantiate(node, key: str, **kwargs):
         )
     if not isinstance(node, DictConfig):
         node = OmegaConf.create(node)
-    target = target_of(node, key)
-    for inner_key, inner in _nested_targets(node, key):  # Hydra builds nested _target_s too
-        if not str(inner).startswith(ALLOWED_PREFIXES):
-            target, key = inner, inner_key.rsplit("._target_", 1)[0]
-            break
-    if not str(target).startswith(ALLOWED_PREFIXES):
-        raise TlbenchError(
-            "this _target_ is not in the allow-list of modules tlbench instantiates",
-            key=f"{key}._target_",
-            value=target,
-            allowed=", ".join(p + "*" for p in ALLOWED_PREFIXES),
-            fix="use a class from an allowed module, or add its module to tlbench.config.instantiate.ALLOWED_PREFIXES",
-        )
+    target_of(node, key)
+    plain = _resolved(node, key)
+    # Every target first (Hydra builds the nested ones too), then the arguments of each.
+    found = [(k, n, allow_list.resolve(n["_target_"], k)) for k, n in allow_list.nodes(plain, key)]
+    for inner_key, inner, obj in found:
+        check_binds(inner, obj, inner_key, kwargs if inner is plain else None)
     try:
-        return hydra.utils.instantiate(node, _convert_="all", **kwargs)
-    except Exception as exc:
-        cause = exc.__cause__ or exc
-        if isinstance(cause, TlbenchError):
-            raise cause from None
-        raise TlbenchError(
-            f"could not build {target} ({type(cause).__name__}: {cause})",
-            key=key,
-            value=target,
-            fix=f"check the arguments under `{key}` against {target}'s signature",
-        ) from exc
+        return hydra.utils.instantiate(OmegaConf.create(plain), _convert_="all", **kwargs)
+    except InstantiationException as exc:
+        if exc.__cause__ is None:  # Hydra's own complaint about the node's structure
+            raise TlbenchError(
+                f"could not build {plain['_target_']} ({' '.join(str(exc).split())})",
+                key=key,
+                value=plain["_target_"],
+                fix=f"check the `_..._` keys under `{key}`",
+            ) from None
+        # What the constructor raised, as it raised it (its traceback goes along).
+        raise exc.__cause__ from None
