@@ -15,10 +15,14 @@ Runs (`experiment=cifar10_vgg16` settings: batch 32, SGD, 3 epochs, 224 px):
   vgg16_transfer_cached  head only on cached features (augment=none, cache_features=true)
   vgg16_scratch          every layer trains
   resnet18_32px_scratch  ResNet-18 at CIFAR's own 32 px, from scratch
-Each prints fit seconds (with feature extraction, as summary.json counts it), training images/s,
-mean GPU utilisation sampled from nvidia-smi every 0.2 s during the run, peak memory, and the
-achieved TFLOP/s (FLOPs counted with torch.utils.flop_counter on one batch, times the images
-each run pushed forward / backward) against the bf16 matmul peak measured on this GPU first.
+Each prints fit seconds (end to end, with feature extraction, as summary.json counts it),
+training images/s, mean GPU utilisation sampled every 0.2 s during training steps only (not
+setup, validation or checkpoint writing), the run's own peak memory, and the achieved TFLOP/s
+against the bf16 matmul peak measured on this GPU first. TFLOP/s is the FLOPs of one timed phase
+over that phase's seconds (`timed_images` / `timed_s` in the row): the training steps' images and
+seconds (summary.json `segments`), or for the cached run the feature extraction of the train and
+val images (what fit time covers; the test split's features are not part of it). FLOPs per image
+are counted with torch.utils.flop_counter on one forward pass.
 Targets (issue 16, one H100/H200): transfer <= 30 s, cached <= 10 s, scratch <= 60 s, GPU busy
 >= 80 % of fit time.
 """
@@ -26,6 +30,7 @@ Targets (issue 16, one H100/H200): transfer <= 30 s, cached <= 10 s, scratch <= 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import pickle
 import subprocess
 import sys
@@ -34,6 +39,7 @@ import threading
 import time
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 
@@ -72,30 +78,54 @@ def write_cifar(root: Path, train: int, test: int, seed: int = 0) -> Path:
     return root
 
 
-class GpuSampler:
-    """Mean `utilization.gpu` from nvidia-smi, polled in a thread while a run trains."""
+def gpu_utilization() -> float | None:
+    """The GPU's busy % now (NVML through torch, else nvidia-smi); None where neither answers."""
+    try:
+        return float(torch.cuda.utilization())
+    except Exception:  # no pynvml / NVML: ask nvidia-smi
+        pass
+    query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=5).stdout
+        return float(out.split()[0])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+class GpuSampler(L.Callback):
+    """Mean GPU utilisation, polled in a thread only while training steps run: from each
+    training epoch's start to its validation (or its end), so setup, feature extraction,
+    validation and checkpoint writing do not dilute it."""
 
     def __init__(self, period: float = 0.2) -> None:
-        self.period, self.samples, self._stop = period, [], threading.Event()
+        self.period, self.samples = period, []
+        self._stop, self._training = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self) -> None:
-        query = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
         while not self._stop.is_set():
-            try:
-                out = subprocess.run(query, capture_output=True, text=True, timeout=5).stdout
-                self.samples.append(float(out.split()[0]))
-            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
-                pass
+            if self._training.is_set() and (busy := gpu_utilization()) is not None:
+                self.samples.append(busy)
             self._stop.wait(self.period)
 
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._training.set()
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._training.clear()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._training.clear()
+
     def __enter__(self):
-        self._thread.start()
+        if torch.cuda.is_available():  # --smoke on CPU: attached, nothing to poll
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     @property
     def mean(self) -> float | None:
@@ -129,16 +159,38 @@ def forward_flops(cfg, num_classes: int = 10) -> float:
     return float(counter.get_total_flops())
 
 
-def work_flops(name: str, fwd: float, s: dict, epochs: int) -> float:
-    """Forward+backward FLOPs a run did: 3x forward per training image when every layer trains
-    (backward ~2x forward), 1x when only the head trains (its backward is negligible), 1x per
-    validation/extraction image."""
-    sizes = s.get("split_sizes") or {}
-    train, val = sizes.get("train", 0), sizes.get("val", 0)
-    if name.endswith("_cached"):  # features of every split once; head epochs cost ~nothing
-        return fwd * sum(sizes.values())
-    per_train = 3 if "scratch" in name else 1
-    return fwd * epochs * (per_train * train + val)
+def timed_work(name: str, s: dict) -> tuple[int, float, int]:
+    """(images, seconds, FLOPs per image in forward passes) of the phase whose TFLOP/s a run
+    reports. Cached: extracting the train and val features (one forward each; the head's epochs
+    cost ~nothing). Otherwise the training steps: 3 forwards per image when every layer trains
+    (backward ~2x forward), 1 when only the head trains (its backward is negligible)."""
+    if name.endswith("_cached"):
+        sizes, spent = s.get("split_sizes") or {}, s.get("feature_extraction_seconds") or {}
+        fit_splits = ("train", "val")
+        return sum(sizes.get(k, 0) for k in fit_splits), sum(spent.get(k, 0) for k in fit_splits), 1
+    segments = s.get("segments") or []
+    images = sum(seg.get("images") or 0 for seg in segments)
+    seconds = sum(seg.get("train_seconds") or 0 for seg in segments)
+    return images, seconds, 3 if "scratch" in name else 1
+
+
+@contextlib.contextmanager
+def watching(callback):
+    """Attach `callback` to the Trainer tlbench builds for the run."""
+    from tlbench.training import run
+
+    build = run.build_trainer
+
+    def build_with_callback(*args, **kwargs):
+        trainer, watch, ckpt_path = build(*args, **kwargs)
+        trainer.callbacks.append(callback)
+        return trainer, watch, ckpt_path
+
+    run.build_trainer = build_with_callback
+    try:
+        yield
+    finally:
+        run.build_trainer = build
 
 
 def run_one(name: str, overrides: list[str], out: Path, peak: float | None) -> dict:
@@ -148,26 +200,21 @@ def run_one(name: str, overrides: list[str], out: Path, peak: float | None) -> d
     cfg = compose(
         [*overrides, f"paths.output_dir={out / name}", f"paths.cache_dir={out / 'cache'}"]
     )
-    cuda = torch.cuda.is_available()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    sampler = GpuSampler() if cuda else None
-    if sampler:
-        sampler.__enter__()
-    try:
-        s = train(cfg)
-    finally:
-        if sampler:
-            sampler.__exit__()
-    flops = work_flops(name, forward_flops(cfg), s, int(cfg.trainer.max_epochs))
-    tflops = flops / s["fit_seconds"] / 1e12 if s.get("fit_seconds") else None
+    with GpuSampler() as sampler, watching(sampler):
+        s = train(cfg)  # resets the CUDA peak itself: cuda_max_allocated_mb is this run's
+    images, seconds, passes = timed_work(name, s)
+    flops = forward_flops(cfg) * passes * images
+    tflops = flops / seconds / 1e12 if seconds else None
+    peak_mb = s.get("cuda_max_allocated_mb")
     row = {
         "run": name,
         "status": s["status"],
         "fit_s": s.get("fit_seconds"),
         "img_s": s.get("train_images_per_second"),
-        "gpu_util_%": round(sampler.mean, 1) if sampler and sampler.mean is not None else None,
-        "peak_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        "gpu_util_%": round(sampler.mean, 1) if sampler.mean is not None else None,
+        "peak_mem_gb": round(peak_mb / 1024, 2) if peak_mb is not None else None,
+        "timed_images": images,
+        "timed_s": round(seconds, 2),
         "tflops": round(tflops, 1) if tflops else None,
         "of_peak_%": round(100 * tflops / peak, 1) if tflops and peak else None,
         "cached": s.get("cached_features"),

@@ -3,6 +3,7 @@ run as a user runs them; the GPU one refuses clearly without CUDA and has a CPU 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -48,3 +49,12 @@ def test_gpu_bench_smoke_mode_runs_the_real_path_on_cpu(tmp_path):
     rows = [line for line in r.stdout.splitlines() if line.startswith("run=")]
     assert len(rows) == 2 and all("status=ok" in row for row in rows)
     assert "cached=True" in rows[0] and "cached=False" in rows[1]
+    # TFLOP/s counts the images of the timed phase only: the cached run's train+val extraction
+    # (not the test split's 50), the scratch run's one epoch of training steps (not validation)
+    timed = [int(re.search(r"timed_images=(\d+)", row).group(1)) for row in rows]
+    cached, scratch = (
+        json.loads((tmp_path / name / "summary.json").read_text())["split_sizes"]
+        for name in ("vgg16_transfer_cached", "resnet18_32px_scratch")
+    )
+    assert timed == [cached["train"] + cached["val"], scratch["train"]] == [200, scratch["train"]]
+    assert all(re.search(r"timed_s=\d", row) for row in rows)

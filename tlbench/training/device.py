@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import platform
+import traceback
 from contextlib import nullcontext
 from functools import lru_cache
 
@@ -43,18 +45,37 @@ def accelerator_kind(accelerator: str) -> str:
     return "cpu"
 
 
+def cuda_has_native_bf16() -> bool:
+    """bf16 in hardware (compute capability 8.0+: Ampere or newer; ROCm). torch's default also
+    counts emulated bf16, so a T4 or V100 would "support" it at a fraction of fp16's speed."""
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch < 2.3: no such argument, and no emulation counted either
+        return torch.cuda.get_device_capability() >= (8, 0)
+
+
+def auto_precision(kind: str, native_bf16: bool) -> tuple[str, str]:
+    """precision=auto's choice for a device kind ('cuda', 'mps', 'cpu') that does or does not
+    compute bf16 natively: Lightning precision string and the reason."""
+    if kind == "cuda":
+        if native_bf16:
+            return "bf16-mixed", "GPU computes bf16 natively (Ampere or newer)"
+        return (
+            "16-mixed",
+            "GPU without native bf16 (pre-Ampere): fp16 mixed precision, loss scaling",
+        )
+    if kind == "cpu" and native_bf16:
+        return "bf16-mixed", "CPU has native bf16 (avx512_bf16/amx)"
+    return "32-true", f"no fast reduced precision on this {kind.upper()}"
+
+
 def choose_precision(requested, accelerator: str) -> tuple[str, str]:
     """Lightning precision string and the reason; `requested` other than 'auto' is kept."""
     if str(requested) != "auto":
         return str(requested), "set in trainer.precision"
     kind = accelerator_kind(accelerator)
-    if kind == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return "bf16-mixed", "GPU supports bf16 (Ampere or newer)"
-        return "16-mixed", "GPU without bf16: fp16 mixed precision with loss scaling"
-    if kind == "cpu" and cpu_has_native_bf16():
-        return "bf16-mixed", "CPU has native bf16 (avx512_bf16/amx)"
-    return "32-true", f"no fast reduced precision on this {kind.upper()}"
+    native = cuda_has_native_bf16() if kind == "cuda" else kind == "cpu" and cpu_has_native_bf16()
+    return auto_precision(kind, native)
 
 
 def autocast(precision: str, device_type: str):
@@ -148,3 +169,74 @@ def apply_speed_settings(cfg, module, datamodule) -> dict:
         out["matmul_precision"],
     )
     return out
+
+
+def reset_peak_memory() -> None:
+    """Start a run's `cuda_max_allocated_mb` from zero: in a one-process sweep (basic launcher)
+    the peak would otherwise be the largest of every earlier job. Uninitialised CUDA has no peak
+    to forget, and initialising it here would break fork-based DDP launchers."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def release_memory(exc: BaseException | None = None) -> None:
+    """Free a finished run's module, optimizer state and cached features before the next job of
+    a sweep starts: they sit in reference cycles (module <-> trainer <-> callbacks) that only a
+    collector pass frees. A failed run's traceback also holds them, through its frames' locals:
+    those are cleared (the traceback still prints; it was recorded in summary.json already)."""
+    if exc is not None:
+        traceback.clear_frames(exc.__traceback__)
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()  # give the freed blocks back: other processes share the GPU
+
+
+def _nondeterministic_pool(m: nn.Module) -> bool:
+    """CUDA has no deterministic backward for adaptive max pooling, nor for adaptive average
+    pooling to anything but 1x1 (which torch computes as a mean)."""
+    if isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.AdaptiveAvgPool3d)):
+        return True
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * 2
+        return any(s != 1 for s in size)
+    return False
+
+
+def nondeterministic_backward(net: nn.Module, trainable: set[str]) -> list[str]:
+    """Layers whose CUDA backward has no deterministic kernel and runs, because parameters
+    registered before them train (torchvision's VGG and AlexNet: `avgpool`, 7x7)."""
+    found, trains_before = [], False
+    for name, m in net.named_modules():
+        if trains_before and _nondeterministic_pool(m):
+            found.append(f"{name} ({type(m).__name__})")
+        own = (f"{name}.{p}" if name else p for p, _ in m.named_parameters(recurse=False))
+        trains_before = trains_before or any(p in trainable for p in own)
+    return found
+
+
+def deterministic_setting(requested, kind: str, layers: list[str]) -> tuple[object, str | None]:
+    """`trainer.deterministic` to hand Lightning, and a warning when it had to change: `true` on
+    CUDA with such layers would crash at the first backward, so it becomes "warn" (every other
+    kernel stays deterministic; torch warns once at these layers) rather than failing the run."""
+    if requested is not True or kind != "cuda" or not layers:
+        return requested, None
+    return "warn", (
+        f"trainer.deterministic=true: {', '.join(layers)} has no deterministic CUDA backward, so "
+        "this run uses deterministic=warn (every other kernel stays deterministic) and is not "
+        "bit-for-bit reproducible there. For bitwise reproducibility freeze the layers before it "
+        "(e.g. strategy=transfer) or train on CPU."
+    )
+
+
+def deterministic_for(cfg, module) -> tuple[object, str | None]:
+    """deterministic_setting for a run: its device and every parameter any phase trains."""
+    from tlbench.training import strategies
+
+    requested = cfg.trainer.get("deterministic", False)
+    kind = accelerator_kind(cfg.trainer.get("accelerator", "auto"))
+    if requested is not True or kind != "cuda":
+        return requested, None
+    trainable = set(
+        strategies.plan(module.net, module.head_names, cfg.strategy, epoch=None).trainable
+    )
+    return deterministic_setting(requested, kind, nondeterministic_backward(module.net, trainable))

@@ -36,6 +36,7 @@ def _print_summary(s: dict) -> None:
 
 
 def run_job(cfg: DictConfig) -> dict:
+    signals.BETWEEN_RUNS.install()  # a signal outside the run never kills finished work (143)
     try:
         s = train(cfg)
     except signals.INTERRUPTS as exc:  # a sweep stops too: the exit code says why
