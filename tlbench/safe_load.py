@@ -33,7 +33,15 @@ def _refuse(path: Path, key: str, problem: str, fix: str) -> TlbenchError:
 
 
 def _check_format(path: Path, key: str, fix: str) -> None:
-    """Tell 'not a checkpoint' from 'truncated' by the first bytes, before unpickling anything."""
+    """Tell 'not a checkpoint' from 'truncated' by the first bytes, before unpickling anything.
+    Only regular files are opened: reading a FIFO (or a device) would wait forever."""
+    if path.exists() and not path.is_file():
+        raise _refuse(
+            path,
+            key,
+            "is not a regular file (a named pipe, socket or device; reading it could wait forever)",
+            fix,
+        )
     with path.open("rb") as fh:
         head = fh.read(4)
     if not head:
@@ -67,8 +75,9 @@ def _unsafe_global(exc: BaseException) -> str | None:
     return match.group(1) if match else None
 
 
-def read(path, key: str, fix: str = FIX):
-    """`torch.load(path, map_location="cpu", weights_only=True)`; failures as TlbenchErrors."""
+def read(path, key: str, fix: str = FIX, mmap: bool = False):
+    """`torch.load(path, map_location="cpu", weights_only=True)`; failures as TlbenchErrors.
+    `mmap=True` maps the file instead of reading it (a few fields of a large checkpoint)."""
     import torch
 
     path = Path(path)
@@ -76,7 +85,7 @@ def read(path, key: str, fix: str = FIX):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Detected pickle protocol N" notices
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         name = _unsafe_global(exc)
         if name is None:

@@ -16,17 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers.cli import TWO_STEPS, run_cli
 from tlbench.runtime.resume import LAST
 from tlbench.training import summary as run_summary
 from tlbench.training.run import train
 
 FAST = [
-    "model=lenet5",
-    "strategy=scratch",
-    "data.samples_per_class=2",  # 20 training images: 2 steps per epoch
-    "data.batch_size=10",
-    "data.val_fraction=0.05",
-    "trainer.precision=32-true",
+    *TWO_STEPS,
     "test_after_fit=false",
 ]
 STEPS_PER_EPOCH = 2
@@ -132,3 +128,32 @@ def test_a_run_killed_during_its_test_resumes_to_the_test_only(cfg_factory, tmp_
     assert again["status"] == "ok" and again["test_acc"] is not None and again["epochs"] == 1
     assert [s["epochs"] for s in again["segments"]] == [1, 0]  # nothing trained twice
     assert again["last_checkpoint"] == str(run / LAST) and len(_rows(run)) == 1
+
+
+@pytest.mark.parametrize("content", ["truncated", "pickle"])
+def test_resume_reads_last_ckpt_safely_before_anything_runs(tmp_path, content):
+    """resume= reads last.ckpt through tlbench.safe_load before Hydra starts: a truncated file or
+    a planted pickle is one paragraph (exit 2), never torch's advice to use weights_only=False,
+    never unpickled, and the run dir is left as it was."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("- model=lenet5\n- data.image_size=32\n")
+    (run / "summary.json").write_text('{"status": "interrupted"}')
+    marker = tmp_path / "marker"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if content == "truncated":
+        ckpt.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 2)
+    else:
+
+        class Payload:
+            def __reduce__(self):
+                return (open, (str(marker), "w"))
+
+        ckpt.write_bytes(__import__("pickle").dumps(Payload(), protocol=2))
+    before = sorted(p.name for p in run.rglob("*"))
+    proc = run_cli(f"resume={run}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "weights_only=False" not in proc.stderr
+    assert "last.ckpt" in proc.stderr and not marker.exists()
+    assert sorted(p.name for p in run.rglob("*")) == before

@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tlbench.errors import TlbenchError
-from tlbench.runtime import launch, rundir, signals
+from tlbench.runtime import launch, owned, rundir, signals
 from tlbench.training import summary as run_summary
 
 
@@ -28,6 +28,13 @@ def _run_dir(path: Path, status: str | None, overrides=("model=lenet5", "strateg
 
 def _snapshot(path: Path) -> dict:
     return {p: p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(autouse=True)
+def _release_locks():
+    """check_targets takes the run dirs' locks for the launch (this test process)."""
+    yield
+    rundir.release_all()
 
 
 @pytest.mark.parametrize("status", ["running", "interrupted", "failed"])
@@ -45,7 +52,8 @@ def test_an_unfinished_run_dir_is_refused_without_resume(tmp_path, status):
 def test_overwrite_true_clears_the_dir_first(tmp_path):
     run = _run_dir(tmp_path / "run", "interrupted")
     launch.check_targets([f"hydra.run.dir={run}", "overwrite=true"], [[]])
-    assert not run.exists()
+    # nothing of the old run is left; the launch holds the lock and has claimed the dir
+    assert sorted(p.name for p in run.iterdir()) == [rundir.LOCK, owned.MANIFEST]
 
 
 def test_resume_and_overwrite_exclude_each_other(tmp_path):
@@ -161,6 +169,7 @@ def test_a_frozen_random_backbone_is_named(cfg_factory):
 def test_a_sweep_job_with_checkpoints_but_no_summary_counts_as_unfinished(tmp_path):
     sweep = tmp_path / "sweep"
     (sweep / "0" / "checkpoints").mkdir(parents=True)
+    (sweep / "0" / ".hydra").mkdir()  # Hydra writes it before the job starts
     (sweep / "0" / "checkpoints" / "last.ckpt").write_bytes(b"x")
     argv = ["-m", f"hydra.sweep.dir={sweep}", "seed=1"]
     with pytest.raises(TlbenchError, match="unfinished run"):

@@ -99,6 +99,10 @@ def register() -> None:
         from tlbench.config.overrides import tensorboard_version
 
         OmegaConf.register_new_resolver("tlbench_run_name", tensorboard_version)
+    if not OmegaConf.has_resolver("tlbench_unless_skipped"):  # skip_completed: Hydra writes nothing
+        from tlbench.config.runtime import unless_skipped
+
+        OmegaConf.register_new_resolver("tlbench_unless_skipped", unless_skipped)
 
 
 def compose(

@@ -4,9 +4,12 @@ same answer outside a Hydra app (tests and notebooks composing configs directly)
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 def hydra_config() -> DictConfig | None:
@@ -29,3 +32,18 @@ def task_overrides() -> list[str]:
     """The job's own command-line overrides (`hydra.overrides.task`)."""
     hc = hydra_config()
     return [str(o) for o in hc.overrides.task] if hc is not None else []
+
+
+def unless_skipped(value, instead=None, *, _root_):
+    """`${tlbench_unless_skipped:<value>[,<instead>]}` (conf/hydra/default.yaml): `value`, or
+    `instead` when this job is skipped (skip_completed=true and its dir's summary.json says ok).
+    Hydra writes `.hydra/` and opens `train.log` before the task function can say "skipped", so
+    this is the one place that keeps a finished run's files untouched (issue 22)."""
+    try:
+        if not _root_.get("skip_completed") or _root_.get("resume"):
+            return value
+        out = OmegaConf.select(_root_, "hydra.runtime.output_dir", default=None)
+        summary = json.loads((Path(str(out)) / "summary.json").read_text(encoding="utf-8"))
+        return instead if out and summary.get("status") == "ok" else value
+    except Exception:  # outside a job (compose), no summary yet: Hydra writes as usual
+        return value

@@ -1,29 +1,33 @@
 """Before Hydra starts (`tlbench.cli.train_main`): turn `resume=<dir>` into the old run's command
 line after checking what was typed with it, and refuse output dirs that would be poisoned or
-mixed (completed or unfinished work, a live lock, no write permission). Nothing in a run dir is
-written before these checks pass. The design is in tlbench.runtime.resume's module doc.
+mixed (completed or unfinished work, a live lock, no write permission, foreign files for
+overwrite=true, a place that holds something else). Nothing in a run dir is written before these
+checks pass; then `check_targets` holds every dir's lock for the launch (runtime.rundir's module
+doc) and returns the command line with the run/sweep dir pinned, so Hydra writes exactly where
+it was checked. The resume design is in tlbench.runtime.resume's module doc.
 """
 
 from __future__ import annotations
 
+import atexit
 import shlex
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from tlbench.errors import TlbenchError
-from tlbench.runtime import rundir
+from tlbench.runtime import owned, rundir, targets
 from tlbench.runtime.resume import (
     DIR_KEYS,
     OWN_KEYS,
     RESUMABLE,
     arg_value,
     completed_summary,
-    experiment_overrides,
     hydra_quote,
     is_ddp_child,
 )
-from tlbench.training import summary as run_summary
+
+_EXIT_HOOK = False  # rundir.release_all registered to run at exit
 
 
 # -- main(): before Hydra ---------------------------------------------------------------------
@@ -101,11 +105,45 @@ def _check_changes(run_dir: Path, before: dict, after: dict, value: str) -> None
         )
 
 
+def _check_epochs(run_dir: Path, after: dict | None, value: str) -> None:
+    """A trainer.max_epochs below the epochs last.ckpt already holds cannot be honoured: refused
+    before anything in the dir changes (the audit's `resume=<dir> trainer.max_epochs=4` after 9
+    epochs failed inside fit and flipped the run's summary to failed)."""
+    from tlbench.runtime.resume import LAST, _progress
+
+    if not (run_dir / LAST).is_file():
+        return
+    trained = _progress(str(run_dir / LAST))[0]  # damaged or planted: one paragraph, now
+    target = OmegaConf.select(OmegaConf.create(after or {}), "trainer.max_epochs")
+    if isinstance(target, int) and target < trained:
+        raise TlbenchError(
+            f"this run dir already holds {trained} trained epochs (checkpoints/last.ckpt), so "
+            f"training cannot continue to {target} (nothing in {run_dir} was changed)",
+            key="trainer.max_epochs",
+            value=target,
+            allowed=f"an integer >= {trained} (resume trains up to trainer.max_epochs)",
+            fix=f"resume with trainer.max_epochs={trained} or more; to use the model as it is, "
+            f"python -m tlbench.evaluate ckpt={run_dir / LAST}",
+        )
+
+
 def rewrite_argv(argv: list[str]) -> list[str]:
     """`resume=<dir>` -> the old run's overrides + `hydra.run.dir=<dir>` (see module doc)."""
-    value = arg_value(argv, "resume")
-    if value in (None, "", "null") or is_ddp_child():
+    if is_ddp_child():
         return argv
+    rundir.new_token()  # never a token inherited from a tlbench process that started this one
+    value = arg_value(argv, "resume")
+    if value in (None, "null"):
+        return argv
+    if not value.strip():
+        raise TlbenchError(
+            "resume= is empty (an unset shell variable?); without a run dir it would silently "
+            "start a fresh run with the default config (nothing was started)",
+            key="resume",
+            value=value,
+            fix="resume=<run dir> (the folder holding the run's summary.json and .hydra/), or "
+            "drop resume= to start a new run",
+        )
     if any(a in ("-m", "--multirun") for a in argv):
         raise TlbenchError(
             "resume continues one run; a sweep is continued with skip_completed=true",
@@ -122,6 +160,9 @@ def rewrite_argv(argv: list[str]) -> list[str]:
             fix="drop overwrite=true to continue the run, or drop resume= to start it again",
         )
     run_dir = _run_dir_of(value)
+    from tlbench.config import target_checks  # a handed-over dir: its saved _target_s first
+
+    target_checks.check_run_dir(run_dir)
     info = rundir.holder(run_dir)
     if info is not None:
         raise rundir.busy_error(run_dir, info, "resume")
@@ -130,6 +171,7 @@ def rewrite_argv(argv: list[str]) -> list[str]:
     before, after = _composed(old), _composed([*old, *typed])
     if before is not None and after is not None:
         _check_changes(run_dir, before, after, value)
+    _check_epochs(run_dir, after, value)
     done = completed_summary(run_dir)
     if done:
         target = OmegaConf.select(OmegaConf.create(after or {}), "trainer.max_epochs")
@@ -145,97 +187,57 @@ def rewrite_argv(argv: list[str]) -> list[str]:
     return [*hydra_old, *old, *typed, f"resume={path}", f"hydra.run.dir={path}"]
 
 
-def _refuse_unfinished(where: Path, key: str, value: str, sweep: bool) -> TlbenchError:
-    what = f"job {where.name} of this sweep" if sweep else "this run dir"
-    return TlbenchError(
-        f"{what} holds an unfinished run (summary.json says {rundir.status(where) or 'nothing'}, "
-        f"in {where}); training into it again would mix two attempts (nothing was changed)",
-        key=key,
-        value=value,
-        fix=(
-            "add skip_completed=true to continue unfinished jobs from their last.ckpt and skip "
-            "finished ones, overwrite=true to start the sweep again (clears the job dirs), or "
-            "choose a new hydra.sweep.dir"
-            if sweep
-            else f"continue it with {shlex.quote(f'resume={where}')}, start it again with "
-            "overwrite=true (clears the dir first), or choose a new hydra.run.dir"
-        ),
-    )
+def _at_exit() -> None:
+    """Release this launch's locks, then remove the dirs it created but never used (Hydra
+    refused the command line after the checks passed, e.g. an unknown flag)."""
+    rundir.release_all()
+    targets.remove_unused()
 
 
-def _check_one(run_dir: Path, key: str, value: str, skip: bool, overwrite: bool, sweep: bool):
-    """Whether a run/job dir may be trained into (raises if not); clears it for overwrite=true."""
-    info = rundir.holder(run_dir)
-    if info is not None:
-        raise rundir.busy_error(run_dir, info, key)
-    found = rundir.state(run_dir)
-    if found == "empty" or skip:
-        return found
-    if overwrite:
-        rundir.clear(run_dir, key)
-        return "empty"
-    if found == "unfinished":
-        raise _refuse_unfinished(run_dir, key, value, sweep)
-    if sweep:
-        raise TlbenchError(
-            f"the sweep dir already holds completed jobs (e.g. {run_dir}); running the sweep "
-            "again would overwrite them (nothing was changed)",
-            key=key,
-            value=value,
-            fix="add skip_completed=true to run only the unfinished jobs, overwrite=true to run "
-            "them all again, or choose a new hydra.sweep.dir",
-        )
-    raise TlbenchError(
-        "this run dir already holds a completed run; starting again would overwrite it "
-        "(nothing was changed)",
-        key=key,
-        value=value,
-        fix="choose a new hydra.run.dir, add skip_completed=true to keep it, or overwrite=true "
-        "to train it again from scratch (clears the dir first)",
-    )
+# Hydra's flags that print something and exit without running a job (no dir to check or lock).
+INFO_FLAGS = (
+    "-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--resolve", "-p", "--package",
+    "-i", "--info", "-sc", "--shell-completion",
+)  # fmt: skip
 
 
-def _saved_summary_overrides(run_dir: Path) -> list[str] | None:
-    """The overrides a job's summary.json recorded (None: no readable summary, e.g. only
-    checkpoints of a job killed before it could write one)."""
-    try:
-        return run_summary.read(run_dir).get("overrides")
-    except (OSError, ValueError):
-        return None
-
-
-def check_targets(argv: list[str], jobs: list[list[str]] | None) -> None:
-    """Before Hydra writes anything: the output dir is writable, and a run/sweep dir holding
-    completed or unfinished work is refused unless skip_completed=true or overwrite=true."""
-    if is_ddp_child() or arg_value(argv, "resume") not in (None, "", "null"):
-        return
+def check_targets(argv: list[str], jobs: list[list[str]] | None) -> list[str]:
+    """Before Hydra writes anything: every dir the launch will write is worked out (a default
+    timestamped dir is resolved and pinned in the returned argv), checked (its place, its foreign
+    files, a run dir holding completed or unfinished work unless skip_completed=true or
+    overwrite=true) and locked (tlbench.runtime.rundir's module doc)."""
+    if is_ddp_child() or any(a.partition("=")[0] in INFO_FLAGS for a in argv):
+        return argv  # a DDP rank's parent holds the dirs; Hydra's info flags write nothing
+    global _EXIT_HOOK
+    rundir.new_token()
+    if not _EXIT_HOOK:
+        _EXIT_HOOK = bool(atexit.register(_at_exit))
     skip = str(arg_value(argv, "skip_completed")).lower() == "true"
     overwrite = str(arg_value(argv, "overwrite")).lower() == "true"
+    cfg = targets.composed(jobs[0] if jobs else [a for a in argv if not a.startswith("-")])
+    data = targets.data_dirs(cfg)
+    value = arg_value(argv, "resume")
+    if value not in (None, "", "null"):  # rewrite_argv made it hydra.run.dir=<that dir>
+        where = targets.absolute(arg_value(argv, "hydra.run.dir"))
+        check = lambda t: owned.inspect(t.dir, t.key, t.value, overwrite=False)  # noqa: E731
+        targets.take([targets.Target(where, "resume", value, "resume")], data, check)
+        return argv
     multirun = any(a in ("-m", "--multirun") for a in argv)
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    base = arg_value(argv, key)
-    if base is None:  # a fresh timestamped dir under outputs/
-        rundir.check_writable(Path("outputs"), key)
-        return
-    base_dir = Path(base).expanduser()
-    rundir.check_writable(base_dir, key)
-    if not multirun:
-        _check_one(base_dir, key, base, skip, overwrite, sweep=False)
-        return
-    if arg_value(argv, "hydra.sweep.subdir") is not None or not jobs:
-        return  # job dirs cannot be predicted here; each job checks itself
-    for num, overrides in enumerate(jobs):
-        job_dir = base_dir / str(num)
-        found = _check_one(job_dir, key, base, skip, overwrite, sweep=True)
-        saved = _saved_summary_overrides(job_dir) if found != "empty" else None
-        if saved is not None and experiment_overrides(saved) != experiment_overrides(overrides):
-            raise TlbenchError(
-                f"job {num} of this sweep ran with other overrides "
-                f"({' '.join(experiment_overrides(saved))}) than it has now "
-                f"({' '.join(experiment_overrides(overrides))}); skipping, continuing or redoing it would "
-                "mix up the sweep (nothing was changed)",
-                key="hydra.sweep.dir",
-                value=base,
-                fix="re-run the sweep with exactly the same values in the same order, "
-                "overwrite=true to start it again, or use a new hydra.sweep.dir",
-            )
+    group = targets.run_targets(argv, cfg, key)
+    if multirun:
+        group += targets.job_targets(argv, jobs, group[0])
+    found: dict[Path, str] = {}
+
+    def check(t: targets.Target) -> None:
+        if t.kind == "run":
+            found[t.dir] = targets.check_one(t.dir, t.key, t.value, skip, overwrite, sweep=False)
+        elif t.kind == "job":
+            found[t.dir] = targets.job_check(t, skip, overwrite, t.value)
+
+    targets.take(group, data, check)
+    for where, state in found.items():  # every dir passed: only now is anything deleted
+        if state == "overwrite":
+            owned.clear(where)
+    pinned = [a for a in argv if a.partition("=")[0] != key]
+    return [*pinned, f"{key}={hydra_quote(str(group[0].dir))}"]

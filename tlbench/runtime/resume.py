@@ -31,8 +31,9 @@ deterministic with an explicit `hydra.sweep.dir` (the default contains the launc
     python -m tlbench -m hydra.sweep.dir=outputs/multiruns/cmp strategy=transfer,finetune
     python -m tlbench -m hydra.sweep.dir=outputs/multiruns/cmp strategy=transfer,finetune skip_completed=true
 Without skip_completed, `main()` refuses to start a run or sweep into a directory that already
-holds completed or unfinished work (before Hydra writes anything there); `overwrite=true` clears
-such a directory first.
+holds completed or unfinished work (before Hydra writes anything there); `overwrite=true` deletes
+what tlbench wrote there first (runtime.owned). A skipped job's `.hydra/` and `train.log` are left
+as they are: `${tlbench_unless_skipped:}` in conf/hydra/default.yaml (tlbench.config.runtime).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from omegaconf import DictConfig
 
 from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError
-from tlbench.runtime import rundir
+from tlbench.runtime import owned, rundir
 from tlbench.training import summary as run_summary
 
 log = logging.getLogger("tlbench")
@@ -141,7 +142,9 @@ def lock(run_dir: Path) -> rundir.Lock | rundir.NoLock:
     """Hold the run dir's lock for this run (DDP ranks > 0: their parent holds it)."""
     if is_ddp_child():
         return rundir.NoLock()
-    return rundir.Lock(run_dir, key="hydra.run.dir").acquire()
+    lock = rundir.Lock(run_dir, key="hydra.run.dir").acquire()  # python -m tlbench: taken already
+    owned.claim(run_dir)  # train(cfg) called directly: the dir is claimed here
+    return lock
 
 
 def source(cfg: DictConfig) -> Path | None:
@@ -194,13 +197,19 @@ def checkpoint(cfg: DictConfig) -> str | None:
     return cfg.get("ckpt_path")
 
 
+RESUME_FIX = (
+    "the run's last.ckpt is damaged or was not written by tlbench: start the run again with "
+    "overwrite=true, or resume another run dir"
+)
+
+
 def _progress(ckpt: str | None) -> tuple[int, int]:
     """(epochs finished, global step) stored in a Lightning checkpoint; (0, 0) without one."""
     if not ckpt:
         return 0, 0
-    import torch
+    from tlbench import safe_load  # a truncated or planted last.ckpt: one paragraph
 
-    state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    state = safe_load.read(ckpt, "resume", fix=RESUME_FIX, mmap=True)
     # Saved at the end of epoch e (on validation end): training continues with epoch e + 1.
     return int(state.get("epoch", -1)) + 1, int(state.get("global_step", 0))
 
@@ -233,3 +242,11 @@ def previous_rows(cfg: DictConfig, path: Path, ckpt: str | None) -> list[dict]:
             if parsed.get("epoch") is not None and parsed["epoch"] < epochs:
                 rows.append(parsed)
     return rows
+
+
+def finish(run_dir: Path, summary: dict) -> None:
+    """A run that ended ok: an `interrupted.ckpt` left by an earlier, interrupted segment is stale
+    (a resume continues from last.ckpt; a reader taking it for the run's state would get an older
+    model), so it goes."""
+    if summary.get("status") == "ok":
+        (Path(run_dir) / "checkpoints" / "interrupted.ckpt").unlink(missing_ok=True)

@@ -1,32 +1,54 @@
 """A run dir holds one run: what state it is in, who is writing into it, whether it is writable.
 
-- `state(dir)`: "empty" (nothing of a run), "ok" (summary.json says ok), or "unfinished"
-  (a summary.json that says running / interrupted / failed, or checkpoints without a summary).
-- `Lock`: `tlbench.lock` in the run dir holds the pid and host of the process training into it.
-  A second process is refused while that pid is alive; a lock left by a dead process (SIGKILL,
-  OOM, a crashed node on the same host) is stale and taken over. On Linux a live pid only counts
-  if its command line mentions tlbench, so a recycled pid does not keep a dir locked forever.
+- `state(dir)`: "empty" (nothing of a run, or a run that failed before any training started:
+  summary.json's `failed_before_training`, no checkpoints), "ok" (summary.json says ok), or
+  "unfinished" (a summary.json that says running / interrupted / failed, or checkpoints without
+  a summary).
+- `Lock`: `tlbench.lock` in the run dir. Who holds it is decided by the kernel: `flock` on the
+  file, taken without waiting, so of two processes starting together exactly one wins, and a
+  lock held by a process that died (SIGKILL, OOM) is free again at once. The file also names
+  the holder (pid, host) for the message the loser prints, and for processes the kernel lock
+  cannot see (another machine, a tlbench without flock): a named pid that is alive is respected;
+  on Linux only if its command line mentions tlbench, so a recycled pid does not keep a dir
+  locked forever. The lock is written in place (never renamed over): the kernel lock is on the
+  file's inode, and a holder that unlinks it on release is detected by comparing inodes.
+- Who takes it, and when (issue 22): Hydra writes `.hydra/` and opens `train.log` in a job's dir
+  *before* tlbench's task function runs, so a lock taken inside the job comes too late -- the
+  loser of two concurrent starts had already rewritten `.hydra/`. The lock is therefore taken by
+  the launching step (`tlbench.runtime.launch.check_targets`, in `python -m tlbench` before Hydra
+  starts) for every dir Hydra will write: the run dir, or a sweep's dir and each job dir. The
+  job then re-validates it (`Lock.acquire` in `train()`): in the same process (Hydra's basic
+  launcher) the lock is found in this process's table `_HELD` and reused; in a worker process
+  (joblib, submitit) the lock file carries a random token that the launching process put in the
+  environment (`TLBENCH_LOCK_TOKEN`, new for every launch), so a job accepts the lock its own
+  launch took for it and nothing else. A sweep's job dirs are locked by name only (`hold=False`:
+  the pid of the launching process, no open file per job) while the sweep dir itself holds the
+  kernel lock for the whole sweep: a second sweep into that dir is refused before any job runs.
 - `check_writable(dir, key)`: the dir, or the nearest existing folder above it, must be writable
   (os.access, which also reports read-only file systems), else one paragraph and exit 2 instead
   of a PermissionError traceback from deep inside Hydra.
+What a run dir owns (what `overwrite=true` may delete) and where a run dir may be: runtime.owned.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
 import os
-import shutil
+import secrets
 import socket
+import time
 from pathlib import Path
 
-from tlbench import atomic
 from tlbench.errors import TlbenchError
 from tlbench.training import summary as run_summary
 
 log = logging.getLogger("tlbench")
 
 LOCK = "tlbench.lock"
+TOKEN_ENV = "TLBENCH_LOCK_TOKEN"  # the launch's token: its jobs accept the locks it took for them
 
 
 def status(run_dir: Path) -> str | None:
@@ -41,9 +63,20 @@ def state(run_dir: Path) -> str:
     found = status(run_dir)
     if found == "ok":
         return "ok"
-    if found is not None or any((run_dir / "checkpoints").glob("*.ckpt")):
+    checkpoints = any((run_dir / "checkpoints").glob("*.ckpt"))
+    if found == "failed" and not checkpoints and _failed_before_training(run_dir):
+        return "empty"  # nothing was trained: the corrected command may reuse the dir
+    if found is not None or checkpoints:
         return "unfinished"
     return "empty"
+
+
+def _failed_before_training(run_dir: Path) -> bool:
+    """summary.json says the run failed before any training started (e.g. on its data)."""
+    try:
+        return run_summary.read(run_dir).get("failed_before_training") is True
+    except (OSError, ValueError):
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -63,16 +96,60 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def holder(run_dir: Path) -> dict | None:
-    """The live process holding the run dir's lock (pid, host), or None (no lock / stale)."""
+def _read_lock(path: Path) -> dict | None:
     try:
-        info = json.loads((run_dir / LOCK).read_text(encoding="utf-8"))
-        pid, host = int(info["pid"]), str(info.get("host", ""))
-    except (OSError, ValueError, KeyError, TypeError):
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return info if isinstance(info, dict) else None
+    except (OSError, ValueError):
         return None
+
+
+def _flocked(path: Path) -> bool:
+    """Whether another open file holds the kernel lock on `path` (a probe: taken and dropped)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _handed_over(info: dict | None) -> bool:
+    """The lock was taken for this job by its launching process (see the module doc)."""
+    token = os.environ.get(TOKEN_ENV)
+    return bool(token) and info is not None and info.get("token") == token
+
+
+def _live_other(info: dict | None) -> bool:
+    """The lock file names another live process (or one on another machine: cannot check)."""
+    if not info:
+        return False
+    try:
+        pid, host = int(info["pid"]), str(info.get("host", ""))
+    except (KeyError, TypeError, ValueError):
+        return False
     if host and host != socket.gethostname():
-        return info  # another machine's process: cannot check, assume alive
-    return info if pid != os.getpid() and _alive(pid) else None
+        return True
+    return pid != os.getpid() and _alive(pid)
+
+
+def holder(run_dir: Path) -> dict | None:
+    """The live process holding the run dir's lock (pid, host), or None (no lock, a stale one,
+    this process's own, or the one handed over to this job)."""
+    path = Path(run_dir) / LOCK
+    if _key(path) in _HELD or not path.is_file():
+        return None
+    info = _read_lock(path)
+    if _handed_over(info):
+        return None
+    if _flocked(path):
+        return info or {"pid": "?", "host": "?"}
+    return info if _live_other(info) else None
 
 
 def busy_error(run_dir: Path, info: dict, key: str) -> TlbenchError:
@@ -86,36 +163,114 @@ def busy_error(run_dir: Path, info: dict, key: str) -> TlbenchError:
     )
 
 
+_HELD: dict[Path, Lock] = {}  # the locks this process took, by lock-file path
+
+
+def _key(path: Path) -> Path:
+    """What Hydra makes of a dir (os.path.abspath: relative to the working dir, links kept)."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
+
+
+def new_token() -> None:
+    """A new launch: jobs started from here accept only the locks this launch takes (never a
+    token inherited from a parent tlbench or a test process)."""
+    os.environ[TOKEN_ENV] = secrets.token_hex(8)
+
+
 class Lock:
-    """`tlbench.lock` of one run dir: `acquire()` refuses a live holder and takes over a stale
-    lock; `release()` removes it if it is still ours. Also a context manager."""
+    """`tlbench.lock` of one run dir (see the module doc): `acquire()` refuses a live holder and
+    takes over a stale lock; `release()` removes it if it is still ours. Also a context manager."""
 
     def __init__(self, run_dir: str | Path, key: str = "hydra.run.dir") -> None:
-        self.path, self.key = Path(run_dir) / LOCK, key
+        self.path, self.key, self._fd = _key(Path(run_dir) / LOCK), key, None
 
-    def acquire(self) -> Lock:
-        info = holder(self.path.parent)
-        if info is not None:
-            raise busy_error(self.path.parent, info, self.key)
-        if self.path.exists():
-            log.warning("run dir lock %s was left by a process that is gone; taken over", self.path)
+    def acquire(self, hold: bool = True) -> Lock:
+        """`hold=False`: name this process in the file but keep no open file (a sweep's job dirs,
+        see the module doc); a rival still sees a live pid."""
+        held = _HELD.get(self.path)
+        if held is not None:  # taken for this job by the launching step of this process
+            return held
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        mine = {"pid": os.getpid(), "host": socket.gethostname()}
-        atomic.write_text(self.path, json.dumps(mine))
+        fd = self._kernel_lock()
+        info = _read_lock(self.path)
+        if fd is None and _handed_over(info):  # a worker's job: its launching process holds it
+            _HELD[self.path] = self
+            return self
+        if fd is None or (_live_other(info) and not _handed_over(info)):
+            if fd is not None:
+                os.close(fd)
+            raise busy_error(self.path.parent, info or {"pid": "?", "host": "?"}, self.key)
+        if info and info.get("pid") != os.getpid() and not _handed_over(info):
+            log.warning("run dir lock %s was left by a process that is gone; taken over", self.path)
+        mine = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "token": os.environ.get(TOKEN_ENV),
+        }
+        data = json.dumps(mine).encode()
+        os.pwrite(fd, data, 0)  # in place: the kernel lock belongs to this inode
+        os.ftruncate(fd, len(data))
+        if hold:
+            self._fd = fd
+        else:
+            os.close(fd)
+        _HELD[self.path] = self
         return self
 
+    def _kernel_lock(self) -> int | None:
+        """flock the file (None: another open file holds it). Retried for a second: a holder()
+        probe holds it for microseconds, and a releasing holder may unlink it under us."""
+        for _ in range(20):
+            try:
+                flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                fd = os.open(self.path, flags, 0o644)
+            except FileNotFoundError:  # a refused rival removed the folder it thought it made
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                continue
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                raise TlbenchError(
+                    f"{self.path} is a symbolic link; tlbench never writes through one",
+                    key=self.key,
+                    value=str(self.path.parent),
+                    fix="remove the link, or choose another dir",
+                ) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except (BlockingIOError, FileNotFoundError):
+                pass
+            os.close(fd)
+            time.sleep(0.05)
+        return None
+
     def release(self) -> None:
+        if _HELD.get(self.path) is self:
+            del _HELD[self.path]
+        info = _read_lock(self.path)
         try:
-            if json.loads(self.path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            if info and info.get("pid") == os.getpid():
                 self.path.unlink()
-        except (OSError, ValueError):
+        except OSError:
             pass
+        finally:  # unlinked first, then the kernel lock dropped (see _kernel_lock)
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> Lock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def release_all() -> None:
+    """Every lock this process still holds (the end of a launch; a test's cleanup)."""
+    for lock in list(_HELD.values()):
+        lock.release()
 
 
 class NoLock:
@@ -139,13 +294,3 @@ def check_writable(run_dir: Path, key: str) -> None:
         fix=f"choose a writable place, e.g. {key}=$HOME/tlbench_runs/run1 (or fix the "
         "permissions of that folder)",
     )
-
-
-def clear(run_dir: Path, key: str) -> None:
-    """`overwrite=true`: delete what the dir holds before Hydra writes into it."""
-    info = holder(run_dir)
-    if info is not None:
-        raise busy_error(run_dir, info, key)
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        log.warning("overwrite=true: clearing %s", run_dir)
-        shutil.rmtree(run_dir)
