@@ -67,10 +67,12 @@ def test_one_worker_policy():
     assert loading.worker_count("auto", in_memory=True) == 0
     assert loading.worker_count("auto", in_memory=False) == min(4, loading.usable_cpus())
     assert loading.worker_count("auto", in_memory=False, batches=1) == 0
-    assert loading.worker_count(3, in_memory=True) == 3
-    with pytest.raises(TlbenchError, match="data.num_workers"):
-        loading.worker_count(-1, in_memory=False)
-    files = loading.loader_settings(2, in_memory=False)
+    cap = loading.usable_cpus()
+    assert loading.worker_count(cap, in_memory=True) == cap
+    for bad in (-1, cap + 1):  # more workers than usable CPUs: an error naming the cap
+        with pytest.raises(TlbenchError, match=f"data.num_workers={bad}.* 0 .. {cap}"):
+            loading.worker_count(bad, in_memory=False)
+    files = loading.loader_settings(1, in_memory=False)
     assert files["persistent_workers"] and files["worker_init_fn"] is loading.one_thread_per_worker
     assert files["pin_memory"] == torch.cuda.is_available()
     assert "worker_init_fn" not in loading.loader_settings("auto", in_memory=True)

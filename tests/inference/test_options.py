@@ -93,6 +93,7 @@ def test_unknown_and_added_keys(tmp_path):
         ("predict", "top_k=-1", "top_k=-1: must be an integer >= 1"),
         ("predict", "top_k=five", "top_k='five': must be an integer >= 1"),
         ("predict", "num_workers=-1", "num_workers=-1: must be an integer >= 0"),
+        ("predict", "num_workers=1000", "num_workers=1000: this process may use .* CPUs"),
         ("predict", "progress_bar=maybe", "progress_bar='maybe': must be true or false"),
         ("export", "atol=-1", "atol=-1: must be a number >= 0"),
         ("export", "rtol=abc", "rtol='abc': must be a number >= 0"),
@@ -171,3 +172,13 @@ def test_predict_on_a_folder_of_unreadable_files_is_an_error(tiny_run, tmp_path)
         predict.predict(cfg)
     rows = (tmp_path / "predictions.csv").read_text().splitlines()
     assert len(rows) == 3 and all(r.rstrip().split(",")[-1] for r in rows[1:])  # errors listed
+
+
+def test_a_fifo_checkpoint_is_refused_not_waited_on(tmp_path):
+    """`evaluate ckpt=<a named pipe>` waited forever for a writer: only regular files are read."""
+    fifo = tmp_path / "best.ckpt"
+    os.mkfifo(fifo)
+    result = run_module("evaluate", f"ckpt={fifo}", f"hydra.run.dir={tmp_path / 'out'}")
+    assert result.returncode == 2, result.stderr
+    assert "not a regular file" in result.stderr and f"ckpt='{fifo}'" in result.stderr
+    assert not (tmp_path / "out").exists()

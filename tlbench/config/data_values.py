@@ -1,4 +1,5 @@
-"""Value checks of the `data` node, before any file is read: batch and image sizes, label budgets,
+"""Value checks of the `data` node, before any file is read: batch and image sizes, DataLoader
+workers (at most the usable CPUs: tlbench.data.loading.check_workers says why), label budgets,
 split fractions (alone and together), the class selection (names known without reading files come
 from the DataModule class itself, `known_class_names(**cfg)`), the dataset folders, and a run dir
 that would land inside the dataset.
@@ -20,18 +21,21 @@ MAX_IMAGE_SIZE = 4096
 
 
 def check_data(data: DictConfig, run_dir: Path | None = None) -> None:
-    from tlbench.data.splits import check_budget, check_fraction
+    # The data room's own checks (one copy each), called before the DataModule exists.
+    from tlbench.data import loading, splits
 
     if "batch_size" in data:
         from tlbench.config.values import positive_int
 
         positive_int(data.get("batch_size"), "data.batch_size", "32")
+    if "num_workers" in data:  # capped at the CPUs this process may use (see check_workers)
+        loading.check_workers(data.get("num_workers"))
     _check_image_size(data.get("image_size"))
-    check_budget(data.get("samples_per_class"), data.get("train_fraction"))
+    splits.check_budget(data.get("samples_per_class"), data.get("train_fraction"))
     if "val_fraction" in data:
-        check_fraction("data.val_fraction", data.get("val_fraction"))
+        splits.check_fraction("data.val_fraction", data.get("val_fraction"))
     if "test_fraction" in data:
-        check_fraction("data.test_fraction", data.get("test_fraction"), allow_zero=True)
+        splits.check_fraction("data.test_fraction", data.get("test_fraction"), allow_zero=True)
     _check_fraction_sum(data)
     _check_classes(data)
     _check_folders(data)

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
+from tlbench.config.resolution import check_resolves, omegaconf_error
 from tlbench.errors import TlbenchError, one_of
 
 INFO_FLAGS = (
@@ -38,10 +41,15 @@ QUOTING_HINT = (
 )
 
 
-def compose_error(exc: BaseException, overrides: list[str]) -> TlbenchError:
-    """Hydra's composition errors as one paragraph naming the override and the allowed values."""
+def compose_error(
+    exc: BaseException, overrides: list[str], command: str = "tlbench"
+) -> TlbenchError:
+    """Hydra's composition errors as one paragraph naming the override and the allowed values;
+    OmegaConf's errors through omegaconf_error. The one place both are translated."""
     from hydra.errors import MissingConfigException
 
+    if isinstance(exc, OmegaConfBaseException):
+        return omegaconf_error(exc, overrides)
     text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     if isinstance(exc, MissingConfigException) and exc.options:
@@ -66,7 +74,7 @@ def compose_error(exc: BaseException, overrides: list[str]) -> TlbenchError:
             f"this key does not exist in the config ({first})",
             key=key,
             value=value,
-            fix="check the spelling against `python -m tlbench --cfg job`; + adds a key only "
+            fix=f"check the spelling against `python -m {command} --cfg job`; + adds a key only "
             "where the component accepts it",
         )
     dict_key = any("={" in o and any(c in o for c in "[]") for o in overrides)
@@ -76,7 +84,7 @@ def compose_error(exc: BaseException, overrides: list[str]) -> TlbenchError:
         value=" ".join(overrides),
         fix=(QUOTING_HINT + "; " if dict_key else "")
         + "check the override syntax (key=value, group=option, +new_key=value); "
-        "see `python -m tlbench --help`",
+        f"see `python -m {command} --help`",
     )
 
 
@@ -155,11 +163,33 @@ def run_dir(cfg: DictConfig) -> Path | None:
     return None
 
 
-def preflight(argv: list[str], jobs: list[list[str]] | None, limit: int = 64) -> None:
-    """Compose every job's config as Hydra will (the first `limit` of a sweep: ~0.3 s each) and
-    raise Hydra's errors as TlbenchErrors; validate a single run's config too. In a multirun a job
-    whose values are bad is left to fail on its own (its summary.json says why) while the sweep
-    goes on, as the README's Sweeps section promises."""
+def compose_command(argv: list[str], config_name: str) -> None:
+    """`python -m tlbench.<rank|evaluate|predict|export>`: the command line must compose (the first
+    job of a sweep stands for all), else Hydra's error as one paragraph -- `tlbench.rank
+    model=lenet5` printed Hydra's raw "Could not override 'model'"."""
+    from tlbench.config import compose
+
+    jobs = job_overrides(argv)
+    for overrides in (jobs or [])[:1]:
+        try:
+            check_resolves(compose(overrides, config_name=config_name, return_hydra_config=True))
+        except Exception as exc:
+            raise compose_error(exc, overrides, command=f"tlbench.{config_name}") from None
+
+
+def preflight(
+    argv: list[str],
+    jobs: list[list[str]] | None,
+    limit: int = 64,
+    then: Callable[[DictConfig], object] | None = None,
+) -> None:
+    """Compose every job's config as Hydra will (the first `limit` of a sweep: ~0.3 s each),
+    resolve its interpolations, and raise Hydra's and OmegaConf's errors as TlbenchErrors;
+    validate a single run's config too, then `then(cfg)`: the checks that need the layers above
+    config (the model registry, the strategy's patterns on the network), passed in by the entry
+    point. So every check that does not need the data runs before Hydra creates the run dir. In a
+    multirun a job whose values are bad is left to fail on its own (its summary.json says why)
+    while the sweep goes on, as the README's Sweeps section promises."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from tlbench.config import compose
@@ -175,12 +205,19 @@ def preflight(argv: list[str], jobs: list[list[str]] | None, limit: int = 64) ->
     for overrides in jobs[:limit]:
         try:
             cfg = compose(overrides, return_hydra_config=True)
+            check_resolves(cfg)
         except Exception as exc:
             raise compose_error(exc, overrides) from None
-        if not multirun:
-            where = run_dir(cfg)
-            with open_dict(cfg):
-                cfg.pop("hydra")
-                if where is not None:  # what ${hydra:runtime.output_dir} will say in the job
-                    cfg.paths.output_dir = str(where)
+        if multirun:
+            continue
+        where = run_dir(cfg)
+        with open_dict(cfg):
+            cfg.pop("hydra")
+            if where is not None:  # what ${hydra:runtime.output_dir} will say in the job
+                cfg.paths.output_dir = str(where)
+        try:
             validate_config(cfg, run_dir=where, machine=True)
+            if then is not None:
+                then(cfg)
+        except OmegaConfBaseException as exc:
+            raise compose_error(exc, overrides) from None

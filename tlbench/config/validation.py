@@ -5,12 +5,16 @@ model is built, each reported as one paragraph (key, value, what is allowed, the
 - tlbench.config.keys: unknown keys (read from the config files, the schemas of
   tlbench.config.schema and the constructors' signatures of `_target_` nodes), the allow-list of
   `_target_`s, and the types of values from those annotations;
-- tlbench.config.values: top-level switches, seed, optimizer, scheduler and trainer values;
+- tlbench.config.values: top-level switches, seed, optimizer, scheduler and trainer values, and
+  the strategy's learning-rate multipliers (finite, > 0; 0 only in lr_mult, where it freezes);
+- tlbench.config.monitors: a callback's `monitor` names a metric tlbench logs;
 - tlbench.config.data_values: the data node (sizes, budgets, fractions, classes, folders) and a run
   dir inside the dataset.
-The model name (with close-match suggestions) and its input size are checked by
-tlbench.models.registry.validate, which training's validate calls right after this.
-tlbench.config.preflight runs all of it for every job of a command line before Hydra starts.
+The model name (with close-match suggestions), its weights and its input size are checked by
+tlbench.models.registry.validate, and the strategy's patterns on the network by
+tlbench.training.lr_groups.check_patterns; training's validate calls both right after this.
+tlbench.config.preflight runs all of it (training's validate through its `then` hook) before
+Hydra starts, so before any run dir exists.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from tlbench.config import data_values, keys, values
+from tlbench.config import data_values, keys, monitors, values
 
 
 def validate_config(
@@ -35,7 +39,9 @@ def validate_config(
     values.check_optimizer(cfg)
     values.check_trainer(cfg, machine=machine)
     values.check_scheduler(cfg)
+    monitors.check_monitors(cfg)
     keys.check_strategy_types(cfg)
+    values.check_strategy(cfg)  # after the types: the multipliers are numbers by now
     data = cfg.get("data")
     if data is not None:
         data_values.check_data(data, Path(run_dir) if run_dir else _output_dir(cfg))

@@ -39,9 +39,14 @@ def positive_int(v, key: str, example: str, allow_none: bool = False) -> None:
 
 
 def in_range(v, key: str, allowed: str, ok, example: str, why: str = "out of range") -> None:
-    """`ok(v)` must hold for a finite number `v`."""
-    if not is_number(v) or not ok(v):
-        raise TlbenchError(why, key=key, value=v, allowed=allowed, fix=f"e.g. {key}={example}")
+    """`ok(v)` must hold for a finite number `v`; nan, inf and non-numbers say so, not `why`."""
+    if not is_number(v) and isinstance(v, float):
+        why = "not a finite number"  # nan, inf: never "negative" or "out of range"
+    elif not is_number(v):
+        why = "must be a number" if why == "out of range" else why
+    elif ok(v):
+        return
+    raise TlbenchError(why, key=key, value=v, allowed=allowed, fix=f"e.g. {key}={example}")
 
 
 def check_top_level(cfg: DictConfig) -> None:
@@ -98,15 +103,14 @@ def check_optimizer(cfg: DictConfig) -> None:
         raise TlbenchError(
             "no optimizer is configured", key="optimizer", value=None, fix="optimizer=adamw"
         )
-    lr = opt.get("lr")
-    if not is_number(lr) or lr <= 0:
-        raise TlbenchError(
-            "the learning rate must be a positive number",
-            key="optimizer.lr",
-            value=lr,
-            allowed="a finite number > 0 (typical: 1e-4 .. 1e-1)",
-            fix="e.g. optimizer.lr=1e-3",
-        )
+    in_range(
+        opt.get("lr"),
+        "optimizer.lr",
+        "a finite number > 0 (typical: 1e-4 .. 1e-1)",
+        lambda lr: lr > 0,
+        "1e-3",
+        why="the learning rate must be a positive number",
+    )
     if opt.get("momentum") is not None:
         in_range(
             opt.momentum,
@@ -140,6 +144,40 @@ def check_optimizer(cfg: DictConfig) -> None:
                 value=betas,
                 allowed="two numbers in [0, 1)",
                 fix="e.g. 'optimizer.betas=[0.9,0.999]' (quoted in a shell)",
+            )
+
+
+def check_strategy(cfg: DictConfig) -> None:
+    """Learning-rate multipliers (tlbench.training.lr_groups): finite and > 0. A negative one
+    climbs the loss (the audit's `lr_mult={features.conv*: -1}` trained at LR -0.001), nan and inf
+    poison the first step. 0 is allowed only in `strategy.lr_mult`, where it freezes what the
+    pattern matches (the classic CIFAR experiment's trick)."""
+    strategy = cfg.get("strategy")
+    if not isinstance(strategy, DictConfig):
+        return
+    why = "a learning-rate multiplier must be > 0 (0 trains nothing; a negative LR climbs the loss)"
+    for name in ("head_lr_mult", "backbone_lr_mult", "layer_decay"):
+        if strategy.get(name) is not None:
+            example = "0.75" if name == "layer_decay" else "1.0"
+            in_range(
+                strategy.get(name),
+                f"strategy.{name}",
+                "a finite number > 0",
+                lambda m: m > 0,
+                example,
+                why=why,
+            )
+    mults = strategy.get("lr_mult")
+    for pattern, mult in mults.items() if isinstance(mults, DictConfig) else ():
+        if not is_number(mult) or mult < 0:
+            raise TlbenchError(
+                "a learning-rate multiplier cannot be negative (a negative LR climbs the loss)"
+                if is_number(mult)
+                else "not a finite number",
+                key=f"strategy.lr_mult.{pattern}",
+                value=mult,
+                allowed="a finite number >= 0 (0 freezes what the pattern matches)",
+                fix=f"e.g. 'strategy.lr_mult={{{pattern}: 0.1}}' (quoted in a shell)",
             )
 
 

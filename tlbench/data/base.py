@@ -133,6 +133,24 @@ class BaseDataModule(L.LightningDataModule):
                 fix="add a second class folder, or pick at least 2 classes with data.classes",
             )
         self.splits, self.class_names = splits, names
+        self._cap_batch_size()
+
+    def _cap_batch_size(self) -> None:
+        """A batch larger than every split holds the whole split anyway: capped to the largest
+        split's size, so nothing sized by the batch (pinned buffers, cached-feature slices, the
+        precision probe) is allocated for images that do not exist (`data.batch_size=1000000000`
+        tried to allocate 12 TB). Each loader still yields the same batches."""
+        largest = max(len(s.targets) for s in self.splits.values())
+        if self.batch_size > largest:
+            log.warning(
+                "data.batch_size=%d is larger than any split of %s (largest: %d images); "
+                "using %d (one batch per split)",
+                self.batch_size,
+                self.name,
+                largest,
+                largest,
+            )
+            self.batch_size = largest
 
     def dataset(self, split: str, train: bool | None = None) -> ImageDataset:
         """The per-sample path: (float image, label) per index, transformed one at a time.
@@ -195,7 +213,10 @@ class BaseDataModule(L.LightningDataModule):
         if x.dtype != torch.uint8:  # files: already transformed in the workers
             return x, y
         training = self.trainer is not None and self.trainer.training
-        return self.batch_transform(training)(x), y
+        x = self.batch_transform(training)(x)
+        if self.trainer is not None:  # Lightning casts inputs before this hook: uint8 was skipped
+            x = self.trainer.precision_plugin.convert_input(x)  # 64/16/bf16-true: the net's dtype
+        return x, y
 
     def batches(
         self,

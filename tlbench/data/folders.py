@@ -202,6 +202,15 @@ def complete(splits: dict[str, Split], val_fraction: float, test_fraction: float
 class ImageFolderDataModule(FolderDataModule):
     """Your own images: `root/<class>/*` split for you, or explicit train/val/test folders."""
 
+    @classmethod
+    def known_class_names(cls, root=None, train_dir=None, **cfg) -> list[str] | None:
+        """The class folders of data.train_dir (else data.root): listing folders reads no image,
+        so config validation refuses a data.classes name that is not among them before any run
+        dir exists. None when the folder is missing (the folder checks report that)."""
+        key, folder = ("data.train_dir", train_dir) if train_dir else ("data.root", root)
+        path = files.resolve(folder) if folder else None
+        return list(class_dirs(path, key)) if path is not None and path.is_dir() else None
+
     def __init__(
         self,
         root: str | None = None,

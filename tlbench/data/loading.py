@@ -36,16 +36,29 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def check_workers(num_workers) -> None:
+def check_workers(num_workers, key: str = "data.num_workers") -> None:
+    """A count in 0 .. usable CPUs (or auto). Above the CPUs is an error, not a silent cap: each
+    worker is a process on the same CPUs, so more of them never load faster but each costs
+    memory (the audit's 1000 workers ended in the OOM killer), such a value is a typo or a
+    misunderstanding, and a capped value would make the config and summary.json say something
+    else than what ran. A resumed run may override data.num_workers on a smaller machine."""
+    cap = usable_cpus()
     if num_workers != "auto" and (
-        isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0
+        isinstance(num_workers, bool)
+        or not isinstance(num_workers, int)
+        or not 0 <= num_workers <= cap
     ):
+        too_many = isinstance(num_workers, int) and num_workers > cap
         raise TlbenchError(
-            "DataLoader workers must be a count",
-            key="data.num_workers",
+            f"this process may use {cap} CPUs (os.sched_getaffinity), and each DataLoader worker "
+            "is a process on them: more workers than CPUs only cost memory"
+            if too_many
+            else "DataLoader workers must be a count",
+            key=key,
             value=num_workers,
-            allowed="auto or an integer >= 0 (0 = load in the main process)",
-            fix="e.g. data.num_workers=4",
+            allowed=f"auto (min({MAX_AUTO_WORKERS}, CPUs)) or an integer in 0 .. {cap} "
+            "(0 = load in the main process)",
+            fix=f"e.g. {key}={min(MAX_AUTO_WORKERS, cap)}, or {key}=auto",
         )
 
 

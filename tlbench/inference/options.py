@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from tlbench import cli
+from tlbench.data import loading
 from tlbench.errors import TlbenchError, nearest, one_of
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
@@ -205,6 +206,22 @@ def _output(cfg: DictConfig, key: str = "output") -> None:
         raise TlbenchError(
             f"cannot be created: {parent} is a file", key=key, value=str(v), fix="choose a path"
         )
+    refuse_existing(cfg, p, key=key)
+
+
+def refuse_existing(cfg: DictConfig, *paths: Path, key: str = "output") -> None:
+    """An existing file is replaced only with `overwrite=true`: a typo in output= never silently
+    destroys someone's predictions or model."""
+    if cfg.get("overwrite") is True:
+        return
+    for p in paths:
+        if p.exists() or p.is_symlink():
+            raise TlbenchError(
+                f"{p} already exists; tlbench does not replace a file unless told to",
+                key=key,
+                value=str(cfg.get(key)),
+                fix="give another path, or add overwrite=true to replace it",
+            )
 
 
 def device(value) -> torch.device:
@@ -253,7 +270,8 @@ def validate(command: str, cfg: DictConfig) -> None:
         _count(cfg, "top_k", 1)
     if "num_workers" in cfg and cfg.num_workers != "auto":
         _count(cfg, "num_workers", 0)
-    for key in ("progress_bar", "check"):
+        loading.check_workers(cfg.num_workers, key="num_workers")  # training's rule
+    for key in ("progress_bar", "check", "overwrite"):
         if key in cfg:
             _switch(cfg, key)
     for key in ("atol", "rtol"):

@@ -45,11 +45,10 @@ def read(path: str | Path) -> dict:
 
 
 def stored_preprocess(path: str | Path) -> Preprocess | None:
-    """The preprocessing a tlbench checkpoint was trained with, if it records one."""
-    try:
-        hp = read(path).get("hyper_parameters", {})
-    except TlbenchError:
-        return None
+    """The preprocessing a tlbench checkpoint was trained with, if it records one. A file that
+    cannot be read safely is refused here (registry.describe runs before the run dir exists)."""
+    obj = read(path)
+    hp = (obj.get("hyper_parameters") if isinstance(obj, dict) else None) or {}
     return Preprocess.from_dict(hp["preprocess"]) if "preprocess" in hp else None
 
 

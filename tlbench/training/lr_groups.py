@@ -66,6 +66,25 @@ def optimizer_groups(
     return out
 
 
+def check_patterns(model_cfg, strategy_cfg, image_size: int | None) -> None:
+    """Every name and pattern of the strategy (trainable, last_n_stages, schedule, lr_mult,
+    layer_decay) against the network, built on the meta device (no memory, no weights: ~0.01-1 s)
+    so a pattern that matches nothing is refused before any data is read. A network that cannot
+    be built on the meta device (a few initialisers read values) is checked when it is built."""
+    import torch
+
+    from tlbench.models import registry
+
+    try:
+        with torch.device("meta"):
+            built = registry.build(
+                model_cfg, num_classes=2, pretrained=False, image_size=image_size
+            )
+    except (NotImplementedError, RuntimeError):
+        return
+    param_groups(built.net, built.head_names, strategy_cfg)
+
+
 def group_starts(
     net: nn.Module, head_names: list[str], cfg, groups: dict[str, tuple[list[str], float]]
 ) -> dict[str, int]:
