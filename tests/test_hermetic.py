@@ -18,7 +18,9 @@ def _touch(tmp_path, code: str) -> str:
 
 
 def test_reading_a_system_dataset_folder_is_recorded(tmp_path):
-    found = _touch(tmp_path, "import os\ntry: os.listdir('/usr/share/datasets')\nexcept OSError: pass")
+    found = _touch(
+        tmp_path, "import os\ntry: os.listdir('/usr/share/datasets')\nexcept OSError: pass"
+    )
     assert "os.listdir /usr/share/datasets" in found
 
 

@@ -1,16 +1,24 @@
 """The entry points' one error policy and their Hydra wrappers.
 
-Every entry point (`python -m tlbench`, `tlbench.evaluate | predict | export`) reports errors the
-same way: a TlbenchError (a user error) prints one paragraph and exits with code 2; any other
-error prints its type and message, where its traceback went, and exits with 1;
-`HYDRA_FULL_ERROR=1` re-raises so the traceback shows. In a multirun a failed job is recorded
-(its summary.json says why) and the sweep goes on.
+Every entry point (`python -m tlbench`, `tlbench.evaluate | predict | export | rank`) reports
+errors the same way: a TlbenchError (a mistake tlbench recognises in what the user gave it) prints
+one paragraph and exits with code 2; any other error is a bug or a library's own complaint (with
+its own hint, e.g. Lightning's "HINT: Use `--ntasks-per-node`"): it prints its traceback, type and
+message as raised, says where else the traceback was recorded (a run's summary.json), and exits
+with 1. `HYDRA_FULL_ERROR=1` re-raises so Hydra shows the traceback instead (and a TlbenchError's).
+In a multirun a failed job is recorded (its summary.json says why) and the sweep goes on.
+
+Before Hydra starts, every entry point checks each `_target_` of its command line and composed
+config, the `hydra` node included, against the allow-list (tlbench.config.allow_list): Hydra
+instantiates `hydra.callbacks` itself at startup, before any task code runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,13 +40,20 @@ def say_error(exc: BaseException, traceback_at: str | None = None) -> int:
     if isinstance(exc, TlbenchError):
         print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
         return 2
-    where = f"the traceback is in {traceback_at}; " if traceback_at else ""
-    print(
-        f"\nError: {type(exc).__name__}: {exc}\n({where}set HYDRA_FULL_ERROR=1 to see it here)\n",
-        file=sys.stderr,
-        flush=True,
-    )
+    if not full_errors():  # else Hydra prints it when the error is re-raised
+        traceback.print_exception(exc, file=sys.stderr)
+    where = f" (the traceback is also in {traceback_at})" if traceback_at else ""
+    print(f"\nError: {type(exc).__name__}: {exc}{where}\n", file=sys.stderr, flush=True)
     return 1
+
+
+def recorded_traceback(summary_json: Path) -> str | None:
+    """`summary_json` when it holds a traceback (a failure before the run wrote it leaves none)."""
+    try:
+        saved = json.loads(summary_json.read_text(encoding="utf-8")).get("traceback")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(summary_json) if saved else None
 
 
 def guarded(
@@ -82,7 +97,14 @@ def _check_installed() -> None:
 
 def main(config_name: str, fn: Callable[[DictConfig], object]) -> None:
     """`python -m tlbench.<evaluate|predict|export>`."""
+    from tlbench.config import preflight, target_checks
+
     _check_installed()
+    try:
+        target_checks.check_command_line(sys.argv[1:], config_name)
+        preflight.compose_command(sys.argv[1:], config_name)  # Hydra's errors, one paragraph
+    except TlbenchError as exc:
+        sys.exit(say_error(exc))
     hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name=config_name)(
         guarded(fn)
     )()
@@ -91,19 +113,26 @@ def main(config_name: str, fn: Callable[[DictConfig], object]) -> None:
 def train_main() -> None:
     """`python -m tlbench`: check the whole command line before Hydra writes anything (resume=,
     composition errors of every job, completed run dirs), then run each job."""
-    from tlbench.config import preflight
+    from tlbench.config import preflight, target_checks
     from tlbench.runtime import launch, resume
     from tlbench.training.job import run_job
+    from tlbench.training.run import validate as validate_run
 
     _check_installed()
     try:
         argv = preflight.quote_dict_keys(launch.rewrite_argv(sys.argv[1:]))
         jobs = preflight.job_overrides(argv)
+        target_checks.check_command_line(argv)  # every _target_, hydra.callbacks included
         if not full_errors() and not resume.is_ddp_child():
-            preflight.preflight(argv, jobs)  # compose + validate every job
-        launch.check_targets(argv, jobs)
+            # compose + validate every job; a single run also gets training's own checks
+            # (model, weights, strategy patterns) before Hydra creates its run dir
+            preflight.preflight(argv, jobs, then=validate_run)
+        argv = launch.check_targets(argv, jobs)  # dirs checked, locked and pinned
     except TlbenchError as exc:
         sys.exit(say_error(exc))
     sys.argv = [sys.argv[0], *argv]
-    task = guarded(run_job, traceback_at=lambda cfg: f"{Path(cfg.paths.output_dir)}/summary.json")
+    task = guarded(
+        run_job,
+        traceback_at=lambda cfg: recorded_traceback(Path(cfg.paths.output_dir) / "summary.json"),
+    )
     hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name="train")(task)()

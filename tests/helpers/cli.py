@@ -18,6 +18,17 @@ TINY = [
     "logger=none",
 ]
 
+# A real run of two optimizer steps per epoch (20 digits images, lenet5, fp32): the shortest run
+# that still has epochs, checkpoints and a resume point.
+TWO_STEPS = [
+    "model=lenet5",
+    "strategy=scratch",
+    "data.samples_per_class=2",
+    "data.batch_size=10",
+    "data.val_fraction=0.05",
+    "trainer.precision=32-true",
+]
+
 
 def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600):
     """`python -m tlbench ...` in a subprocess, as a user would type it."""

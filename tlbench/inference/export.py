@@ -30,6 +30,7 @@ from tlbench.inference.onnx_export import (
     run_onnx,
     written_opset,
 )
+from tlbench.models import outputs
 
 log = logging.getLogger("tlbench.export")
 
@@ -39,21 +40,9 @@ FORMATS = {"torchscript": ".pt", "onnx": ".onnx"}
 TRACE_BATCH, CHECK_BATCH = 2, 3
 
 
-class Logits(nn.Module):
-    """The bare network with a plain tensor out (inception/googlenet return tuples in some modes)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        return out[0] if isinstance(out, tuple) else out
-
-
 def deployable(loaded: checkpoint.Loaded) -> nn.Module:
     net = loaded.module.net.float().eval().to(memory_format=torch.contiguous_format)
-    return Logits(net).eval()
+    return outputs.Logits(net).eval()  # a plain logits tensor out, whatever the family
 
 
 def sample_input(loaded: checkpoint.Loaded, batch: int, seed: int = 0) -> torch.Tensor:
@@ -110,6 +99,8 @@ def check(cfg: DictConfig) -> str | None:
     if cfg.format == "onnx":
         exporter = choose_exporter(str(cfg.onnx_exporter))
         check_opset(cfg.opset, exporter)
+    if cfg.output:  # the sidecar beside an explicit output is replaced only with overwrite=true
+        options.refuse_existing(cfg, Path(str(cfg.output)).expanduser().with_suffix(".json"))
     checkpoint.resolve(cfg.ckpt)
     return exporter
 
@@ -186,11 +177,19 @@ def export(cfg: DictConfig) -> Path:
     exporter = check(cfg)
     fmt = str(cfg.format)
     loaded = checkpoint.load(cfg.ckpt)
-    out = Path(cfg.output) if cfg.output else Path(cfg.paths.output_dir) / f"model{FORMATS[fmt]}"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = (
+        Path(str(cfg.output)).expanduser()
+        if cfg.output
+        else Path(cfg.paths.output_dir) / f"model{FORMATS[fmt]}"
+    )
     model = deployable(loaded)
-    write(loaded, model, out, fmt, exporter, int(cfg.opset))
-    checked = verify(loaded, model, out, fmt, cfg) if cfg.check else None
+    # Written and checked beside `out`, then renamed over it (tlbench.atomic): a failed check, a
+    # kill or a full disk never leaves half a model, nor replaces a good one; what a killed
+    # earlier export left goes.
+    atomic.remove_orphans(out.parent)
+    with atomic.replacing(out, suffix=out.suffix) as tmp:
+        write(loaded, model, tmp, fmt, exporter, int(cfg.opset))
+        checked = verify(loaded, model, tmp, fmt, cfg) if cfg.check else None
     info = sidecar(loaded, out, fmt, exporter, checked)
     sidecar_path = out.with_suffix(".json")
     atomic.write_text(sidecar_path, json.dumps(info, indent=2) + "\n")

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from tlbench import cli
+from tlbench import atomic, cli
 from tlbench.data import images, loading, transforms
 from tlbench.errors import TlbenchError
 from tlbench.inference import checkpoint, options
@@ -116,8 +116,12 @@ def _label(cfg: DictConfig, loaded, loader, files: list[Path], out: Path, k: int
     ctx, precision = options.autocast(device, cfg.precision)
     log.info("predicting %d files with %s on %s (%s)", len(files), loaded.path, device, precision)
     counts = {"ok": 0, "failed": 0}
+    # Written beside `out`, renamed over it at the end (tlbench.atomic): a kill or a full disk
+    # leaves the previous file whole and no half CSV; what a killed earlier write left goes.
+    atomic.remove_orphans(out.parent)
     with (
-        out.open("w", newline="") as fh,
+        atomic.replacing(out, suffix=out.suffix) as tmp,
+        tmp.open("w", newline="") as fh,
         tqdm(total=len(files), unit="img", disable=not cfg.progress_bar) as bar,
         torch.inference_mode(),
     ):
@@ -147,8 +151,11 @@ def predict(cfg: DictConfig) -> Path:
     files = find_images(cfg.input)
     loaded = checkpoint.load(cfg.ckpt)
     k = min(int(cfg.top_k), loaded.num_classes)
-    out = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "predictions.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = (
+        Path(str(cfg.output)).expanduser()
+        if cfg.get("output")
+        else Path(cfg.paths.output_dir) / "predictions.csv"
+    )
     batch_size = int(cfg.batch_size)
     batches = -(-len(files) // batch_size)  # the one worker policy: none for a single batch
     workers = loading.worker_count(cfg.get("num_workers", "auto"), False, batches)

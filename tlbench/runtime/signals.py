@@ -1,6 +1,10 @@
 """Clean interruption: SIGINT (Ctrl+C) and SIGTERM (`kill`, schedulers' pre-emption) stop a run
 after the current step, save `checkpoints/interrupted.ckpt`, mark `summary.json` as
-`interrupted` and exit with 128 + the signal number (130 / 143), so a sweep stops too.
+`interrupted` and exit with 128 + the signal number (130 / 143), so a sweep stops too. The rule
+(issue 22): a signal that stopped work means `interrupted` and 130 / 143; one that came when the
+work was complete (after the last test batch, while the summary is printed or a sweep's report
+written: `BetweenRuns`) leaves the run `ok` and the process exits 0. Feature extraction, which
+runs outside the trainer, checks the signal between its batches (`Trap.check`).
 
 What Lightning 2.6 does on its own on CPU, and why tlbench builds on it this way:
 - SIGINT: Python raises KeyboardInterrupt wherever the main thread is; Lightning catches it in
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shlex
 import signal
 import threading
@@ -60,11 +65,21 @@ def exit_code(exc: BaseException) -> int:
 
 
 class Trap:
-    """Records SIGINT/SIGTERM while a run is active; a second SIGINT raises immediately."""
+    """Records SIGINT/SIGTERM while a run is active; a second SIGINT raises immediately.
+
+    One rule for when a signal lands: if the run's work completed (the signal came after its
+    last step), the run is `ok` and the process exits 0; if it stopped the work, the run is
+    `interrupted` and the process exits 130 / 143. Where no trainer runs (feature extraction),
+    the code calls `check()` between batches."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._old: dict[int, object] = {}
+
+    def check(self, where: str = "") -> None:
+        """Raise `Interrupted` if a signal was recorded."""
+        if self.signum is not None:
+            raise Interrupted(self.signum, where)
 
     def _handler(self, signum, frame) -> None:
         if self.signum is not None and signum == signal.SIGINT:
@@ -78,16 +93,56 @@ class Trap:
             )
 
     def __enter__(self) -> Trap:
+        if BETWEEN_RUNS.signum is not None:  # came after this process's previous run: stop now
+            signum, BETWEEN_RUNS.signum = BETWEEN_RUNS.signum, None
+            raise Interrupted(signum, " before the run started (after the previous run ended)")
         if threading.current_thread() is threading.main_thread():  # signals need the main thread
             for s in HANDLED:
                 self._old[s] = signal.signal(s, self._handler)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         for s, old in self._old.items():
             with contextlib.suppress(Exception):
                 signal.signal(s, old)
         self._old.clear()
+        if exc_type is None and self.signum is not None:
+            log.warning(
+                "%s arrived after the run's last step: its work was complete, so it ends "
+                "normally (status ok, exit 0)",
+                signal.Signals(self.signum).name,
+            )
+
+
+class BetweenRuns:
+    """The handler of a `python -m tlbench` process outside its runs (installed by
+    training.job): a signal after a run completed -- while the summary is printed, a sweep's
+    report written, Python shuts down -- no longer kills a finished process with 143. It is
+    recorded: the next run of a sweep stops at once (Trap.__enter__, exit 130 / 143), and when no
+    run is left the process ends normally (exit 0). A second signal acts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def _handler(self, signum, frame) -> None:
+        if self.signum is not None:  # asked twice: the default action, now
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self.signum = signum
+        log.warning(
+            "%s received between runs: no run is stopped half-way; the next run of a sweep "
+            "will not start (send it again to stop at once)",
+            signal.Signals(signum).name,
+        )
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for s in HANDLED:
+                signal.signal(s, self._handler)
+
+
+BETWEEN_RUNS = BetweenRuns()
 
 
 class InterruptCallback(L.Callback):

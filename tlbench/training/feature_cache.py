@@ -13,16 +13,20 @@ training augmentation off for the cached run), false.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
 import torch
 
+from tlbench import atomic
 from tlbench.data.transforms import is_random
+from tlbench.models import outputs
 from tlbench.training.cached_features import CachedFeatures, unlimited
 from tlbench.training.device import autocast
 
@@ -131,13 +135,18 @@ def cache_key(module, datamodule, precision: str) -> str:
 FIRST_BATCH = {"cuda": 1024, "cpu": 256}
 
 
-def extract(module, datamodule, split: str, precision: str, device: torch.device):
+class NotCacheable(RuntimeError):
+    """This network's head input cannot stand in for its images (the run trains uncached)."""
+
+
+def extract(module, datamodule, split: str, precision: str, device: torch.device, stop=None):
     """Head inputs (on `device`) and labels for every image of `split`, eval transform, at the
-    largest batch that fits (halving from FIRST_BATCH on CUDA out-of-memory)."""
+    largest batch that fits (halving from FIRST_BATCH on CUDA out-of-memory). `stop()` runs
+    before every batch: a SIGINT/SIGTERM stops extraction there (runtime.signals.Trap.check)."""
     batch = FIRST_BATCH.get(device.type, 256)
     while True:
         try:
-            return _extract(module, datamodule, split, precision, device, batch)
+            return _extract(module, datamodule, split, precision, device, batch, stop)
         except torch.cuda.OutOfMemoryError:
             if batch <= 1:
                 raise
@@ -147,7 +156,7 @@ def extract(module, datamodule, split: str, precision: str, device: torch.device
 
 
 @torch.inference_mode()
-def _extract(module, datamodule, split, precision, device, batch_size):
+def _extract(module, datamodule, split, precision, device, batch_size, stop=None):
     head = module.net.get_submodule(module.head_names[0])
     captured: list[torch.Tensor] = []
     handle = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach()))
@@ -156,16 +165,18 @@ def _extract(module, datamodule, split, precision, device, batch_size):
     module.eval()
     try:
         for x, y in datamodule.batches(split, device, train=False, batch_size=batch_size):
+            if stop is not None:
+                stop(f" during feature extraction ({split}, batch {len(feats) + 1})")
             if module.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(precision, device.type):
-                out = module.net(x)
+                out = outputs.logits(module.net(x))
             f = captured.pop()
             if not feats:  # the head must be the network's last step, or caching changes results
                 with autocast(precision, device.type):
                     again = head(f)
                 if not torch.allclose(again.float(), out.float(), atol=1e-3, rtol=1e-3):
-                    raise RuntimeError("head is not the last operation of the network")
+                    raise NotCacheable("head is not the last operation of the network")
             feats.append(f)
             labels.append(y.to(device))
     finally:
@@ -184,8 +195,7 @@ def _load(path: Path, device: torch.device) -> tuple[dict, dict] | None:
         splits = {s: (v["x"], v["y"]) for s, v in stored["splits"].items()}
         return splits, {s: float(v) for s, v in stored["extract_seconds"].items()}
     except Exception as exc:  # torch.load raises RuntimeError, UnpicklingError, EOFError, ...
-        aside = path.with_name(path.name + ".corrupt")
-        os.replace(path, aside)
+        aside = atomic.rename(path, path.with_name(path.name + ".corrupt"))
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         log.warning(
             "feature cache %s cannot be read (%s: %s); moved aside to %s, rebuilding it",
@@ -197,6 +207,46 @@ def _load(path: Path, device: torch.device) -> tuple[dict, dict] | None:
         return None
 
 
+def _remove_orphans(folder: Path) -> None:
+    """Temporary files of cache writes killed earlier (their writer's pid is gone; runs sharing
+    the cache keep theirs), and older versions' `<key>.tmp` files, untouched for an hour."""
+    atomic.remove_orphans(folder)
+    for old in folder.glob("*.tmp") if folder.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if (
+                re.fullmatch(r"[0-9a-f]{24}\.tmp", old.name)
+                and time.time() - old.stat().st_mtime > 3600
+            ):
+                old.unlink()
+
+
+def _store(path: Path, features: dict, extract_seconds: dict) -> None:
+    """Write the cache beside, then rename (tlbench.atomic): a kill or a full disk mid-write
+    leaves no truncated cache. A disk that refuses it is a warning, not a failed run: this run
+    trains on the features in memory; only later runs lose the cache."""
+    _remove_orphans(path.parent)
+    splits = {s: {"x": x.cpu(), "y": y.cpu()} for s, (x, y) in features.items()}
+    try:
+        with atomic.replacing(path) as tmp, open(tmp, "wb") as f:  # closed at once on failure
+            torch.save({"splits": splits, "extract_seconds": extract_seconds}, f)
+    except (OSError, RuntimeError) as exc:
+        problem = atomic.disk_problem(exc)
+        if problem is None:
+            raise
+        size = sum(x.numel() * x.element_size() for v in splits.values() for x in v.values())
+        log.warning(
+            "The feature cache could not be written to %s: %s (it needs about %.0f MB). This "
+            "run goes on with the features in memory; later runs will compute them again. Fix: "
+            "free space there, or set paths.cache_dir to a folder on a disk with room, or "
+            "strategy.cache_features=false.",
+            path.parent,
+            problem,
+            size / 2**20,
+        )
+        return
+    log.info("feature cache written: %s", path)
+
+
 def prepare(
     module,
     datamodule,
@@ -204,6 +254,7 @@ def prepare(
     precision: str,
     device: torch.device,
     limits: dict | None = None,
+    stop=None,
 ):
     """Load or compute the features of every split; returns (CachedFeatures, seconds, path) or
     (None, seconds, reason) when the network does not allow caching. The cache holds every
@@ -224,15 +275,12 @@ def prepare(
                 features, extract_seconds = {}, {}
                 for s in datamodule.splits:
                     split_start = time.perf_counter()
-                    features[s] = extract(module, datamodule, s, precision, device)
+                    features[s] = extract(module, datamodule, s, precision, device, stop)
                     extract_seconds[s] = time.perf_counter() - split_start
-        except RuntimeError as exc:
+        # Only these turn caching off; any other error (a CUDA fault, a bug) fails the run with
+        # its traceback instead of silently training uncached.
+        except (NotCacheable, torch.cuda.OutOfMemoryError) as exc:
             return None, time.perf_counter() - start, f"feature caching off: {exc}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        splits = {s: {"x": x.cpu(), "y": y.cpu()} for s, (x, y) in features.items()}
-        torch.save({"splits": splits, "extract_seconds": extract_seconds}, tmp)
-        os.replace(tmp, path)  # a crash mid-write never leaves a truncated cache behind
-        log.info("feature cache written: %s", path)
+        _store(path, features, extract_seconds)
     cached = CachedFeatures(datamodule, features, limits, extract_seconds, hit=loaded is not None)
     return cached, time.perf_counter() - start, str(path)

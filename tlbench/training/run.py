@@ -6,33 +6,34 @@ This is the only module that wires data and models together (classes, preprocess
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import traceback
-import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from tlbench import atomic
 from tlbench.config import validation
 from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError
 from tlbench.models import registry
 from tlbench.runtime import distributed, resume, signals
-from tlbench.training import feature_cache, hparams, precision_probe, strategies
+from tlbench.training import feature_cache, hparams, lr_groups, precision_probe, strategies
 from tlbench.training import summary as run_summary
 from tlbench.training.callbacks import EpochTable
 from tlbench.training.device import (
     accelerator_kind,
     apply_speed_settings,
     check_speed_keys,
-    choose_precision,
+    deterministic_for,
+    release_memory,
+    reset_peak_memory,
 )
 from tlbench.training.module import TransferModule
-from tlbench.training.trainer import build_trainer
+from tlbench.training.trainer import build_trainer, expected_lightning_notices
 
 log = logging.getLogger("tlbench")
 
@@ -49,6 +50,7 @@ def validate(cfg: DictConfig):
     pretrained = bool(cfg.strategy.get("pretrained", True)) and cfg.model.get("weights") is not None
     size = cfg.data.get("image_size")
     preprocess = registry.validate(cfg.model, image_size=size, pretrained=pretrained)
+    lr_groups.check_patterns(cfg.model, cfg.strategy, size)  # patterns matching nothing
     return preprocess or registry.describe(cfg.model, pretrained, image_size=size)
 
 
@@ -60,15 +62,18 @@ def train(cfg: DictConfig) -> dict:
         return done
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = resume.lock(run_dir)  # a second process into a live run dir is refused here
+    reset_peak_memory()  # cuda_max_allocated_mb: this run's peak, not the sweep's so far
     summary = run_summary.start(cfg)
     summary.update(resume.carried(cfg))  # a continued run: the earlier segments' times
     rank_zero = distributed.is_rank_zero()  # DDP: only rank 0 writes summary.json
     if rank_zero:  # a run killed by SIGKILL shows "running", never a stale "ok"
+        atomic.remove_orphans(run_dir, run_dir / "checkpoints", legacy=("last.ckpt.tmp",))
         run_summary.write(run_dir, summary)
     try:
         with signals.Trap() as trap:  # SIGINT/SIGTERM: checkpoint + status interrupted
             _train(cfg, summary, run_dir, trap)
         summary["status"] = "ok"
+        resume.finish(run_dir, summary)  # an earlier segment's interrupted.ckpt is stale now
     except signals.INTERRUPTS as exc:
         summary.update(
             status="interrupted",
@@ -77,37 +82,32 @@ def train(cfg: DictConfig) -> dict:
         )
         raise
     except BaseException as exc:
+        disk = run_summary.disk_error(exc, run_dir)  # a full or read-only disk: one paragraph
         summary.update(
             status="failed",
-            error=str(exc) or type(exc).__name__,
+            error=str(disk or exc) or type(exc).__name__,
             error_type=type(exc).__name__,
             traceback=None if isinstance(exc, TlbenchError) else traceback.format_exc(),
+            # no segment of fit started in this dir (fresh run, e.g. an empty class folder):
+            # the corrected command may reuse the dir without overwrite=true (rundir.state)
+            failed_before_training=not summary.get("segments"),
         )
+        release_memory(exc)  # the traceback's frames hold the module: the next job needs room
+        if disk is not None:
+            raise disk from exc
         raise
     finally:
         summary["peak_rss_mb"] = round(run_summary.peak_rss_mb(), 1)
         if torch.cuda.is_available():
             summary["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         distributed.finish()
-        if rank_zero:
-            run_summary.write(run_dir, summary)
-        lock.release()
+        try:
+            if rank_zero:  # a refused write is one paragraph, never a pointer to this file
+                run_summary.write_final(run_dir, summary)
+        finally:
+            lock.release()
+            release_memory()  # nothing of this run stays on the GPU (or in RAM) for the next job
     return summary
-
-
-@contextlib.contextmanager
-def expected_lightning_notices():
-    """Silence two Lightning notices about what tlbench does on purpose, only while it trains:
-    frozen parts are in eval mode (tlbench.training.strategies), and the module owns the
-    `on_after_batch_transfer` hook."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-        warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
-        # A non-empty checkpoints/ only reaches fit when a run is resumed: run dirs are guarded
-        warnings.filterwarnings(
-            "ignore", message=r"Checkpoint directory .* exists and is not empty"
-        )
-        yield
 
 
 def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, TransferModule]:
@@ -138,11 +138,19 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
     ends by an interruption or an error."""
     datamodule, module = build_run(cfg)
     precision = _record_model(cfg, datamodule, module, summary)
-    datamodule, cache_seconds = _maybe_cache_features(cfg, module, datamodule, precision, summary)
+    datamodule, cache_seconds = _maybe_cache_features(
+        cfg, module, datamodule, precision, summary, stop=trap.check if trap else None
+    )
     if summary.get("segments"):  # resumed: the first segment counted the features' cost
         cache_seconds = summary["feature_cache_seconds"]
     summary.update(apply_speed_settings(cfg, module, datamodule))  # workers, compile, cuDNN
-    trainer, watch, ckpt_path = build_trainer(cfg, run_dir, trap, precision)
+    deterministic, warning = deterministic_for(cfg, module)  # CUDA: layers with no such kernel
+    if warning:
+        log.warning(warning)
+        summary.setdefault("warnings", []).append(warning)
+    trainer, watch, ckpt_path = build_trainer(cfg, run_dir, trap, precision, deterministic)
+    if summary.get("cudnn_benchmark") is not None:  # deterministic mode turns it off: the value
+        summary["cudnn_benchmark"] = torch.backends.cudnn.benchmark  # in effect, not the asked
     for lg in trainer.loggers:
         lg.log_metrics(
             {
@@ -153,6 +161,7 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
         )
     if resume.source(cfg) is not None:
         summary["resumed_from"] = ckpt_path
+        run_summary.add_killed_segments(summary, watch.table.rows)  # SIGKILLed parts' time
     distributed.prepare_children()  # DDP inside a sweep: children re-run this job only
     start, rows_before = time.perf_counter(), len(watch.table.rows)
     try:
@@ -191,22 +200,17 @@ def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: 
         preprocess=datamodule.preprocess.to_dict(),
         bad_files=getattr(datamodule, "bad_files", []),
     )
-    requested, accelerator = (
+    crop = datamodule.preprocess.crop_size
+    precision, why, probe = precision_probe.for_run(
         cfg.trainer.get("precision", "auto"),
         cfg.trainer.get("accelerator", "auto"),
+        module.net,
+        (datamodule.batch_size, 3, crop, crop),
+        module.channels_last,
+        train_all=bool(cfg.strategy.get("schedule")),  # timed in its largest phase
     )
-    precision, why = choose_precision(requested, accelerator)
-    if (
-        str(requested) == "auto"
-        and precision == "bf16-mixed"
-        and accelerator_kind(accelerator) == "cpu"
-    ):
-        # native bf16 is not always faster on a CPU: measure this network at this batch shape
-        crop = datamodule.preprocess.crop_size
-        shape = (datamodule.batch_size, 3, crop, crop)
-        precision, why, summary["precision_probe"] = precision_probe.choose(
-            module.net, shape, module.channels_last, train_all=bool(cfg.strategy.get("schedule"))
-        )
+    if probe is not None:
+        summary["precision_probe"] = probe
     trainable, total = module.plan.counts(module.net)
     # Scheduled strategies (lp_ft, gradual) train more later: each phase's count, the largest
     # as `trainable_params` (what the run actually trained).
@@ -247,9 +251,10 @@ def _record_fit(trainer: L.Trainer, table: EpochTable, summary: dict) -> None:
     summary.update(run_summary.checkpoints(trainer))  # best.ckpt, last.ckpt (the final epoch)
 
 
-def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict):
+def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict, stop=None):
     """Swap images for cached frozen features when that is safe (tlbench.training.feature_cache);
-    returns the datamodule to train on and the features' cost, counted into the fit time."""
+    returns the datamodule to train on and the features' cost, counted into the fit time;
+    `stop()` between extraction batches (signals.Trap.check)."""
     limits = {s: cfg.trainer.get(f"limit_{s}_batches") for s in ("train", "val", "test")}
     use, reason = feature_cache.decide(
         cfg.strategy.get("cache_features", "auto"), module, datamodule, limits
@@ -260,7 +265,7 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
             "cuda" if accelerator_kind(cfg.trainer.get("accelerator", "auto")) == "cuda" else "cpu"
         )
         cached, seconds, detail = feature_cache.prepare(
-            module, datamodule, cfg.paths.cache_dir, precision, device, limits
+            module, datamodule, cfg.paths.cache_dir, precision, device, limits, stop=stop
         )
         if cached is None:
             use, reason = False, detail

@@ -2,7 +2,9 @@
 
 Required fields (see README, "Outputs"): status, error, model, strategy, data, seed,
 best_val_acc, final_val_acc, test_acc, trainable_params, total_params, epochs, fit_seconds,
-train_images_per_second. Accuracies are fractions in [0, 1].
+train_images_per_second. Accuracies are fractions in [0, 1]. `fit_seconds_estimated` is true
+when part of `fit_seconds` was recovered from metrics.csv (a segment killed outright,
+`add_killed_segments`) rather than measured.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import resource
+import shlex
 import sys
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tlbench import atomic
 from tlbench.config import runtime as hydra_runtime
+from tlbench.errors import TlbenchError
 
 REQUIRED = (
     "status",
@@ -91,6 +95,48 @@ def write(run_dir: str | Path, summary: dict) -> Path:
     return atomic.write_text(Path(run_dir) / "summary.json", text + "\n")
 
 
+def write_final(run_dir: str | Path, summary: dict) -> None:
+    """The run's last word. A disk that refuses it (full, read-only, no permission) would leave
+    summary.json saying `running` while the error pointed at a traceback in it: say in one
+    paragraph what the run ended as and why the file could not be updated."""
+    try:
+        write(run_dir, summary)
+    except OSError as exc:
+        problem = atomic.disk_problem(exc) or f"{type(exc).__name__}: {exc}"
+        ended = f"the run ended `{summary.get('status')}`"
+        if summary.get("error"):  # without its own Fix: this paragraph gives one
+            ended += f" ({str(summary['error']).split(' Fix: ')[0].rstrip('.')})"
+        raise TlbenchError(
+            f"{ended}, but its summary.json could not be updated ({problem}), so it still says "
+            "`running` or an earlier state",
+            key="hydra.run.dir",
+            value=str(run_dir),
+            fix=f"free space on that disk or make the dir writable, then {_resume_hint(run_dir)}",
+        ) from exc
+
+
+def _resume_hint(run_dir: str | Path) -> str:
+    command = f"`python -m tlbench {shlex.quote(f'resume={run_dir}')}`"
+    if (Path(run_dir) / "checkpoints" / "last.ckpt").is_file():
+        return f"{command} continues from checkpoints/last.ckpt, the last complete epoch"
+    return f"{command} starts it again (no epoch had been checkpointed yet)"
+
+
+def disk_error(exc: BaseException, run_dir: str | Path) -> TlbenchError | None:
+    """A run stopped by its disk (full, read-only, no permission) as one paragraph; None for
+    any other error."""
+    problem = atomic.disk_problem(exc)
+    if problem is None or isinstance(exc, TlbenchError):
+        return None
+    name = getattr(exc, "filename", None) or "a file of the run"
+    return TlbenchError(
+        f"the run stopped: {name}: {problem}",
+        key="hydra.run.dir",
+        value=str(run_dir),
+        fix=f"free space on that disk (or make it writable), then {_resume_hint(run_dir)}",
+    )
+
+
 def read(path: str | Path) -> dict:
     p = Path(path)
     return json.loads((p / "summary.json" if p.is_dir() else p).read_text(encoding="utf-8"))
@@ -116,14 +162,39 @@ def add_segment(summary: dict, fit_seconds: float, epochs: int, images: int, tra
         "images": images,
         "train_seconds": round(train_seconds, 3),
     }
-    segments = [*(summary.get("segments") or []), segment]
-    summary["segments"] = segments
+    summary["segments"] = [*(summary.get("segments") or []), segment]
+    _totals(summary)
+
+
+def _totals(summary: dict) -> None:
+    segments = summary.get("segments") or []
     summary["fit_seconds"] = round(sum(s.get("fit_seconds") or 0 for s in segments), 2)
+    summary["fit_seconds_estimated"] = any(s.get("estimated") for s in segments)
     timed = [s for s in segments if s.get("images") and s.get("train_seconds")]
     seconds = sum(s["train_seconds"] for s in timed)
     summary["train_images_per_second"] = (
         round(sum(s["images"] for s in timed) / seconds, 1) if seconds > 0 else None
     )
+
+
+EPOCH_SECONDS = "time/epoch_seconds"  # metrics.csv's per-epoch wall time (ThroughputMonitor)
+
+
+def add_killed_segments(summary: dict, rows: list[dict]) -> None:
+    """Recover the time of earlier segments killed outright (SIGKILL, power loss, OOM killer),
+    which never wrote their `segments` entry: metrics.csv's rows that no recorded segment
+    accounts for were trained by them, and each row holds its epoch's wall time. They become one
+    segment marked `estimated` (and the summary `fit_seconds_estimated: true`): it is a lower
+    bound, without the setup and the unfinished epoch each killed segment also spent.
+    `rows`: the finished epochs this segment resumes after (runtime.resume.previous_rows)."""
+    recorded = sum(int(s.get("epochs") or 0) for s in summary.get("segments") or [])
+    lost = [r for r in rows if (r.get("epoch") or 0) >= recorded]
+    if not lost:
+        return
+    seconds = sum(r.get(EPOCH_SECONDS) or 0.0 for r in lost)
+    segment = {"fit_seconds": round(seconds, 2), "epochs": len(lost), "estimated": True}
+    summary["segments"] = [*(summary.get("segments") or []), segment]
+    _totals(summary)
 
 
 def random_backbone(cfg, trainable: int, total: int) -> str | None:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from tlbench.runtime import resume, signals
 from tlbench.runtime.schedule import ScheduleRebuild
 from tlbench.training.callbacks import EpochTable, ThroughputMonitor
 from tlbench.training.callbacks import nonfinite as guards
+from tlbench.training.callbacks.checkpoint_io import AtomicCheckpointIO
 
 
 @dataclass
@@ -30,9 +33,10 @@ class Watchers:
     interrupt: signals.InterruptCallback  # SIGINT/SIGTERM: checkpoint, then stop
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str):
+def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str, deterministic=None):
     """The Trainer with the configured callbacks and loggers plus the ones every run has;
-    returns (trainer, Watchers, checkpoint to resume from)."""
+    returns (trainer, Watchers, checkpoint to resume from). `deterministic`: replaces
+    trainer.deterministic (tlbench.training.device.deterministic_for), None keeps it."""
     table = EpochTable(run_dir / "metrics.csv")
     ckpt_path = resume.checkpoint(cfg)  # resume=<run dir>: its last.ckpt; else cfg.ckpt_path
     table.rows = resume.previous_rows(cfg, table.path, ckpt_path)  # finished epochs' rows
@@ -67,5 +71,22 @@ def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str):
         ],
         logger=loggers or False,
         precision=precision,
+        **({} if deterministic is None else {"deterministic": deterministic}),
+        plugins=[AtomicCheckpointIO()],  # every .ckpt written beside, then renamed (issue 22)
     )
     return trainer, watch, ckpt_path
+
+
+@contextlib.contextmanager
+def expected_lightning_notices():
+    """Silence two Lightning notices about what tlbench does on purpose, only while it trains:
+    frozen parts are in eval mode (tlbench.training.strategies), and the module owns the
+    `on_after_batch_transfer` hook."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
+        # A non-empty checkpoints/ only reaches fit when a run is resumed: run dirs are guarded
+        warnings.filterwarnings(
+            "ignore", message=r"Checkpoint directory .* exists and is not empty"
+        )
+        yield

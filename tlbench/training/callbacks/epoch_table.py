@@ -1,12 +1,17 @@
-"""`metrics.csv`: one row per epoch (always attached by training.run)."""
+"""`metrics.csv`: one row per epoch (always attached by training.run). `time/epoch_seconds` (the
+throughput monitor's) is each epoch's wall time, training and validation: what a resumed run
+recovers the time of a SIGKILLed segment from (training.summary.add_killed_segments)."""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
 import lightning as L
+
+from tlbench import atomic
 
 
 class EpochTable(L.Callback):
@@ -30,11 +35,14 @@ class EpochTable(L.Callback):
             self.write()
 
     def write(self) -> None:
+        """The whole table, every segment's rows, replacing the file in one step: a SIGKILL or a
+        full disk mid-write leaves the previous table (in-place rewrites left 0 bytes, and the
+        resume after that kept only its own epochs)."""
         fields: list[str] = []
         for row in self.rows:
             fields += [k for k in row if k not in fields]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(self.rows)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\r\n")  # csv's default
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic.write_text(self.path, buf.getvalue())

@@ -4,12 +4,14 @@ Why not `ModelCheckpoint(save_last=True)`: in Lightning 2.6 a monitored ModelChe
 `last.ckpt` only "whenever a checkpoint file gets saved", i.e. when `best.ckpt` improves. A
 10-epoch run whose best epoch was 8 then had no copy of its final weights, and a SIGKILL after
 epoch 6 resumed from epoch 1. So `best.ckpt` stays a plain monitored ModelCheckpoint
-(conf/callbacks/default.yaml, `save_last: false`) and this callback owns `last.ckpt`:
+(conf/callbacks/default.yaml, `save_last: false`; written atomically like every checkpoint, by
+the trainer's AtomicCheckpointIO) and this callback owns `last.ckpt`:
 
 - It is a `Checkpoint`, so Lightning runs it after every other callback: its
   `on_train_epoch_end` comes after the metrics.csv row and after `best.ckpt` of the same epoch.
   A kill between the row and the checkpoint re-runs that one epoch; its row is rewritten.
-- The file is written to `last.ckpt.tmp` and renamed (`os.replace`), so a SIGKILL in the middle
+- The file is written through the trainer's AtomicCheckpointIO (callbacks/checkpoint_io.py,
+  like `best.ckpt`): beside its target, then renamed, so a SIGKILL or a full disk in the middle
   of the write leaves the previous epoch's complete `last.ckpt`, never a truncated one.
 - What a resume restores exactly: weights, optimizer and scheduler state, epoch and step, the
   best-checkpoint bookkeeping. Not restored: the data order of the following epochs (Lightning
@@ -21,7 +23,6 @@ epoch 6 resumed from epoch 1. So `best.ckpt` stays a plain monitored ModelCheckp
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Checkpoint
@@ -49,9 +50,6 @@ class LastCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
-        tmp = self.path.with_name(self.FILENAME + ".tmp")
         # Every rank calls it (it has a barrier); Lightning writes on global rank 0 only.
-        trainer.save_checkpoint(tmp, weights_only=False)
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self.last_model_path = str(self.path)
