@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-# (the token is optional: versions before issue 22 wrote `.<name>.<pid>.tmp<suffix>`)
+# (the token is optional: older versions wrote `.<name>.<pid>.tmp<suffix>`)
 ORPHAN = re.compile(r"^\..+\.(\d+)\.tmp(\.[0-9a-f]{8})?(\.\w+)?$")
 # Errors of the disk, not of tlbench: the user fixes them (space, permissions), so they are
 # reported in one paragraph instead of a traceback.

@@ -38,7 +38,7 @@ def unless_skipped(value, instead=None, *, _root_):
     """`${tlbench_unless_skipped:<value>[,<instead>]}` (conf/hydra/default.yaml): `value`, or
     `instead` when this job is skipped (skip_completed=true and its dir's summary.json says ok).
     Hydra writes `.hydra/` and opens `train.log` before the task function can say "skipped", so
-    this is the one place that keeps a finished run's files untouched (issue 22)."""
+    this is the one place that keeps a finished run's files untouched."""
     try:
         if not _root_.get("skip_completed") or _root_.get("resume"):
             return value

@@ -11,7 +11,7 @@ the per-seed differences carry the evidence; two-sample spreads would mix that l
 - When the lead is not significant, the seeds a paired t-test would need for 80 % power at the
   observed mean and std of the differences (noncentral t), as a planning figure.
 
-Why not "lead > seed std": on equal arms that rule fires 33 % of the time at n = 2 (issue 24);
+Why not "lead > seed std": on equal arms that rule fires 33 % of the time at n = 2;
 the calls here keep the false-positive rate at the nominal 5 % (tests/report/test_paired.py).
 """
 

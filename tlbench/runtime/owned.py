@@ -1,4 +1,4 @@
-"""What a run dir owns, and where a run dir may be (issue 22): `overwrite=true` deletes only what
+"""What a run dir owns, and where a run dir may be: `overwrite=true` deletes only what
 tlbench wrote, and a run never writes through someone else's files.
 
 - A run dir records that tlbench owns it: `tlbench.owned.json` (written by `claim` when the launch

@@ -12,7 +12,7 @@
   on Linux only if its command line mentions tlbench, so a recycled pid does not keep a dir
   locked forever. The lock is written in place (never renamed over): the kernel lock is on the
   file's inode, and a holder that unlinks it on release is detected by comparing inodes.
-- Who takes it, and when (issue 22): Hydra writes `.hydra/` and opens `train.log` in a job's dir
+- Who takes it, and when: Hydra writes `.hydra/` and opens `train.log` in a job's dir
   *before* tlbench's task function runs, so a lock taken inside the job comes too late -- the
   loser of two concurrent starts had already rewritten `.hydra/`. The lock is therefore taken by
   the launching step (`tlbench.runtime.launch.check_targets`, in `python -m tlbench` before Hydra

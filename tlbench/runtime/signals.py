@@ -1,7 +1,7 @@
 """Clean interruption: SIGINT (Ctrl+C) and SIGTERM (`kill`, schedulers' pre-emption) stop a run
 after the current step, save `checkpoints/interrupted.ckpt`, mark `summary.json` as
-`interrupted` and exit with 128 + the signal number (130 / 143), so a sweep stops too. The rule
-(issue 22): a signal that stopped work means `interrupted` and 130 / 143; one that came when the
+`interrupted` and exit with 128 + the signal number (130 / 143), so a sweep stops too. The rule:
+a signal that stopped work means `interrupted` and 130 / 143; one that came when the
 work was complete (after the last test batch, while the summary is printed or a sweep's report
 written: `BetweenRuns`) leaves the run `ok` and the process exits 0. Feature extraction, which
 runs outside the trainer, checks the signal between its batches (`Trap.check`).

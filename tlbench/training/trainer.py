@@ -72,7 +72,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str, determin
         logger=loggers or False,
         precision=precision,
         **({} if deterministic is None else {"deterministic": deterministic}),
-        plugins=[AtomicCheckpointIO()],  # every .ckpt written beside, then renamed (issue 22)
+        plugins=[AtomicCheckpointIO()],  # every .ckpt written beside, then renamed
     )
     return trainer, watch, ckpt_path
 
