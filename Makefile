@@ -19,9 +19,6 @@ test: ## fast test suite (no `slow` tests; < 10 min on 2 CPU cores)
 test-full: ## every test, including `slow` ones (every torchvision model, ...)
 	$(BIN)/pytest -q -m ''
 
-test-ci-slow: ## the slow tests CI adds: every strategy x precision on the auxiliary-head families
-	$(BIN)/pytest -q -m slow tests/models/test_aux_heads_train.py
-
 run: ## one run with the default config; pass overrides as ARGS='model=resnet18 strategy=scratch'
 	$(BIN)/python -m tlbench $(ARGS)
 
@@ -43,4 +40,4 @@ clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
-.PHONY: help install test test-full test-ci-slow run sweep tensorboard lint format clean
+.PHONY: help install test test-full run sweep tensorboard lint format clean

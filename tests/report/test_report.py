@@ -405,7 +405,7 @@ def test_slurm_preset_becomes_the_documented_sbatch_flags(tmp_path, monkeypatch)
 
 def _tiny_data_for(name: str, root: Path) -> list[str]:
     """Write the preset's dataset in its real on-disk format, tiny; return the overrides."""
-    from tests.helpers.datasets import image_tree, write_cifar10, write_cifar100
+    from tests.helpers.datasets import image_tree, write_cifar10, write_cifar100, write_mnist
 
     if name == "cifar10_vgg16":
         write_cifar10(root, per_class=6)
@@ -414,6 +414,11 @@ def _tiny_data_for(name: str, root: Path) -> list[str]:
     elif name == "hymenoptera":
         image_tree(root / "train", {"ants": 4, "bees": 4})
         image_tree(root / "val", {"ants": 2, "bees": 2})
+    elif name.startswith("fashion_mnist"):  # torchvision's layout; the preset names Debian's
+        write_mnist(root, folder="FashionMNIST", n=200, n_test=40)
+        return [f"data.root={root}", "data.val_fraction=0.2"]  # its 2 % of 200: no val image
+    elif name == "compare":  # runs on the default data (digits, embedded): nothing to write
+        return []
     elif name == "alien_vs_predator":
         image_tree(root / "train", {"alien": 4, "predator": 4})
         image_tree(root / "validation", {"alien": 2, "predator": 2})
