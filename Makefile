@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
+SLURM_DIR ?= /tmp/tlbench-slurm
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +26,12 @@ run: ## one run with the default config; pass overrides as ARGS='model=resnet18 
 sweep: ## transfer vs finetune vs scratch on the default data/model; extra overrides in ARGS
 	$(BIN)/python -m tlbench --multirun strategy=transfer,finetune,scratch $(ARGS)
 
+slurm-up: ## start a throwaway single-node SLURM under SLURM_DIR (default /tmp/tlbench-slurm; root, slurm-wlm + munge)
+	scripts/slurm-up.sh $(SLURM_DIR)
+
+slurm-down: ## stop the cluster `make slurm-up` started (its daemons only, by pid file)
+	scripts/slurm-down.sh $(SLURM_DIR)
+
 tensorboard: ## open TensorBoard over every run and sweep in outputs/
 	$(BIN)/tensorboard --logdir outputs --bind_all
 
@@ -40,4 +47,4 @@ clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
-.PHONY: help install test test-full run sweep tensorboard lint format clean
+.PHONY: help install test test-full run sweep slurm-up slurm-down tensorboard lint format clean

@@ -9,6 +9,8 @@ before `fit`, `prepare_children()` makes the command line that of *this job alon
 overrides) and points HydraConfig's run dir at the job's dir. Only rank 0 writes summary.json and
 metrics.csv (TensorBoard and checkpoints are rank-0-only in Lightning already). `finish()` tears
 the process group down so the next job of a sweep can start its own.
+Ranks started by srun or torchrun (one process each, same command line) are recognised by
+`rank()`; how they share rank 0's run dir is in runtime.rank_zero.
 """
 
 from __future__ import annotations
@@ -17,11 +19,36 @@ import os
 import sys
 
 
+def launcher() -> str | None:
+    """The outside launcher that started this process as one of several ranks: "srun" (one
+    task per rank, SLURM_NTASKS > 1; Lightning's SLURMEnvironment treats a job named bash or
+    interactive as not launched by srun, and so does this), "torchrun", or None (one process,
+    or Lightning's own launcher re-running the command line with LOCAL_RANK set)."""
+    env = os.environ
+    if env.get("TORCHELASTIC_RUN_ID") is not None and env.get("RANK", "").isdigit():
+        return "torchrun"
+    tasks = env.get("SLURM_NTASKS", "1")
+    if (
+        tasks.isdigit()
+        and int(tasks) > 1
+        and env.get("SLURM_PROCID", "").isdigit()
+        and env.get("SLURM_JOB_NAME") not in ("bash", "interactive")
+    ):
+        return "srun"
+    return None
+
+
 def rank() -> int:
-    """Global rank from the launcher's environment (0 outside distributed runs)."""
-    for key in ("RANK", "SLURM_PROCID"):
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key])
+    """Global rank from the launcher's environment (0 outside distributed runs): torchrun's RANK,
+    srun's SLURM_PROCID, else Lightning's NODE_RANK / LOCAL_RANK (its children inherit any
+    SLURM_PROCID=0 of the allocation, so that one is read only for srun's own ranks)."""
+    kind = launcher()
+    if kind == "torchrun":
+        return int(os.environ["RANK"])
+    if kind == "srun":
+        return int(os.environ["SLURM_PROCID"])
+    if os.environ.get("RANK", "").isdigit():
+        return int(os.environ["RANK"])
     node = int(os.environ.get("NODE_RANK", "0") or 0)
     local = int(os.environ.get("LOCAL_RANK", "0") or 0)
     return node * 1000 + local  # only "is it zero" matters here

@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from tlbench.errors import TlbenchError
-from tlbench.runtime import owned, rundir, targets
+from tlbench.runtime import owned, rank_zero, rundir, targets
 from tlbench.runtime.resume import (
     DIR_KEYS,
     OWN_KEYS,
@@ -129,6 +129,7 @@ def _check_epochs(run_dir: Path, after: dict | None, value: str) -> None:
 
 def rewrite_argv(argv: list[str]) -> list[str]:
     """`resume=<dir>` -> the old run's overrides + `hydra.run.dir=<dir>` (see module doc)."""
+    rank_zero.begin()  # srun/torchrun rank 0: a refusal from here on stops the other ranks too
     if is_ddp_child():
         return argv
     rundir.new_token()  # never a token inherited from a tlbench process that started this one
@@ -202,6 +203,17 @@ INFO_FLAGS = (
 
 
 def check_targets(argv: list[str], jobs: list[list[str]] | None) -> list[str]:
+    """`_check_targets`, by rank 0 only when srun or torchrun started the ranks: the others run
+    the command line rank 0 checked and pinned (runtime.rank_zero)."""
+    followed = rank_zero.follow()
+    if followed is not None:
+        return followed
+    checked = _check_targets(argv, jobs)
+    rank_zero.publish(checked)
+    return checked
+
+
+def _check_targets(argv: list[str], jobs: list[list[str]] | None) -> list[str]:
     """Before Hydra writes anything: every dir the launch will write is worked out (a default
     timestamped dir is resolved and pinned in the returned argv), checked (its place, its foreign
     files, a run dir holding completed or unfinished work unless skip_completed=true or

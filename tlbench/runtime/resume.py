@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -48,7 +47,7 @@ from omegaconf import DictConfig
 
 from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError
-from tlbench.runtime import owned, rundir
+from tlbench.runtime import distributed, owned, rundir
 from tlbench.training import summary as run_summary
 
 log = logging.getLogger("tlbench")
@@ -112,9 +111,10 @@ def experiment_overrides(overrides) -> list[str]:
 
 
 def is_ddp_child() -> bool:
-    """Lightning re-runs the command line for ranks > 0 with LOCAL_RANK set; they must not
-    rewrite it again or check directories the parent already prepared."""
-    return os.environ.get("LOCAL_RANK", "0") != "0"
+    """A DDP rank > 0, however it was started (Lightning re-running the command line with
+    LOCAL_RANK set, torchrun's RANK, srun's SLURM_PROCID: runtime.distributed.rank): it must not
+    rewrite the command line, check, lock or claim the dirs: rank 0 does (runtime.rank_zero)."""
+    return distributed.rank() != 0
 
 
 # -- train(): inside the job ------------------------------------------------------------------
