@@ -10,6 +10,7 @@ it was checked. The resume design is in tlbench.runtime.resume's module doc.
 from __future__ import annotations
 
 import atexit
+import os
 import shlex
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tlbench.errors import TlbenchError
 from tlbench.runtime import owned, rank_zero, rundir, targets
 from tlbench.runtime.resume import (
     DIR_KEYS,
+    LAST,
     OWN_KEYS,
     RESUMABLE,
     arg_value,
@@ -109,7 +111,7 @@ def _check_epochs(run_dir: Path, after: dict | None, value: str) -> None:
     """A trainer.max_epochs below the epochs last.ckpt already holds cannot be honoured: refused
     before anything in the dir changes (the audit's `resume=<dir> trainer.max_epochs=4` after 9
     epochs failed inside fit and flipped the run's summary to failed)."""
-    from tlbench.runtime.resume import LAST, _progress
+    from tlbench.runtime.resume import _progress
 
     if not (run_dir / LAST).is_file():
         return
@@ -167,6 +169,7 @@ def rewrite_argv(argv: list[str]) -> list[str]:
     info = rundir.holder(run_dir)
     if info is not None:
         raise rundir.busy_error(run_dir, info, "resume")
+    _SEEN[os.path.realpath(run_dir)] = _state_of(run_dir)  # compared again under the lock
     hydra_old, old = _saved_overrides(run_dir)
     typed = [a for a in argv if a.partition("=")[0] != "resume"]
     before, after = _composed(old), _composed([*old, *typed])
@@ -186,6 +189,37 @@ def rewrite_argv(argv: list[str]) -> list[str]:
     rundir.check_writable(run_dir, "resume")
     path = hydra_quote(str(run_dir))
     return [*hydra_old, *old, *typed, f"resume={path}", f"hydra.run.dir={path}"]
+
+
+_SEEN: dict[str, tuple] = {}  # a resumed dir's state when rewrite_argv checked it
+
+
+def _state_of(run_dir: Path) -> tuple:
+    """What a resume was checked against: summary.json's status and last.ckpt's identity."""
+    try:
+        st = (Path(run_dir) / LAST).stat()
+        ckpt = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        ckpt = None
+    return rundir.status(Path(run_dir)), ckpt
+
+
+def _resume_check(t: targets.Target) -> None:
+    """Under the lock: the dir holds no foreign files, and nobody trained into it since
+    rewrite_argv checked it (two resumes started together: the second gets the lock only after
+    the first finished, and must not train a second time from a state it never checked)."""
+    owned.inspect(t.dir, t.key, t.value, overwrite=False)
+    seen = _SEEN.get(os.path.realpath(t.dir))
+    if seen is not None and _state_of(t.dir) != seen:
+        raise TlbenchError(
+            "another tlbench process trained into this run dir while this one was starting; "
+            "continuing from a state this command never checked would mix two attempts "
+            "(nothing was changed)",
+            key="resume",
+            value=t.value,
+            fix="run the command again: it then continues from the run's new state, or says "
+            "that there is nothing left to resume",
+        )
 
 
 def _at_exit() -> None:
@@ -231,8 +265,7 @@ def _check_targets(argv: list[str], jobs: list[list[str]] | None) -> list[str]:
     value = arg_value(argv, "resume")
     if value not in (None, "", "null"):  # rewrite_argv made it hydra.run.dir=<that dir>
         where = targets.absolute(arg_value(argv, "hydra.run.dir"))
-        check = lambda t: owned.inspect(t.dir, t.key, t.value, overwrite=False)  # noqa: E731
-        targets.take([targets.Target(where, "resume", value, "resume")], data, check)
+        targets.take([targets.Target(where, "resume", value, "resume")], data, _resume_check)
         return argv
     multirun = any(a in ("-m", "--multirun") for a in argv)
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
