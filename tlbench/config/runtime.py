@@ -11,6 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from tlbench import cluster
+
 
 def hydra_config() -> DictConfig | None:
     """The running job's `hydra` node, or None outside a Hydra app."""
@@ -36,11 +38,12 @@ def task_overrides() -> list[str]:
 
 def unless_skipped(value, instead=None, *, _root_):
     """`${tlbench_unless_skipped:<value>[,<instead>]}` (conf/hydra/default.yaml): `value`, or
-    `instead` when this job is skipped (skip_completed=true and its dir's summary.json says ok).
+    `instead` when this job is skipped (skip_completed=true, or a requeued SLURM job, and its
+    dir's summary.json says ok: runtime.resume.continues).
     Hydra writes `.hydra/` and opens `train.log` before the task function can say "skipped", so
     this is the one place that keeps a finished run's files untouched."""
     try:
-        if not _root_.get("skip_completed") or _root_.get("resume"):
+        if not (_root_.get("skip_completed") or cluster.requeued()) or _root_.get("resume"):
             return value
         out = OmegaConf.select(_root_, "hydra.runtime.output_dir", default=None)
         summary = json.loads((Path(str(out)) / "summary.json").read_text(encoding="utf-8"))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from tlbench import cluster
 from tlbench.errors import TlbenchError
 from tlbench.runtime import owned, rank_zero, rundir, targets
 from tlbench.runtime.resume import (
@@ -258,7 +259,8 @@ def _check_targets(argv: list[str], jobs: list[list[str]] | None) -> list[str]:
     rundir.new_token()
     if not _EXIT_HOOK:
         _EXIT_HOOK = bool(atexit.register(_at_exit))
-    skip = str(arg_value(argv, "skip_completed")).lower() == "true"
+    # A requeued SLURM attempt (an sbatch script started again) continues its dirs' work.
+    skip = str(arg_value(argv, "skip_completed")).lower() == "true" or cluster.requeued()
     overwrite = str(arg_value(argv, "overwrite")).lower() == "true"
     cfg = targets.composed(jobs[0] if jobs else [a for a in argv if not a.startswith("-")])
     data = targets.data_dirs(cfg)

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from tlbench import cluster
 from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError
 from tlbench.runtime import distributed, owned, rundir
@@ -118,9 +119,16 @@ def is_ddp_child() -> bool:
 
 
 # -- train(): inside the job ------------------------------------------------------------------
+def continues(cfg: DictConfig) -> bool:
+    """This job picks up its own dir's earlier work: `skip_completed=true`, or a requeued attempt
+    of a SLURM job (preempted or at its time limit: tlbench.cluster) -- never with resume=."""
+    return bool(cfg.get("skip_completed") or cluster.requeued()) and not cfg.get("resume")
+
+
 def completed(cfg: DictConfig, run_dir: Path) -> dict | None:
-    """With skip_completed=true, the summary of this job's finished earlier run (else None)."""
-    if not cfg.get("skip_completed") or cfg.get("resume"):
+    """With skip_completed=true (or in a requeued SLURM job), the summary of this job's finished
+    earlier run (else None)."""
+    if not continues(cfg):
         return None
     done = completed_summary(run_dir)
     if done is None:
@@ -134,7 +142,8 @@ def completed(cfg: DictConfig, run_dir: Path) -> dict | None:
             value=True,
             fix="use a new hydra.sweep.dir / hydra.run.dir for a different experiment",
         )
-    log.info("skip_completed: %s already holds a completed run; skipped", run_dir)
+    why = "skip_completed" if cfg.get("skip_completed") else "requeued SLURM job"
+    log.info("%s: %s already holds a completed run; skipped", why, run_dir)
     return {**done, "skipped": True}
 
 
@@ -148,11 +157,12 @@ def lock(run_dir: Path) -> rundir.Lock | rundir.NoLock:
 
 
 def source(cfg: DictConfig) -> Path | None:
-    """The run dir this job continues: `resume=<dir>`, or with skip_completed=true this job's own
-    dir when it holds an unfinished run with the same overrides and a last.ckpt."""
+    """The run dir this job continues: `resume=<dir>`, or with skip_completed=true (or in a
+    requeued SLURM job) this job's own dir when it holds an unfinished run with the same
+    overrides and a last.ckpt."""
     if cfg.get("resume"):
         return Path(str(cfg.resume)).expanduser()
-    if not cfg.get("skip_completed"):
+    if not continues(cfg):
         return None
     run_dir = Path(cfg.paths.output_dir)
     if rundir.state(run_dir) != "unfinished" or not (run_dir / LAST).is_file():

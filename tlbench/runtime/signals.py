@@ -19,6 +19,13 @@ The interrupt checkpoint holds the weights at the moment of interruption (usable
 evaluate/predict), but `resume=` continues from `last.ckpt`, the end of the last finished epoch:
 Lightning cannot replay the rest of a half-finished epoch for an ordinary DataLoader (it warns
 that such a resume "can cause unreliable results"), so an interrupted epoch is re-run whole.
+
+On SLURM, preemption and the time limit arrive as SIGUSR2 (tlbench.cluster), trapped the same
+way: the run saves at the next step boundary and ends `interrupted` (exit 140). Then the handler
+that was there before the run is called (`hand_over`): under `hydra/launcher=slurm` that is
+submitit's, which requeues the job (`scontrol requeue`) and exits; the requeued attempt continues
+from last.ckpt (runtime.resume.continues). One mechanism: Lightning's own SLURM auto-requeue
+(SIGUSR1, its hpc_ckpt files) is switched off (training.trainer).
 """
 
 from __future__ import annotations
@@ -34,9 +41,33 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from tlbench import cluster
+
 log = logging.getLogger("tlbench")
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+def handled() -> tuple[int, ...]:
+    """The signals a run traps: SIGINT, SIGTERM and, inside a SLURM job or when a handler (such
+    as submitit's) waits for it, SIGUSR2, SLURM's "preempted / time limit near" signal."""
+    preempt = cluster.PREEMPT_SIGNAL
+    if cluster.job_id() is not None or callable(signal.getsignal(preempt)):
+        return (*HANDLED, preempt)
+    return HANDLED
+
+
+def hand_over(exc: BaseException) -> None:
+    """After a run stopped for SIGUSR2 and its summary is written: call the handler that was
+    installed before the run (submitit's checkpoint-and-requeue under hydra/launcher=slurm;
+    it requeues the job and exits). Nothing happens without one (an sbatch job requeued by
+    SLURM's PreemptMode=REQUEUE needs no help)."""
+    if not isinstance(exc, Interrupted) or exc.signum != cluster.PREEMPT_SIGNAL:
+        return
+    handler = signal.getsignal(exc.signum)
+    if callable(handler):
+        log.info("handing SIGUSR2 over to %s (requeue)", getattr(handler, "__qualname__", handler))
+        handler(exc.signum, None)
 
 
 class Interrupted(BaseException):
@@ -50,7 +81,7 @@ class Interrupted(BaseException):
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        return 128 + self.signum  # the shell's convention: 130 SIGINT, 143 SIGTERM, 140 SIGUSR2
 
 
 INTERRUPTS = (Interrupted, KeyboardInterrupt, SIGTERMException)
@@ -87,9 +118,10 @@ class Trap:
         if self.signum is None:
             self.signum = signum
             log.warning(
-                "%s received: stopping after the current step and saving a checkpoint "
+                "%s received%s: stopping after the current step and saving a checkpoint "
                 "(Ctrl+C again to stop at once)",
                 signal.Signals(signum).name,
+                PREEMPTED if signum == cluster.PREEMPT_SIGNAL else "",
             )
 
     def __enter__(self) -> Trap:
@@ -97,7 +129,7 @@ class Trap:
             signum, BETWEEN_RUNS.signum = BETWEEN_RUNS.signum, None
             raise Interrupted(signum, " before the run started (after the previous run ended)")
         if threading.current_thread() is threading.main_thread():  # signals need the main thread
-            for s in HANDLED:
+            for s in handled():
                 self._old[s] = signal.signal(s, self._handler)
         return self
 
@@ -143,6 +175,9 @@ class BetweenRuns:
 
 
 BETWEEN_RUNS = BetweenRuns()
+
+
+PREEMPTED = " (SLURM: the job is preempted or near its time limit)"
 
 
 class InterruptCallback(L.Callback):
@@ -216,7 +251,8 @@ class InterruptCallback(L.Callback):
 
 def describe(exc: BaseException, run_dir: str | Path) -> str:
     """The summary's error text: what happened and how to continue."""
-    name = signal.Signals(exit_code(exc) - 128).name
+    signum = exit_code(exc) - 128
+    name = signal.Signals(signum).name + (PREEMPTED if signum == cluster.PREEMPT_SIGNAL else "")
     where = getattr(exc, "where", "")
     hint = shlex.quote(f"resume={run_dir}")  # a dir with spaces survives copy and paste
     if not (Path(run_dir) / "checkpoints" / "last.ckpt").is_file():
@@ -224,7 +260,12 @@ def describe(exc: BaseException, run_dir: str | Path) -> str:
             f"interrupted by {name}{where}, before its first epoch ended (no "
             f"checkpoints/last.ckpt yet); `python -m tlbench {hint}` starts it again from scratch"
         )
+    requeue = (
+        "a requeued SLURM job continues by itself, or continue"
+        if signum == cluster.PREEMPT_SIGNAL
+        else "continue"
+    )
     return (
-        f"interrupted by {name}{where}; continue with `python -m tlbench {hint}` "
+        f"interrupted by {name}{where}; {requeue} with `python -m tlbench {hint}` "
         "(from checkpoints/last.ckpt, the end of the last finished epoch)"
     )

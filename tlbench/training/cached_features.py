@@ -31,6 +31,8 @@ class CachedFeatures(L.LightningDataModule):
     in the cache file), so a run's cost is the same whether its features came from the cache or
     not; `fit_seconds` counts train and val (what fitting needs; the test split's share is test
     cost, as evaluating the test set is for any run). `hit`: whether they came from the cache.
+    `wait_seconds`: how long this job waited for another one extracting the same features (not a
+    cost of this run: its cost is the extraction's, as on any hit).
 
     `limits` ({split: trainer.limit_<split>_batches}) count image batches, as they do for the
     image DataModule: val and test keep exactly the images its unshuffled loaders would yield
@@ -45,9 +47,10 @@ class CachedFeatures(L.LightningDataModule):
         limits: dict | None = None,
         extract_seconds: dict[str, float] | None = None,
         hit: bool = False,
+        wait_seconds: float = 0.0,
     ) -> None:
         super().__init__()
-        self.pixels, self.hit = pixels, hit
+        self.pixels, self.hit, self.wait_seconds = pixels, hit, wait_seconds
         self.extract_seconds = dict(extract_seconds or {})
         self.fit_seconds = sum(v for s, v in self.extract_seconds.items() if s != "test")
         self.num_classes, self.class_names = pixels.num_classes, list(pixels.class_names)

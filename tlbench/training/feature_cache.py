@@ -8,7 +8,8 @@ the precision, and the exact images of every split (tensor bytes, or path/size/m
 so a stale cache is never used.
 
 `strategy.cache_features`: auto (on when safe, a log line says why or why not), true (also turns
-training augmentation off for the cached run), false.
+training augmentation off for the cached run), false. Concurrent jobs that need the same features
+extract them once: training.cache_claim (the others wait, then read the cache).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from tlbench import atomic
 from tlbench.data.transforms import is_random
 from tlbench.models import outputs
+from tlbench.training import cache_claim
 from tlbench.training.cached_features import CachedFeatures, unlimited
 from tlbench.training.device import autocast
 
@@ -194,8 +196,12 @@ def _load(path: Path, device: torch.device) -> tuple[dict, dict] | None:
         stored = torch.load(path, map_location=device, weights_only=True)
         splits = {s: (v["x"], v["y"]) for s, v in stored["splits"].items()}
         return splits, {s: float(v) for s, v in stored["extract_seconds"].items()}
+    except FileNotFoundError:  # moved aside by another job since it was seen
+        return None
     except Exception as exc:  # torch.load raises RuntimeError, UnpicklingError, EOFError, ...
-        aside = atomic.rename(path, path.with_name(path.name + ".corrupt"))
+        aside = path.with_name(path.name + ".corrupt")
+        with contextlib.suppress(FileNotFoundError):  # another job moved it aside first
+            atomic.rename(path, aside)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         log.warning(
             "feature cache %s cannot be read (%s: %s); moved aside to %s, rebuilding it",
@@ -247,40 +253,48 @@ def _store(path: Path, features: dict, extract_seconds: dict) -> None:
     log.info("feature cache written: %s", path)
 
 
-def prepare(
-    module,
-    datamodule,
-    cache_dir: str | Path,
-    precision: str,
-    device: torch.device,
-    limits: dict | None = None,
-    stop=None,
-):
+def prepare(module, datamodule, cache_dir, precision: str, device, limits=None, stop=None):
     """Load or compute the features of every split; returns (CachedFeatures, seconds, path) or
     (None, seconds, reason) when the network does not allow caching. The cache holds every
-    image; `limits` (see CachedFeatures) only choose which of them a run evaluates."""
+    image; `limits` (see CachedFeatures) only choose which of them a run evaluates. `seconds`:
+    loading or computing, not the wait for another job's extraction (CachedFeatures.wait_seconds)."""
     start = time.perf_counter()
-    key = cache_key(module, datamodule, precision)
-    path = Path(cache_dir) / f"{key}.pt"
+    path = Path(cache_dir) / f"{cache_key(module, datamodule, precision)}.pt"
+    try:
+        features, extract_seconds, hit, waited = _obtain(
+            path, module, datamodule, precision, device, stop
+        )
+    # Only these turn caching off; any other error (a CUDA fault, a bug) fails the run with
+    # its traceback instead of silently training uncached.
+    except (NotCacheable, torch.cuda.OutOfMemoryError) as exc:
+        return None, time.perf_counter() - start, f"feature caching off: {exc}"
+    cached = CachedFeatures(datamodule, features, limits, extract_seconds, hit, waited)
+    return cached, time.perf_counter() - start - waited, str(path)
+
+
+def _obtain(path: Path, module, datamodule, precision, device, stop):
+    """(features, extract_seconds, hit, seconds waited). A cache file is only ever renamed into
+    place whole, so one that is there is read at once; a missing one is extracted under the
+    key's claim (training.cache_claim), where a job that waited finds it written."""
     loaded = _load(path, device) if path.is_file() else None
     if loaded is not None:
-        features, extract_seconds = loaded
         log.info("feature cache hit: %s", path)
-    else:
+        return *loaded, True, 0.0
+    with cache_claim.claim(path.with_suffix(".lock"), stop) as waited:
+        loaded = _load(path, device) if path.is_file() else None
+        if loaded is not None:
+            log.info("feature cache hit: %s (written meanwhile by another job)", path)
+            return *loaded, True, waited
+        if waited:
+            log.info("the job that held the claim left no cache (killed?); extracting here")
         module.to(device)
-        try:
-            # Creating a DataLoader iterator draws from the global RNG; fork it so a cache miss and
-            # a cache hit train with the same shuffling.
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                features, extract_seconds = {}, {}
-                for s in datamodule.splits:
-                    split_start = time.perf_counter()
-                    features[s] = extract(module, datamodule, s, precision, device, stop)
-                    extract_seconds[s] = time.perf_counter() - split_start
-        # Only these turn caching off; any other error (a CUDA fault, a bug) fails the run with
-        # its traceback instead of silently training uncached.
-        except (NotCacheable, torch.cuda.OutOfMemoryError) as exc:
-            return None, time.perf_counter() - start, f"feature caching off: {exc}"
+        # Creating a DataLoader iterator draws from the global RNG; fork it so a cache miss and
+        # a cache hit train with the same shuffling.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            features, extract_seconds = {}, {}
+            for s in datamodule.splits:
+                split_start = time.perf_counter()
+                features[s] = extract(module, datamodule, s, precision, device, stop)
+                extract_seconds[s] = time.perf_counter() - split_start
         _store(path, features, extract_seconds)
-    cached = CachedFeatures(datamodule, features, limits, extract_seconds, hit=loaded is not None)
-    return cached, time.perf_counter() - start, str(path)
+    return features, extract_seconds, False, waited

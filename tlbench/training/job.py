@@ -45,10 +45,13 @@ def run_job(cfg: DictConfig) -> dict:
             file=sys.stderr,
             flush=True,
         )
+        signals.hand_over(exc)  # SLURM preemption: submitit requeues the job (and exits)
         raise SystemExit(signals.exit_code(exc)) from None
     if s.get("skipped"):
         print(
-            f"tlbench: skipped {s['run_dir']} (already completed: skip_completed=true)", flush=True
+            f"tlbench: skipped {s['run_dir']} (already completed; skip_completed=true or a "
+            "requeued SLURM job)",
+            flush=True,
         )
     elif distributed.is_rank_zero():
         _print_summary(s)

@@ -279,6 +279,7 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
             summary.update(
                 feature_cache=detail,
                 feature_cache_hit=cached.hit,
+                feature_cache_wait_seconds=round(cached.wait_seconds, 2),  # not fit cost
                 feature_extraction_seconds={
                     s: round(v, 2) for s, v in cached.extract_seconds.items()
                 },

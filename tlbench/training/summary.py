@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from tlbench import atomic
+from tlbench import atomic, cluster
 from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError
 
@@ -161,6 +161,7 @@ def add_segment(summary: dict, fit_seconds: float, epochs: int, images: int, tra
         "epochs": epochs,
         "images": images,
         "train_seconds": round(train_seconds, 3),
+        **cluster.attempt(),  # on SLURM: which job / requeued attempt ran this part
     }
     summary["segments"] = [*(summary.get("segments") or []), segment]
     _totals(summary)

@@ -72,9 +72,19 @@ def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str, determin
         logger=loggers or False,
         precision=precision,
         **({} if deterministic is None else {"deterministic": deterministic}),
-        plugins=[AtomicCheckpointIO()],  # every .ckpt written beside, then renamed
+        plugins=[AtomicCheckpointIO(), *_cluster_plugins()],  # .ckpt written beside, renamed
     )
     return trainer, watch, ckpt_path
+
+
+def _cluster_plugins() -> list:
+    """Inside a SLURM job: Lightning's SLURMEnvironment as it would detect it, with its
+    auto-requeue off. Lightning's requeue (SIGUSR1, hpc_ckpt_*.ckpt restored on the next start)
+    would compete with tlbench's (SIGUSR2 -> last.ckpt, runtime.signals), and only one may own
+    a preempted job."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 @contextlib.contextmanager

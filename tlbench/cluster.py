@@ -1,0 +1,43 @@
+"""The SLURM job this process runs in, read from the environment SLURM sets (floor 1: the config,
+runtime and training layers all ask it).
+
+A job that SLURM preempts or that nears its time limit gets SIGUSR2 (submitit's
+`--signal=USR2@<signal_delay_s>`; an sbatch script can ask for the same signal). tlbench saves at
+the next step boundary and marks the run `interrupted` (runtime.signals); the job is requeued
+(submitit's handler runs `scontrol requeue`, or SLURM's own PreemptMode=REQUEUE) and starts again
+with SLURM_RESTART_COUNT > 0. Such an attempt continues its run dir's unfinished run from
+checkpoints/last.ckpt, exactly as `skip_completed=true` does (runtime.resume), and a run that had
+already completed is left as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+PREEMPT_SIGNAL = signal.SIGUSR2  # submitit's default (hydra.launcher.signal_delay_s before the end)
+
+
+def job_id() -> str | None:
+    """The SLURM job id (an array task's own id: <array job>_<task>), None outside SLURM."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or None
+
+
+def restart_count() -> int:
+    """How often SLURM requeued this job (0: its first attempt, or not SLURM)."""
+    value = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def requeued() -> bool:
+    """This process belongs to a requeued attempt of a SLURM job: its run continues."""
+    return restart_count() > 0
+
+
+def attempt() -> dict:
+    """What a run's segment records about the SLURM attempt it ran in ({} outside SLURM)."""
+    jid = job_id()
+    return {"slurm_job_id": jid, "slurm_restart_count": restart_count()} if jid else {}
