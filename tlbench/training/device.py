@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import platform
 import traceback
+from collections.abc import Sequence
 from contextlib import nullcontext
 from functools import lru_cache
 
@@ -43,6 +45,27 @@ def accelerator_kind(accelerator: str) -> str:
     ):
         return "mps"
     return "cpu"
+
+
+def rank_device(accelerator: str, devices=None) -> torch.device:
+    """The device this process trains on, before the Trainer exists (feature extraction): under
+    DDP each rank's own GPU, as Lightning assigns it -- local rank k takes the k-th of
+    `trainer.devices` when that lists GPUs ([2, 3] or "2,3"), else cuda:k -- never GPU 0 for all.
+    The local rank: LOCAL_RANK (Lightning's children, torchrun), or SLURM_LOCALID for srun's."""
+    if accelerator_kind(accelerator) != "cuda":
+        return torch.device("cpu")
+    from tlbench.runtime import distributed
+
+    env = os.environ
+    local = env.get("LOCAL_RANK") or (
+        env.get("SLURM_LOCALID") if distributed.launcher() == "srun" else None
+    )
+    local = int(local or 0)
+    if isinstance(devices, str) and "," in devices:
+        devices = [d for d in devices.split(",") if d.strip()]
+    if isinstance(devices, Sequence) and not isinstance(devices, str) and local < len(devices):
+        return torch.device("cuda", int(devices[local]))
+    return torch.device("cuda", local)
 
 
 def cuda_has_native_bf16() -> bool:

@@ -27,7 +27,12 @@ def slice_steps(
     # `global_step` counts once per slice (cached runs log per slice). The slice already runs
     # inside the precision plugin's autocast; only fp16 ("16-mixed") needs Lightning's
     # gradient scaler on every step, so then every step goes through Lightning.
+    # Under DDP a plain `loss.backward()` is never all-reduced (the ranks' heads drift apart):
+    # every backward goes through `manual_backward`, which readies DDP's reducer for it, so each
+    # step's gradients are averaged over ranks; the plain optimizer step then applies the same
+    # averaged gradients on every rank (and `global_step` still counts once per slice).
     scaled = module.trainer.precision in ("16-mixed", "16")
+    synced = module.trainer.world_size > 1
     starts = range(0, len(y), minibatch)
     for start in starts:
         loss, out = loss_fn(x[start : start + minibatch], y[start : start + minibatch])
@@ -36,7 +41,10 @@ def slice_steps(
             module.manual_backward(loss)
             optimizer.step()
         else:
-            loss.backward()
+            if synced:
+                module.manual_backward(loss)
+            else:
+                loss.backward()
             optimizer.optimizer.step()
         losses.append(loss.detach() * len(out))
         logits.append(out.detach())

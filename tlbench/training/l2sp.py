@@ -41,10 +41,14 @@ class L2SP:
         }
         return cls(reference, float(cfg.get("alpha") or 0.0), float(cfg.get("beta") or 0.0))
 
-    def penalty(self, net: nn.Module, device: torch.device) -> torch.Tensor:
+    def penalty(
+        self, net: nn.Module, device: torch.device, trainable: set[str] | None = None
+    ) -> torch.Tensor:
+        """Over the parameters that train now: `trainable` (the module's plan; under DDP a
+        not-yet-unfrozen parameter requires grad too), else those that require grad."""
         total = torch.zeros((), device=device)
         for name, p in net.named_parameters():
-            if not p.requires_grad:
+            if (name not in trainable) if trainable is not None else not p.requires_grad:
                 continue
             if name in self.reference:
                 ref = self.reference[name]

@@ -62,6 +62,7 @@ class TransferModule(L.LightningModule):
             self.net, self.head_names, strategy, epoch=0, pretrained=self.pretrained_net
         )
         strategies.apply(self.net, self.plan)
+        self._synced: frozenset[str] = frozenset()  # DDP: see setup()
         self._l2sp = L2SP.from_strategy(self.net, self.head_names, strategy, pretrained)
         self.inputs = "images"  # or "features": see use_cached_features()
         self.compiled: str | None = None  # what compile_network() wrapped: "net" | "head"
@@ -79,9 +80,20 @@ class TransferModule(L.LightningModule):
             setattr(self, f"{stage}_f1", metrics.macro_f1(num_classes))
 
     def l2sp_penalty(self) -> torch.Tensor:
-        return self._l2sp.penalty(self.net, self.device)
+        return self._l2sp.penalty(self.net, self.device, set(self.plan.trainable))
 
     # -- schedules ----------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """DDP: every parameter of the freeze schedule requires grad before DDP wraps the module
+        (right after this hook), so DDP syncs it (strategies.ddp_synced says why and how)."""
+        if stage == "fit" and self.trainer.world_size > 1:
+            cfg = self.hparams.strategy
+            self._synced = strategies.ddp_synced(self.net, self.head_names, cfg)
+            strategies.apply(self.net, self.plan, self._synced)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        strategies.drop_waiting_grads(self.net, self.plan, self._synced)
+
     def on_train_epoch_start(self) -> None:
         """Freeze schedules (LP-FT, gradual unfreezing) are a function of the epoch alone, so a
         resumed run recomputes the same trainable set here."""
@@ -96,7 +108,7 @@ class TransferModule(L.LightningModule):
         )
         if new.trainable != self.plan.trainable:
             self.plan = new
-            strategies.apply(self.net, new)
+            strategies.apply(self.net, new, self._synced)
             self.train()  # re-enter train mode, re-pinning only what is still frozen
             trainable, total = new.counts(self.net)
             self.log("params/trainable", float(trainable))

@@ -25,10 +25,10 @@ from tlbench.training import feature_cache, hparams, lr_groups, precision_probe,
 from tlbench.training import summary as run_summary
 from tlbench.training.callbacks import EpochTable
 from tlbench.training.device import (
-    accelerator_kind,
     apply_speed_settings,
     check_speed_keys,
     deterministic_for,
+    rank_device,
     release_memory,
     reset_peak_memory,
 )
@@ -261,9 +261,8 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
     )
     seconds = cost = 0.0
     if use:
-        device = torch.device(
-            "cuda" if accelerator_kind(cfg.trainer.get("accelerator", "auto")) == "cuda" else "cpu"
-        )
+        # The rank's own device (DDP: each rank extracts on its GPU, not all on GPU 0)
+        device = rank_device(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("devices"))
         cached, seconds, detail = feature_cache.prepare(
             module, datamodule, cfg.paths.cache_dir, precision, device, limits, stop=stop
         )

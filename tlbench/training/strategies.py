@@ -245,9 +245,9 @@ def _frozen_norms(net: nn.Module, trainable: set[str]) -> list[str]:
     return out
 
 
-def apply(net: nn.Module, p: Plan) -> None:
-    """Set requires_grad from the plan and put pinned modules in eval mode."""
-    chosen = set(p.trainable)
+def apply(net: nn.Module, p: Plan, synced: frozenset[str] = frozenset()) -> None:
+    """Set requires_grad from the plan (and on `synced`: ddp_synced) and pin modules to eval."""
+    chosen = set(p.trainable) | synced
     for name, param in net.named_parameters():
         param.requires_grad_(name in chosen)
     pin_eval(net, p)
@@ -257,3 +257,29 @@ def pin_eval(net: nn.Module, p: Plan) -> None:
     """Call after every `.train()`: frozen parts stay in inference mode."""
     for name in p.eval_modules:
         net.get_submodule(name).eval()
+
+
+def ddp_synced(net: nn.Module, head_names: list[str], cfg) -> frozenset[str]:
+    """Under DDP, what must require grad from the start: every parameter that trains at any epoch.
+
+    DDP all-reduces only the parameters that require grad when it wraps the model, so a parameter
+    a freeze schedule (lp_ft, gradual) unfreezes later would train on each rank's own gradients
+    and the ranks would drift apart. So these all require grad from the start, and until their
+    phase `drop_waiting_grads` removes their (synced) gradients before the optimizer step: the
+    optimizer skips them as it skips a frozen parameter (no momentum, no weight decay), exactly
+    as in one process. The alternatives: re-wrapping at each phase, or lr 0 (Lightning #20340's
+    workaround, which still builds optimizer state). The price: during a frozen phase the
+    backward also runs through the layers still waiting. Without a schedule nothing changes."""
+    if not cfg.get("schedule"):
+        return frozenset()
+    return frozenset(plan(net, head_names, cfg, epoch=None).trainable)
+
+
+def drop_waiting_grads(net: nn.Module, p: Plan, synced: frozenset[str]) -> None:
+    """Before each optimizer step: the gradients of `synced` parameters not trainable yet."""
+    if not synced:
+        return
+    trainable = set(p.trainable)
+    for name, param in net.named_parameters():
+        if name in synced and name not in trainable:
+            param.grad = None

@@ -7,6 +7,7 @@ from tlbench.training.callbacks.image_summaries import ImageSummaries
 from tlbench.training.callbacks.last_checkpoint import LastCheckpoint
 from tlbench.training.callbacks.learning_rates import LearningRates
 from tlbench.training.callbacks.nonfinite import NonFiniteLoss
+from tlbench.training.callbacks.param_digest import ParamDigest
 from tlbench.training.callbacks.throughput import ThroughputMonitor
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "LastCheckpoint",
     "LearningRates",
     "NonFiniteLoss",
+    "ParamDigest",
     "ThroughputMonitor",
 ]

@@ -254,7 +254,9 @@ class ImageSummaries(L.Callback):
             torch.cat(self._preds), torch.cat(self._targets), pl_module.hparams.num_classes
         )
         if pl_module.trainer.world_size > 1:  # DDP: each rank saw part of the split
-            cm = pl_module.trainer.strategy.reduce(cm, reduce_op="sum")
+            # as a tensor on the rank's device: Lightning returns anything else unreduced
+            counts = torch.as_tensor(cm, device=pl_module.device)
+            cm = pl_module.trainer.strategy.reduce(counts, reduce_op="sum").cpu().numpy()
         grid = None
         if self._grid:
             grid = tuple(
