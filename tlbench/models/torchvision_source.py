@@ -209,6 +209,17 @@ def num_params(name: str) -> int | None:
     return w.meta.get("num_params") if w is not None else None
 
 
+def imagenet_top1(name: str, weights: str) -> float | None:
+    """ImageNet-1K top-1 accuracy (a fraction) from the weights' metadata; None where the weights
+    are not torchvision's or their metadata has none (a ranking baseline: report.ranking_measures)."""
+    try:
+        meta = resolve_weights(name, weights).meta
+    except (TlbenchError, ValueError, KeyError):
+        return None
+    acc = meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1")
+    return None if acc is None else float(acc) / 100
+
+
 def offline_weights(name: str) -> list[str]:
     """Names of the weights of `name` whose files sit in the torch hub cache right now."""
     try:

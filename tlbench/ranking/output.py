@@ -141,6 +141,7 @@ def markdown(result: dict) -> str:
 def csv_text(result: dict) -> str:
     fields = ["rank", "candidate", "kind", "arch", "status", "feature_dim", "n_train", "n_val"]
     fields += [*COLUMNS, *(f"seconds_{m}" for m in ("features", *COLUMNS)), "cache_hit", "weights"]
+    fields += ["params", "imagenet_top1"]  # the baselines (report.ranking_measures)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from tlbench import cli
 from tlbench.config.instantiate import instantiate
 from tlbench.errors import one_of
-from tlbench.models import registry
+from tlbench.models import registry, torchvision_source
 from tlbench.ranking import candidates as cands
 from tlbench.ranking import estimators, output, probes
 from tlbench.training import feature_cache
@@ -96,7 +96,7 @@ def measure(c, datamodule, module, cfg, precision: str, device: torch.device) ->
     row = {"candidate": c.label, "spec": c.spec, "kind": c.kind, "arch": c.arch}
     if c.kind == "checkpoint":
         row["source_path"] = c.model["weights"]  # absolute: ranking_check matches runs on it
-    row.update(weights=module.weights_origin, status="ok", seconds={})
+    row.update(weights=module.weights_origin, status="ok", seconds={}, **_baselines(c, module))
     cached, seconds, detail = feature_cache.prepare(
         module, datamodule, cfg.paths.cache_dir, precision, device
     )
@@ -115,6 +115,19 @@ def measure(c, datamodule, module, cfg, precision: str, device: torch.device) ->
         head = None
     score(row, (tx, ty, vx, vy), head, cfg.seed)
     return row
+
+
+def _baselines(c, module) -> dict:
+    """What the ranking's baselines need (report.ranking_measures): the backbone's parameter
+    count (the new head excluded: it depends on the target classes) and, for torchvision
+    weights, their ImageNet top-1 from the weights' metadata."""
+    heads = tuple(f"{h}." for h in module.head_names)
+    params = sum(p.numel() for n, p in module.net.named_parameters() if not n.startswith(heads))
+    origin = str(module.weights_origin)
+    top1 = None
+    if origin.startswith("torchvision:"):
+        top1 = torchvision_source.imagenet_top1(c.arch, origin.split(":", 1)[1])
+    return {"params": int(params), "imagenet_top1": top1}
 
 
 def score(row: dict, arrays, head=None, seed: int = 0) -> dict:

@@ -8,7 +8,9 @@ budget -- are matched to its candidates:
 - `random:<model>`: runs of that model without pretrained weights (strategy=scratch).
 A candidate's actual accuracy is its best strategy's mean test accuracy (what starting from that
 source gets you); each estimator's scores are set beside it with Kendall's tau over the
-candidates that have both (tau = 1: same order, 0: unrelated, -1: reversed).
+candidates that have both (tau = 1: same order, 0: unrelated, -1: reversed), and the field's
+other measures (weighted tau, top-1 regret and hit) next to the baselines every estimator must
+beat: tlbench.report.ranking_measures.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from tlbench.report import ranking_measures
 
 RANKING_FILE = "ranking.json"
 METRICS = {  # ranking.json key -> column header
@@ -149,14 +153,23 @@ def check(ranking: dict, runs: list[dict]) -> dict:
         if c.get("status") == "ok":
             rows.append({**c, "actual": actual(c, same)})
     have = [r for r in rows if r["actual"] is not None]
-    taus = {}
+    taus, per_method = {}, {}
     for metric in METRICS:
         pairs = [(r[metric], r["actual"][0]) for r in have if r.get(metric) is not None]
         taus[metric] = (
             kendall(*map(list, zip(*pairs, strict=True))) if pairs else None,
             len(pairs),
         )
-    return {"rows": rows, "tau": taus, "matched": len(have)}
+        per_method[metric] = ranking_measures.measures(*_columns(pairs))
+    for baseline, scores in ranking_measures.baseline_scores(rows).items():
+        pairs = [(scores[r["candidate"]], r["actual"][0]) for r in have if r["candidate"] in scores]
+        if pairs:
+            per_method[baseline] = ranking_measures.measures(*_columns(pairs))
+    return {"rows": rows, "tau": taus, "measures": per_method, "matched": len(have)}
+
+
+def _columns(pairs: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def _section_for(path: Path, root: Path, ranking: dict, runs: list[dict]) -> list[str]:
@@ -183,6 +196,8 @@ def _section_for(path: Path, root: Path, ranking: dict, runs: list[dict]) -> lis
         f"{t:+.2f} (n={n})" if t is not None else f"n/a (n={n})" for t, n in result["tau"].values()
     ]
     lines.append("| **Kendall's tau vs actual** | | " + " | ".join(taus) + " |")
+    lines += ["", ranking_measures.caveat(result["matched"]), ""]
+    lines += ranking_measures.table(result["measures"], METRICS)
     return lines + [""]
 
 
@@ -203,7 +218,10 @@ def section(root: str | Path) -> list[str]:
         "Each estimator's score (its rank among the candidates in brackets) beside the test "
         "accuracy actually reached from that source in this sweep. Kendall's tau compares the "
         "orders over the candidates with both: 1 = the shortcut ordered them as fine-tuning did, "
-        "0 = no relation, -1 = reversed. With few candidates one swapped pair moves tau a lot.",
+        "0 = no relation, -1 = reversed. With few candidates one swapped pair moves tau a lot. "
+        "Below each table, the field's measures (weighted tau weighs the top of the ranking more; "
+        "top-1 regret is what following the ranking's first choice cost) for every estimator "
+        "and for the baselines it must beat (model size, ImageNet top-1, random-weights control).",
         "",
         *body,
     ]

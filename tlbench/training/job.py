@@ -9,6 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from tlbench import cluster
 from tlbench.runtime import distributed, signals
 from tlbench.training.run import train
 
@@ -37,6 +38,7 @@ def _print_summary(s: dict) -> None:
 
 def run_job(cfg: DictConfig) -> dict:
     signals.BETWEEN_RUNS.install()  # a signal outside the run never kills finished work (143)
+    cluster.fit_threads_to_allocation()  # SLURM: no more threads than the job's CPUs
     try:
         s = train(cfg)
     except signals.INTERRUPTS as exc:  # a sweep stops too: the exit code says why
