@@ -16,35 +16,16 @@ instantiates `hydra.callbacks` itself at startup, before any task code runs.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from tlbench import config
 from tlbench.config import runtime as hydra_runtime
-from tlbench.errors import TlbenchError
-
-
-def full_errors() -> bool:
-    """`HYDRA_FULL_ERROR=1`: show tracebacks instead of one paragraph."""
-    return os.environ.get("HYDRA_FULL_ERROR") == "1"
-
-
-def say_error(exc: BaseException, traceback_at: str | None = None) -> int:
-    """Print `exc` the tlbench way and return the exit code it deserves (2 user, 1 bug)."""
-    if isinstance(exc, TlbenchError):
-        print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
-        return 2
-    if not full_errors():  # else Hydra prints it when the error is re-raised
-        traceback.print_exception(exc, file=sys.stderr)
-    where = f" (the traceback is also in {traceback_at})" if traceback_at else ""
-    print(f"\nError: {type(exc).__name__}: {exc}{where}\n", file=sys.stderr, flush=True)
-    return 1
+from tlbench.errors import TlbenchError, full_errors, say_error
 
 
 def recorded_traceback(summary_json: Path) -> str | None:
@@ -76,15 +57,6 @@ def guarded(
     return run
 
 
-def require(cfg: DictConfig, *keys: str, example: str) -> None:
-    """Mandatory `???` keys as a one-paragraph error instead of Hydra's MissingMandatoryValue."""
-    for key in keys:
-        if OmegaConf.is_missing(cfg, key):
-            raise TlbenchError(
-                "this value is required", key=key, value="???", fix=f"e.g. {example}"
-            )
-
-
 def _check_installed() -> None:
     config.register()
     if not config.CONF_DIR.is_dir():
@@ -95,16 +67,25 @@ def _check_installed() -> None:
         )
 
 
-def main(config_name: str, fn: Callable[[DictConfig], object]) -> None:
-    """`python -m tlbench.<evaluate|predict|export>`."""
+def main(config_name: str, fn: Callable[[DictConfig], object], check=None) -> None:
+    """`python -m tlbench.<evaluate|predict|export|rank>`: the command line is checked before
+    Hydra writes anything (`check(cfg)`: the command's own checks on the composed config,
+    tlbench.inference.options.check_command_line), then Hydra runs `fn` under the error policy."""
     from tlbench.config import preflight, target_checks
 
     _check_installed()
     try:
+        if check is not None:  # evaluate / predict / export: their own checks first
+            from tlbench.inference import options
+
+            options.check_command_line(config_name, sys.argv[1:], check)
         target_checks.check_command_line(sys.argv[1:], config_name)
         preflight.compose_command(sys.argv[1:], config_name)  # Hydra's errors, one paragraph
     except TlbenchError as exc:
-        sys.exit(say_error(exc))
+        code = say_error(exc)
+        if full_errors():  # HYDRA_FULL_ERROR=1: the traceback too, as everywhere
+            raise
+        sys.exit(code)
     hydra.main(version_base="1.3", config_path=str(config.CONF_DIR), config_name=config_name)(
         guarded(fn)
     )()

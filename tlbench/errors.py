@@ -1,4 +1,5 @@
-"""One error type for everything a user can get wrong, formatted as one readable paragraph.
+"""One error type for everything a user can get wrong, formatted as one readable paragraph, and
+the one way every entry point prints errors (`say_error`).
 
 Every message names the config key (or file), the bad value, what is allowed and the fix, the
 way torchvision's and Lightning's best errors do. `python -m tlbench` prints it without a
@@ -8,6 +9,9 @@ traceback (set HYDRA_FULL_ERROR=1 to see one).
 from __future__ import annotations
 
 import difflib
+import os
+import sys
+import traceback
 from collections.abc import Iterable
 
 
@@ -64,3 +68,33 @@ def one_of(key: str, value: str, choices: Iterable[str], what: str = "value") ->
         allowed=listing,
         fix=f"use one of the allowed names (did you mean {' or '.join(repr(s) for s in suggestions[:3])}?)",
     )
+
+
+def full_errors() -> bool:
+    """`HYDRA_FULL_ERROR=1`: show tracebacks instead of one paragraph."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def say_error(exc: BaseException, traceback_at: str | None = None) -> int:
+    """Print `exc` the tlbench way and return the exit code it deserves: a TlbenchError is one
+    paragraph and 2; anything else is a bug or a library's own complaint, printed with its
+    traceback (unless Hydra prints it: HYDRA_FULL_ERROR=1), and 1."""
+    if isinstance(exc, TlbenchError):
+        print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+        return 2
+    if not full_errors():  # else Hydra prints it when the error is re-raised
+        traceback.print_exception(exc, file=sys.stderr)
+    where = f" (the traceback is also in {traceback_at})" if traceback_at else ""
+    print(f"\nError: {type(exc).__name__}: {exc}{where}\n", file=sys.stderr, flush=True)
+    return 1
+
+
+def require(cfg, *keys: str, example: str) -> None:
+    """Mandatory `???` keys as a one-paragraph error instead of Hydra's MissingMandatoryValue."""
+    from omegaconf import OmegaConf
+
+    for key in keys:
+        if OmegaConf.is_missing(cfg, key):
+            raise TlbenchError(
+                "this value is required", key=key, value="???", fix=f"e.g. {example}"
+            )

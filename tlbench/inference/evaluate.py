@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from tlbench import atomic, cli
+from tlbench import atomic
 from tlbench.config.instantiate import instantiate
-from tlbench.errors import TlbenchError, one_of
+from tlbench.errors import TlbenchError, one_of, require
 from tlbench.inference import checkpoint, metrics, options, visuals
 
 log = logging.getLogger("tlbench.evaluate")
@@ -73,7 +73,7 @@ def collect_logits(module, batches, device: torch.device, precision: str = "auto
 def check(cfg: DictConfig) -> None:
     """Every setting, before the checkpoint or the data is read."""
     options.validate("evaluate", cfg)
-    cli.require(cfg, "ckpt", example="ckpt=outputs/runs/<run dir>")
+    require(cfg, "ckpt", example="ckpt=outputs/runs/<run dir>")
     if cfg.split not in SPLITS:
         raise one_of("split", cfg.split, SPLITS, what="split")
     checkpoint.resolve(cfg.ckpt)
@@ -163,11 +163,3 @@ def _print(r: dict) -> None:
         f"  outputs: {r['output_dir']}  (evaluation.json, confusion_matrix.png)",
         flush=True,
     )
-
-
-def main() -> None:
-    options.main("evaluate", evaluate, check)
-
-
-if __name__ == "__main__":
-    main()

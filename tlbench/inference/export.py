@@ -17,8 +17,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from tlbench import atomic, cli
-from tlbench.errors import TlbenchError, one_of
+from tlbench import atomic
+from tlbench.errors import TlbenchError, one_of, require
 from tlbench.inference import checkpoint, options
 from tlbench.inference.onnx_export import (
     EXPORTERS,
@@ -90,7 +90,7 @@ def compare(reference: torch.Tensor, got: torch.Tensor, atol: float, rtol: float
 def check(cfg: DictConfig) -> str | None:
     """Every setting, before the checkpoint is read; returns the ONNX exporter (None: TorchScript)."""
     options.validate("export", cfg)
-    cli.require(cfg, "ckpt", example="ckpt=outputs/runs/<run dir> format=onnx")
+    require(cfg, "ckpt", example="ckpt=outputs/runs/<run dir> format=onnx")
     if str(cfg.format) not in FORMATS:
         raise one_of("format", str(cfg.format), FORMATS, what="export format")
     if str(cfg.onnx_exporter) not in EXPORTERS:  # refused whatever the format
@@ -204,11 +204,3 @@ def export(cfg: DictConfig) -> Path:
         flush=True,
     )
     return out
-
-
-def main() -> None:
-    options.main("export", export, check)
-
-
-if __name__ == "__main__":
-    main()

@@ -16,14 +16,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from tlbench import cli
 from tlbench.data import loading
 from tlbench.errors import TlbenchError, nearest, one_of
 
@@ -145,18 +143,6 @@ def check_command_line(command: str, argv: list[str], check: Callable[[DictConfi
 
     path = checkpoint.resolve(cfg.ckpt)
     checkpoint.hyper_parameters(checkpoint.read(path), path, "ckpt")
-
-
-def main(command: str, run: Callable[[DictConfig], object], check) -> None:
-    """The entry point of `python -m tlbench.<command>`."""
-    try:
-        check_command_line(command, sys.argv[1:], check)
-    except TlbenchError as exc:
-        code = cli.say_error(exc)
-        if cli.full_errors():  # HYDRA_FULL_ERROR=1: the traceback too, as everywhere
-            raise
-        sys.exit(code)
-    cli.main(command, run)
 
 
 # -- the composed config -----------------------------------------------------------------------

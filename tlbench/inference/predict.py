@@ -17,9 +17,9 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from tlbench import atomic, cli
+from tlbench import atomic
 from tlbench.data import images, loading, transforms
-from tlbench.errors import TlbenchError
+from tlbench.errors import TlbenchError, require
 from tlbench.inference import checkpoint, options
 
 log = logging.getLogger("tlbench.predict")
@@ -82,7 +82,7 @@ def columns(k: int) -> list[str]:
 def check(cfg: DictConfig) -> None:
     """Every setting, before the checkpoint is read or any image decoded."""
     options.validate("predict", cfg)
-    cli.require(cfg, "ckpt", "input", example="ckpt=outputs/runs/<run dir> input=photos/")
+    require(cfg, "ckpt", "input", example="ckpt=outputs/runs/<run dir> input=photos/")
     checkpoint.resolve(cfg.ckpt)  # a wrong checkpoint path is reported before scanning folders
     if Path(str(cfg.input)).expanduser().is_file():
         readable(Path(str(cfg.input)).expanduser())
@@ -181,11 +181,3 @@ def predict(cfg: DictConfig) -> Path:
             fix="point at image files (JPEG, PNG, ...)",
         )
     return out
-
-
-def main() -> None:
-    options.main("predict", predict, check)
-
-
-if __name__ == "__main__":
-    main()

@@ -20,9 +20,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
-from tlbench import cli
 from tlbench.config.instantiate import instantiate
-from tlbench.errors import one_of
+from tlbench.errors import one_of, require
 from tlbench.models import registry, torchvision_source
 from tlbench.ranking import candidates as cands
 from tlbench.ranking import estimators, output, probes
@@ -149,7 +148,7 @@ def score(row: dict, arrays, head=None, seed: int = 0) -> dict:
 
 def rank(cfg: DictConfig) -> dict:
     """Rank `cfg.candidates` on `cfg.data`; write ranking.md/.csv/.json and return the result."""
-    cli.require(cfg, "candidates", example="'candidates=[efficientnet_lite0,random:lenet5]'")
+    require(cfg, "candidates", example="'candidates=[efficientnet_lite0,random:lenet5]'")
     if cfg.splits not in SPLITS:
         raise one_of("splits", cfg.splits, SPLITS, what="feature splits setting")
     if cfg.rank_by not in METRICS:

@@ -1,7 +1,7 @@
 """`python -m tlbench.report <dir>`: write the comparison report of every run under a folder.
 
 User errors (no such folder, no run in it) follow tlbench's one error policy
-(`tlbench.cli.say_error`): one paragraph naming the key, the value and the fix, exit code 2.
+(`tlbench.errors.say_error`): one paragraph naming the key, the value and the fix, exit code 2.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _report(root: Path, plots: bool, across_models=False, allow_collapsed=False)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tlbench.cli import full_errors, say_error
+    from tlbench.errors import full_errors, say_error
 
     args = _parse(argv)
     try:
