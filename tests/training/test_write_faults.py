@@ -126,7 +126,9 @@ def test_a_full_cache_disk_is_a_clear_warning_and_the_run_goes_on(cfg_factory, t
         assert "The feature cache could not be written" in caplog.text
         assert "no space left on the device" in caplog.text and "paths.cache_dir" in caplog.text
         assert "inline_container" not in caplog.text
-        assert _files(disk) == ["filler"]  # no cache, no temporary
+        # no cache, no temporary; the key's claim file (training.cache_claim) stays, empty
+        assert [f for f in _files(disk) if not f.endswith(".lock")] == ["filler"]
+        assert all((disk / f).stat().st_size == 0 for f in _files(disk) if f.endswith(".lock"))
 
 
 def test_metrics_csv_keeps_every_row_and_killed_time_is_recovered(cfg_factory, tmp_path):

@@ -46,10 +46,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from tlbench import cluster
+from tlbench import summary_file as run_summary
 from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError
 from tlbench.runtime import distributed, owned, rundir
-from tlbench.training import summary as run_summary
 
 log = logging.getLogger("tlbench")
 

@@ -42,8 +42,8 @@ import socket
 import time
 from pathlib import Path
 
+from tlbench import summary_file as run_summary
 from tlbench.errors import TlbenchError
-from tlbench.training import summary as run_summary
 
 log = logging.getLogger("tlbench")
 

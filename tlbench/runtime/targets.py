@@ -17,10 +17,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from tlbench import summary_file as run_summary
 from tlbench.errors import TlbenchError
 from tlbench.runtime import owned, rundir
 from tlbench.runtime.resume import arg_value, experiment_overrides
-from tlbench.training import summary as run_summary
 
 COMPOSE_LIMIT = 64  # as preflight: ~0.3 s per composed job
 

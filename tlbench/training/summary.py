@@ -9,18 +9,17 @@ when part of `fit_seconds` was recovered from metrics.csv (a segment killed outr
 
 from __future__ import annotations
 
-import json
-import math
 import resource
 import shlex
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from tlbench import atomic, cluster
 from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError
+from tlbench.summary_file import read, write  # noqa: F401 (the file itself: floor 1, runtime reads it)
 
 REQUIRED = (
     "status",
@@ -81,20 +80,6 @@ def peak_rss_mb() -> float:
     )  # bytes on macOS, KiB on Linux
 
 
-def _clean(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, DictConfig):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
-def write(run_dir: str | Path, summary: dict) -> Path:
-    """Write atomically (tmp + rename) so a reader never sees half a file."""
-    text = json.dumps({k: _clean(v) for k, v in summary.items()}, indent=2, default=str)
-    return atomic.write_text(Path(run_dir) / "summary.json", text + "\n")
-
-
 def write_final(run_dir: str | Path, summary: dict) -> None:
     """The run's last word. A disk that refuses it (full, read-only, no permission) would leave
     summary.json saying `running` while the error pointed at a traceback in it: say in one
@@ -135,11 +120,6 @@ def disk_error(exc: BaseException, run_dir: str | Path) -> TlbenchError | None:
         value=str(run_dir),
         fix=f"free space on that disk (or make it writable), then {_resume_hint(run_dir)}",
     )
-
-
-def read(path: str | Path) -> dict:
-    p = Path(path)
-    return json.loads((p / "summary.json" if p.is_dir() else p).read_text(encoding="utf-8"))
 
 
 def checkpoints(trainer) -> dict:
