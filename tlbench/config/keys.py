@@ -90,16 +90,30 @@ def value(node: DictConfig, name: str, key: str):
     return OmegaConf.to_container(v, resolve=True) if isinstance(v, (DictConfig, ListConfig)) else v
 
 
+def check_strategy_keys(strategy) -> None:
+    """A strategy node's keys against StrategyConfig (tlbench/config/schema.py)."""
+    from tlbench.config import schema
+
+    known = schema.keys(schema.StrategyConfig)
+    unknown = sorted(set(strategy) - known)
+    if unknown:
+        raise TlbenchError(
+            f"unknown strategy key(s) {unknown}",
+            key="strategy",
+            value=strategy.get("name"),
+            allowed=", ".join(sorted(known)),
+            fix="remove or correct the misspelt key(s)",
+        )
+
+
 def check_keys(cfg: DictConfig) -> None:
     """Unknown keys at the top level, in `paths`, `model` and `strategy`."""
     schema = allowed_keys()
     for key in cfg:
         if key not in schema[""]:
             raise unknown_key(str(key), schema[""], raw(cfg, key))
-    from tlbench.training import strategies
-
     if isinstance(cfg.get("strategy"), DictConfig):
-        strategies.check_keys(cfg.strategy)  # its own message: "unknown strategy key"
+        check_strategy_keys(cfg.strategy)  # its own message: "unknown strategy key"
     for group in ("paths", "model"):
         node = cfg.get(group)
         if isinstance(node, DictConfig):

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
-from tlbench.config import schema
+from tlbench.config import keys, schema
 from tlbench.errors import TlbenchError, nearest
 from tlbench.models.stages import stages as family_stages
 
@@ -101,18 +101,6 @@ def select(
     return [p for p in params if p in chosen]
 
 
-def check_keys(cfg) -> None:
-    unknown = sorted(set(cfg) - KEYS)
-    if unknown:
-        raise TlbenchError(
-            f"unknown strategy key(s) {unknown}",
-            key="strategy",
-            value=cfg.get("name"),
-            allowed=", ".join(sorted(KEYS)),
-            fix="remove or correct the misspelt key(s)",
-        )
-
-
 def _last_stages(net: nn.Module, head_names: list[str], k, key: str) -> set[str]:
     if not k:
         return set()
@@ -160,7 +148,7 @@ def plan(
     """What trains at `epoch` (None = the union over the whole schedule) and what stays in eval.
     `pretrained`: the network holds pretrained weights (then `bn_mode: frozen` keeps its BN
     statistics)."""
-    check_keys(cfg)
+    keys.check_strategy_keys(cfg)
     patterns = list(cfg.get("trainable", ["all"]))
     k = cfg.get("last_n_stages") or 0
     chosen = set(select(net, head_names, patterns)) | _last_stages(
