@@ -121,3 +121,21 @@ def test_python_m_tlbench_report_adds_the_section(sweep):
 
     text = write_report(sweep, plots=False).read_text()
     assert "## Ranking vs fine-tuned results" in text and "Kendall's tau vs actual" in text
+
+
+def test_the_actual_accuracy_is_the_setting_selected_on_validation_never_on_test():
+    """Two settings of one source: the one with the better validation accuracy stands for it,
+    even where the other one's test accuracy is higher."""
+    cand = _cand("lite", "pretrained", "lite", 0.9, 0.1)
+    runs = [
+        {"model": "lite", "weights": "DEFAULT", "strategy": "finetune", "_data": DATA,
+         "overrides": ["strategy=finetune", "optimizer.lr=0.01", f"seed={s}"],
+         "best_val_acc": 0.60, "test_acc": 0.90}
+        for s in (0, 1)
+    ] + [
+        {"model": "lite", "weights": "DEFAULT", "strategy": "finetune", "_data": DATA,
+         "overrides": ["strategy=finetune", "optimizer.lr=0.001", f"seed={s}"],
+         "best_val_acc": 0.70, "test_acc": 0.80 + s / 100}
+        for s in (0, 1)
+    ]  # fmt: skip
+    assert ranking_check.actual(cand, runs) == pytest.approx((0.805, "finetune", 2))

@@ -6,7 +6,8 @@ budget -- are matched to its candidates:
 - a pretrained model name: runs of that model from its own weights (transfer, finetune, ...);
 - a tlbench run dir / .ckpt: runs whose `model.weights` is that checkpoint;
 - `random:<model>`: runs of that model without pretrained weights (strategy=scratch).
-A candidate's actual accuracy is its best strategy's mean test accuracy (what starting from that
+A candidate's actual accuracy is the mean test accuracy of its best setting (strategy and
+overrides), selected on mean validation accuracy as the report selects (what starting from that
 source gets you); each estimator's scores are set beside it with Kendall's tau over the
 candidates that have both (tau = 1: same order, 0: unrelated, -1: reversed), and the field's
 other measures (weighted tau, top-1 regret and hit) next to the baselines every estimator must
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from tlbench.config.overrides import is_neutral, is_replicate
 from tlbench.report import ranking_measures
 
 RANKING_FILE = "ranking.json"
@@ -118,16 +120,34 @@ def matches(candidate: dict, run: dict) -> bool:
     return weights is not None and not _is_path(weights)
 
 
+def _setting(run: dict) -> tuple[str, str]:
+    """(strategy, the overrides that are neither replicates nor neutral): one setting."""
+    keep = []
+    for o in run.get("overrides") or []:
+        k = str(o).partition("=")[0].lstrip("+~")
+        if not is_replicate(k) and not is_neutral(k) and not k.startswith(("model", "data")):
+            keep.append(str(o))
+    return str(run.get("strategy")), " ".join(sorted(keep))
+
+
 def actual(candidate: dict, runs: list[dict]) -> tuple[float, str, int] | None:
-    """(best strategy's mean test accuracy, that strategy, its number of runs) or None."""
-    by_strategy: dict[str, list[float]] = {}
+    """What starting from this source got: among its runs' settings (strategy and overrides),
+    the one with the best mean validation accuracy -- selected on validation, as the report
+    selects, never on test -- and that setting's (mean test accuracy, strategy, runs)."""
+    settings: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         if matches(candidate, r):
-            by_strategy.setdefault(str(r.get("strategy")), []).append(float(r["test_acc"]))
-    if not by_strategy:
+            settings.setdefault(_setting(r), []).append(r)
+    if not settings:
         return None
-    strategy, accs = max(by_strategy.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))
-    return sum(accs) / len(accs), strategy, len(accs)
+
+    def val(rs: list[dict]) -> float:
+        vals = [float(r["best_val_acc"]) for r in rs if r.get("best_val_acc") is not None]
+        return sum(vals) / len(vals) if vals else float("-inf")
+
+    (strategy, _), chosen = max(settings.items(), key=lambda kv: val(kv[1]))
+    tests = [float(r["test_acc"]) for r in chosen]
+    return sum(tests) / len(tests), strategy, len(tests)
 
 
 def kendall(scores: list[float], truth: list[float]) -> float | None:
