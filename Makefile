@@ -32,6 +32,9 @@ slurm-up: ## start a throwaway single-node SLURM under SLURM_DIR (default /tmp/t
 slurm-down: ## stop the cluster `make slurm-up` started (its daemons only, by pid file)
 	scripts/slurm-down.sh $(SLURM_DIR)
 
+gpu-wheels: ## wheels the GPU machine lacks (hydra-core, omegaconf, antlr4) into wheels/ for bench/gpu_acceptance.py
+	PYTHON=$(BIN)/python bench/gpu_wheels.sh wheels
+
 tensorboard: ## open TensorBoard over every run and sweep in outputs/
 	$(BIN)/tensorboard --logdir outputs --bind_all
 
@@ -47,4 +50,4 @@ clean: ## remove caches and run outputs (keeps .venv)
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
-.PHONY: help install test test-full run sweep slurm-up slurm-down tensorboard lint format clean
+.PHONY: help install test test-full run sweep slurm-up slurm-down gpu-wheels tensorboard lint format clean

@@ -175,15 +175,16 @@ def timed_work(name: str, s: dict) -> tuple[int, float, int]:
 
 
 @contextlib.contextmanager
-def watching(callback):
-    """Attach `callback` to the Trainer tlbench builds for the run."""
+def watching(*callbacks):
+    """Attach `callbacks` to the Trainer tlbench builds for the run (after its own: they see
+    each hook last)."""
     from tlbench.training import run
 
     build = run.build_trainer
 
     def build_with_callback(*args, **kwargs):
         trainer, watch, ckpt_path = build(*args, **kwargs)
-        trainer.callbacks.append(callback)
+        trainer.callbacks.extend(callbacks)
         return trainer, watch, ckpt_path
 
     run.build_trainer = build_with_callback
@@ -210,6 +211,8 @@ def run_one(name: str, overrides: list[str], out: Path, peak: float | None) -> d
         "run": name,
         "status": s["status"],
         "fit_s": s.get("fit_seconds"),
+        # checkpoint writing, which summary.json keeps out of fit_seconds (None where it does not)
+        "checkpoint_s": s.get("checkpoint_seconds"),
         "img_s": s.get("train_images_per_second"),
         "gpu_util_%": round(sampler.mean, 1) if sampler.mean is not None else None,
         "peak_mem_gb": round(peak_mb / 1024, 2) if peak_mb is not None else None,
@@ -222,6 +225,32 @@ def run_one(name: str, overrides: list[str], out: Path, peak: float | None) -> d
     }
     print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     return row
+
+
+def common_overrides(root: Path, smoke: bool, epochs: int = 3, compile: bool = False) -> list[str]:
+    """`experiment=cifar10_vgg16` on the synthetic CIFAR-10 at `root`, timed as fit alone."""
+    common = [
+        "experiment=cifar10_vgg16",
+        f"data.root={root}",
+        "model.weights=null",  # random weights: same arithmetic, no download
+        f"trainer.max_epochs={1 if smoke else epochs}",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        "test_after_fit=false",  # fit time is what is compared
+        f"compile={str(compile).lower()}",
+    ]
+    if smoke:  # tiny stand-ins with the same code path
+        common += ["data.image_size=32", "trainer.accelerator=cpu"]
+    return common
+
+
+def run_overrides(name: str, common: list[str], smoke: bool) -> list[str]:
+    """One run's overrides; --smoke swaps VGG16 and ResNet-18 for mini VGG and LeNet-5."""
+    overrides = [*common, *RUNS[name]]
+    if smoke:
+        overrides = [o.replace("model=vgg16", "model=mini_vgg") for o in overrides]
+        overrides = [o.replace("model=resnet18", "model=lenet5") for o in overrides]
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -243,29 +272,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out = Path(args.out or tempfile.mkdtemp(prefix="tlbench_gpu_"))
     train_n, test_n = (200, 50) if args.smoke else (50_000, 10_000)
     write_cifar(out / "cifar10", train_n, test_n)
-    common = [
-        "experiment=cifar10_vgg16",
-        f"data.root={out / 'cifar10'}",
-        "model.weights=null",  # random weights: same arithmetic, no download
-        f"trainer.max_epochs={1 if args.smoke else args.epochs}",
-        "trainer.enable_progress_bar=false",
-        "logger=none",
-        "test_after_fit=false",  # fit time is what is compared
-        f"compile={str(args.compile).lower()}",
-    ]
-    if args.smoke:  # tiny stand-ins with the same code path
-        common += ["data.image_size=32", "trainer.accelerator=cpu"]
+    common = common_overrides(out / "cifar10", args.smoke, args.epochs, args.compile)
     peak = None
     if torch.cuda.is_available() and not args.smoke:
         peak = bf16_peak_tflops()
         print(f"# {torch.cuda.get_device_name()}: bf16 matmul peak measured {peak:.0f} TFLOP/s")
     rows = []
     for name in args.only:
-        overrides = [*common, *RUNS[name]]
-        if args.smoke:
-            overrides = [o.replace("model=vgg16", "model=mini_vgg") for o in overrides]
-            overrides = [o.replace("model=resnet18", "model=lenet5") for o in overrides]
-        rows.append(run_one(name, overrides, out, peak))
+        rows.append(run_one(name, run_overrides(name, common, args.smoke), out, peak))
     return rows
 
 
