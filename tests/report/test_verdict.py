@@ -52,7 +52,7 @@ def test_a_significant_lead_with_the_cost_advice(tmp_path):
         "by 2.0 points: significant at 0.05 (paired t, n = 3, p < 0.001; +2.0 points; "
         "ahead on 3/3 seeds)."
     )
-    assert "Fit time finetune / transfer: 30x." in line
+    assert "Cost finetune / transfer: 30x." in line  # fit_seconds: no per-epoch times
     assert "Then: scratch 60.0 ± 10.0 % (n = 3)." in line
     assert "finetune vs scratch: significant (paired t, n = 3, p = 0.027)." in line
     assert "Advice: transfer reaches 98 % of finetune's accuracy at 1/30 of the cost" in line

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.helpers.cli import TINY, run_cli
+from tlbench.config import compose
+from tlbench.training import feature_cache
 from tlbench.training import summary as run_summary
 from tlbench.training.device import rank_device
+from tlbench.training.run import build_run
 
 DDP = [
     *TINY,  # 80 training images at 32 px, batch 16: each rank trains on 40 (3 steps an epoch)
@@ -137,3 +141,47 @@ def test_features_are_extracted_on_the_ranks_own_gpu(monkeypatch):
     monkeypatch.setenv("SLURM_LOCALID", "1")
     monkeypatch.setenv("SLURM_JOB_NAME", "python")
     assert rank_device("gpu", 2) == torch.device("cuda", 1)
+
+
+def test_ranks_extract_their_shards_into_the_one_cache(tmp_path):
+    """Cached features under DDP: each rank extracts only its half of every split (its log
+    line), the cache rank 0 writes holds every image in order -- what one process extracts from
+    the same data -- and both ranks then train one head on the full feature tensors."""
+    summary, ranks = ddp_run(tmp_path, "strategy=transfer", "strategy.cache_features=true")
+    assert summary["cached_features"] is True and not summary["feature_cache_hit"]
+    assert_identical(ranks)
+    log = (tmp_path / "run" / "train.log").read_text()
+    shards = re.findall(r"feature extraction \(rank (\d) of 2\): (\w+) images (\d+)-(\d+)", log)
+    stored = torch.load(summary["feature_cache"], weights_only=True)["splits"]
+    assert set(stored) == {"train", "val"}  # no test: the run does not test
+    for split, entry in stored.items():
+        n = len(entry["y"])
+        parts = sorted((int(r), int(lo), int(hi)) for r, s, lo, hi in shards if s == split)
+        assert parts == [(0, 0, n // 2), (1, n // 2, n)], (split, shards)
+    # one process extracting the same data, model and precision: the same key and features
+    alone = [o for o in DDP if o != "trainer=ddp_cpu"] + ["strategy=transfer"]
+    datamodule, module = build_run(compose([*alone, f"paths.output_dir={tmp_path / 'alone'}"]))
+    cpu = torch.device("cpu")
+    cached, _, path = feature_cache.prepare(
+        module, datamodule, tmp_path / "single", "32-true", cpu, test=False
+    )
+    assert Path(path).name == Path(summary["feature_cache"]).name
+    for split, entry in stored.items():
+        x, y = cached.features[split]
+        assert torch.equal(entry["y"], y.cpu())
+        torch.testing.assert_close(entry["x"], x.cpu(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_ranks_on_a_warm_cache_read_it_and_train_one_head(tmp_path):
+    """The second DDP run on the same cache: every rank reads it (no extraction, no shard log
+    lines) and the ranks still meet in the same collectives (no deadlock), training one head."""
+    first, _ = ddp_run(tmp_path / "cold", "strategy=transfer", "strategy.cache_features=true")
+    (tmp_path / "warm").mkdir()
+    (tmp_path / "warm" / "cache").symlink_to(tmp_path / "cold" / "cache")
+    summary, ranks = ddp_run(tmp_path / "warm", "strategy=transfer", "strategy.cache_features=true")
+    assert summary["feature_cache_hit"] and summary["feature_cache"].endswith(
+        Path(first["feature_cache"]).name
+    )
+    assert "feature extraction (rank" not in (tmp_path / "warm" / "run" / "train.log").read_text()
+    assert_identical(ranks)

@@ -1,8 +1,10 @@
 """Frozen-feature caching: used only when safe, never stale, same results as recomputing."""
 
+import dataclasses
+
 import torch
 
-from tlbench.training import feature_cache
+from tlbench.training import feature_cache, feature_store
 from tlbench.training.cached_features import CachedFeatures
 from tlbench.training.run import build_run, train
 
@@ -21,9 +23,9 @@ def test_cached_transfer_matches_recomputed_features_and_hits_the_cache(cfg_fact
     assert (first["feature_cache_hit"], second["feature_cache_hit"]) == (False, True)
     assert second["best_val_acc"] == first["best_val_acc"]
     # a hit costs what the miss did: each split's extraction time is stored with the features;
-    # fitting counts train and val (the test split's features are test cost)
+    # fitting counts train and val (a run that does not test extracts no test features)
     per_split = first["feature_extraction_seconds"]
-    assert set(per_split) == {"train", "val", "test"} and min(per_split.values()) > 0
+    assert set(per_split) == {"train", "val"} and min(per_split.values()) > 0
     assert second["feature_extraction_seconds"] == per_split
     fit_cost = per_split["train"] + per_split["val"]
     assert second["fit_seconds"] >= fit_cost - 0.02  # rounded to 10 ms
@@ -98,13 +100,13 @@ def test_a_resumed_cached_run_counts_the_features_once(cfg_factory, tmp_path, mo
     common = ["trainer.precision=32-true", "data.image_size=32", "test_after_fit=false"]
     run = tmp_path / "run"
     train(cfg_factory(*common, "trainer.max_epochs=1", f"paths.output_dir={run}"))
-    real_load = feature_cache._load
+    real_load = feature_store.load
 
     def costly(path, device):  # the stored extraction cost, made unmistakable: 1,000 s a split
-        features, _ = real_load(path, device)
-        return features, {split: 1000.0 for split in features}
+        entries = real_load(path, device)
+        return {split: dataclasses.replace(e, seconds=1000.0) for split, e in entries.items()}
 
-    monkeypatch.setattr(feature_cache, "_load", costly)
+    monkeypatch.setattr(feature_store, "load", costly)
     resumed = train(cfg_factory(*common, "trainer.max_epochs=2", f"resume={run}"))
     assert resumed["feature_cache_hit"] and len(resumed["segments"]) == 2
     assert resumed["segments"][1]["fit_seconds"] < 1000  # the load time, not 2,000 s again

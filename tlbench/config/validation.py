@@ -8,6 +8,8 @@ model is built, each reported as one paragraph (key, value, what is allowed, the
 - tlbench.config.values: top-level switches, seed, optimizer, scheduler and trainer values, and
   the strategy's learning-rate multipliers (finite, > 0; 0 only in lr_mult, where it freezes);
 - tlbench.config.monitors: a callback's `monitor` names a metric tlbench logs;
+- tlbench.config.phases: every switch of a freeze schedule (lp_ft, gradual) happens before
+  trainer.max_epochs ends the run;
 - tlbench.config.data_values: the data node (sizes, budgets, fractions, classes, folders) and a run
   dir inside the dataset.
 The model name (with close-match suggestions), its weights and its input size are checked by
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from tlbench.config import data_values, keys, monitors, values
+from tlbench.config import data_values, keys, monitors, phases, values
 
 
 def validate_config(
@@ -42,6 +44,7 @@ def validate_config(
     monitors.check_monitors(cfg)
     keys.check_strategy_types(cfg)
     values.check_strategy(cfg)  # after the types: the multipliers are numbers by now
+    phases.check_schedule_fits(cfg)  # a switch at or past max_epochs: a silent half-run
     data = cfg.get("data")
     if data is not None:
         data_values.check_data(data, Path(run_dir) if run_dir else _output_dir(cfg))

@@ -11,6 +11,7 @@ per image (fill 0, as torchvision's default); Equalize uses torchvision's batche
 from __future__ import annotations
 
 import math
+import random
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +31,10 @@ GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+    # Weights as Python numbers: torch.tensor(GRAY, device=) would be a blocking host-to-device
+    # copy on every call (a GPU sync, issue 25).
+    r, g, b = x.unbind(1)
+    return (r * GRAY[0] + g * GRAY[1] + b * GRAY[2]).unsqueeze(1)
 
 
 def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -40,8 +43,10 @@ def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.
 
 def _sharpen_base(x: torch.Tensor) -> torch.Tensor:
     """torchvision's sharpness "degenerate" image: a 3x3 smoothing, borders left as they are."""
-    k = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device) / 13
-    smooth = F.conv2d(x, k.expand(x.shape[1], 1, 3, 3).to(x.dtype), groups=x.shape[1])
+    k = torch.ones(3, 3, device=x.device, dtype=x.dtype)  # filled on the device: no copy
+    k[1, 1] = 5.0
+    k /= 13
+    smooth = F.conv2d(x, k.expand(x.shape[1], 1, 3, 3), groups=x.shape[1])
     out = x.clone()
     out[..., 1:-1, 1:-1] = smooth
     return out
@@ -114,14 +119,21 @@ def magnitudes(op: str, bins: torch.Tensor) -> torch.Tensor:
 
 
 def trivial_augment(x: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """Each image of the batch gets one uniformly drawn op at a uniformly drawn magnitude bin."""
+    """Each image of the batch gets one uniformly drawn op at a uniformly drawn magnitude bin.
+
+    The ops are drawn on the host (Python's `random`, which the run seeds like torch's): each
+    op's images are then known without reading anything back. Drawn on the device, finding them
+    (`nonzero(which == k)`, 13 times a batch) made the host wait for the GPU each time (issue 25).
+    The magnitudes stay on the device; indices go over with a non-blocking copy."""
     n = len(x)
-    which = torch.randint(len(OPS), (n,), device=x.device)
+    which = [random.randrange(len(OPS)) for _ in range(n)]
     bins = torch.randint(BINS, (n,), device=x.device).float()
     out = x.clone()
     for k, op in enumerate(OPS):
-        idx = torch.nonzero(which == k).flatten()
-        if op == "identity" or len(idx) == 0:
+        rows = [i for i, w in enumerate(which) if w == k]
+        if op == "identity" or not rows:
             continue
-        out[idx] = apply_op(x[idx], op, magnitudes(op, bins[idx]), mode)
+        idx = torch.tensor(rows).to(x.device, non_blocking=True)
+        m = magnitudes(op, bins.index_select(0, idx))
+        out.index_copy_(0, idx, apply_op(x.index_select(0, idx), op, m, mode).to(x.dtype))
     return out

@@ -70,11 +70,14 @@ def _centre_fallback(height: int, width: int, ratio) -> tuple[int, int, int, int
 
 
 def crop_boxes(n: int, height: int, width: int, scale, device) -> torch.Tensor:
+    """Boxes for `n` images; those that found none get the centre fallback. Selected with
+    `where` against Python numbers, always: asking whether any image needs the fallback
+    (`bool(found.all())`) or building it with `torch.tensor(..., device=)` would wait for the
+    device every batch (issue 25)."""
     boxes, found = sample_boxes(n, height, width, scale, CROP_RATIO, device)
-    if not bool(found.all()):
-        fallback = torch.tensor(_centre_fallback(height, width, CROP_RATIO), device=device)
-        boxes[~found] = fallback.to(boxes.dtype)
-    return boxes
+    fallback = _centre_fallback(height, width, CROP_RATIO)
+    cols = [torch.where(found, c, float(v)) for c, v in zip(boxes.unbind(1), fallback, strict=True)]
+    return torch.stack(cols, dim=1)
 
 
 def _kernel(t: torch.Tensor, mode: str) -> torch.Tensor:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from tlbench import atomic
-from tlbench.report import readings
+from tlbench.report import costs, readings
 from tlbench.report.groups import Group, score_metric
 from tlbench.report.selection import Arm, selected_groups
 
@@ -82,12 +82,12 @@ def _faded_note(groups: list[Group], chosen: set[int]) -> str:
 def cost_plot(groups: list[Group], chosen: set[int], root: Path) -> list[str]:
     metric, metric_name = score_metric(groups)
     points = [
-        (g, g.stat(metric), g.stat("fit_seconds"))
+        (g, g.stat(metric), costs.setting_cost(g))  # median epoch x epochs + one-offs
         for g in groups
-        if g.stat(metric)[0] is not None and g.stat("fit_seconds")[0] is not None
+        if g.stat(metric)[0] is not None and costs.setting_cost(g)[0] is not None
     ]
     if not points:
-        return ["No finished run with both an accuracy and a fit time: nothing to plot."]
+        return ["No finished run with both an accuracy and a cost: nothing to plot."]
     strategies = readings.strategies_of(groups)
     fig, axes = _figure()
     ax = axes[0][0]
@@ -97,7 +97,7 @@ def cost_plot(groups: list[Group], chosen: set[int], root: Path) -> list[str]:
     times = [t for _, _, (t, _, _) in points if t > 0]
     if times and max(times) / min(times) > 10:
         ax.set_xscale("log")
-    ax.set_xlabel("fit time (s, mean over seeds)")
+    ax.set_xlabel("cost (s: median epoch x epochs + one-offs, mean over seeds)")
     ax.set_ylabel(f"{metric_name} (%)")
     ax.set_title("Accuracy vs training cost (error bars: std over seeds)")
     ax.grid(alpha=0.3)
@@ -105,7 +105,7 @@ def cost_plot(groups: list[Group], chosen: set[int], root: Path) -> list[str]:
     _save(fig, root / COST_PNG)
     selected = [g for g in groups if id(g) in chosen]
     return [
-        f"![{metric_name} vs fit time]({COST_PNG})",
+        f"![{metric_name} vs cost]({COST_PNG})",
         "",
         "Reading: " + readings.cost_reading(selected, groups, metric) + _faded_note(groups, chosen),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from tlbench.report import health, paired
+from tlbench.report import costs, health, paired
 from tlbench.report.format import pct
 from tlbench.report.groups import STRATEGY_ORDER, Group, mean_std, strategy_rank
 
@@ -29,13 +29,18 @@ def line_label(g: Group, groups: list[Group], with_budget: bool, with_config=Tru
 
 
 def cost_reading(selected: list[Group], groups: list[Group], metric: str) -> str:
-    done = [g for g in selected if g.stat(metric)[0] is not None and g.stat("fit_seconds")[0]]
+    """Costs as tlbench.report.costs measures them (median epoch x epochs, one-offs once)."""
+
+    def cost(g: Group) -> float | None:
+        return costs.setting_cost(g)[0]
+
+    done = [g for g in selected if g.stat(metric)[0] is not None and cost(g)]
     if not done:
         return "no finished configuration to compare."
     best = max(done, key=lambda g: g.stat(metric)[0])
     text = (
         f"most accurate: {line_label(best, groups, True)} at {pct(best.stat(metric)[0])} "
-        f"in {best.stat('fit_seconds')[0]:.0f} s."
+        f"for {cost(best):.0f} s."
     )
     by_strategy = defaultdict(list)
     for g in done:
@@ -43,12 +48,10 @@ def cost_reading(selected: list[Group], groups: list[Group], metric: str) -> str
     if len(by_strategy) < 2:
         return text + f" Only one strategy ({best.strategy}) finished: no cost comparison."
     # Compare strategies on matching cells only (same data/model/budget), at their selected
-    # settings; the reference is the strategy with the lowest median fit time.
+    # settings; the reference is the strategy with the lowest median cost.
     cheapest = min(
         by_strategy,
-        key=lambda s: sorted(g.stat("fit_seconds")[0] for g in by_strategy[s])[
-            len(by_strategy[s]) // 2
-        ],
+        key=lambda s: sorted(cost(g) for g in by_strategy[s])[len(by_strategy[s]) // 2],
     )
     ref = {g.cell: g for g in by_strategy[cheapest]}
     parts = []
@@ -56,11 +59,11 @@ def cost_reading(selected: list[Group], groups: list[Group], metric: str) -> str
         pairs = [(g, ref[g.cell]) for g in gs if g.cell in ref]
         if strat == cheapest or not pairs:
             continue
-        ratio = mean_std(g.stat("fit_seconds")[0] / r.stat("fit_seconds")[0] for g, r in pairs)[0]
+        ratio = mean_std(cost(g) / cost(r) for g, r in pairs)[0]
         gain = mean_std(100 * (g.stat(metric)[0] - r.stat(metric)[0]) for g, r in pairs)[0]
         gain = round(gain, 1) + 0.0  # never "-0.0 points"
         parts.append(
-            f"{strat} costs {ratio:.1f}x the fit time of {cheapest} for {gain:+.1f} points "
+            f"{strat} costs {ratio:.1f}x what {cheapest} costs, for {gain:+.1f} points "
             f"(mean over {len(pairs)} matching configuration{'s' if len(pairs) > 1 else ''})"
         )
     return text + (" " + "; ".join(parts) + "." if parts else "")

@@ -61,7 +61,16 @@ class Run:
         """What actually trained: a scheduled strategy (lp_ft, gradual) trains more parameters
         in its later phases than `trainable_params` (the first phase) says, so take the largest
         of `trainable_params_by_phase` when the run has it: [{epoch, trainable}, ...] as
-        training writes it, or plain counts, or {phase: count}."""
+        training writes it, or plain counts, or {phase: count}. `phases_run` (what the epochs
+        that ran trained) wins over that plan where the run has it."""
+        ran = self.summary.get("phases_run")
+        ran = (
+            [num(p.get("trainable")) for p in ran if isinstance(p, dict)]
+            if isinstance(ran, list)
+            else []
+        )
+        if any(c is not None for c in ran):
+            return max(c for c in ran if c is not None)
         phases = self.summary.get("trainable_params_by_phase")
         if isinstance(phases, dict):
             phases = list(phases.values())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tlbench.report import health
+from tlbench.report import costs, health
 from tlbench.report.groups import Group, strategy_rank
 
 SELECT_ON = "best_val_acc"  # the one metric selection reads
@@ -43,6 +43,12 @@ class Arm:
         return sum(g.fit_total for g in self.settings)
 
     @property
+    def search_cost(self) -> float:
+        """The search's measured cost (tlbench.report.costs): every run's median epoch time x
+        epochs plus its own one-offs, and each shared one-off (extraction) once per key."""
+        return costs.search_cost(self.settings)
+
+    @property
     def n_runs(self) -> int:
         return sum(len(g.runs) for g in self.settings)
 
@@ -58,7 +64,7 @@ def _val_key(g: Group, allow_collapsed: bool = False) -> tuple:
     lifts this), then mean val acc, then more seeds (a tie on fewer seeds is weaker evidence),
     then the cheaper setting. Means are rounded to 1e-9 so float noise is not a winner."""
     m, _, n = g.stat(SELECT_ON)
-    fit = g.stat("fit_seconds")[0]
+    fit = costs.setting_cost(g)[0]
     stable = allow_collapsed or not health.collapses(g, health.AFTER_SWITCH)
     return (not health.failed(g), stable, round(m, 9), n, -(fit if fit is not None else math.inf))
 

@@ -1,7 +1,8 @@
 """The report's tables: markdown for report.md and rows for report.csv.
 
 - *Selected settings*: one row per arm (data, model, strategy, label budget) at the setting it
-  selected on validation, with that setting's test accuracy, its cost and the search's cost.
+  selected on validation, with that setting's test accuracy, its cost and the search's cost
+  (measured as tlbench.report.costs says: median epoch x epochs, one-offs named and once).
 - *Search grid*: every setting an arm tried with its val accuracy (what selection saw).
 - *All configurations*: one row per configuration (mean ± std over seeds), as report.csv.
 """
@@ -12,8 +13,8 @@ import csv
 import io
 from pathlib import Path
 
+from tlbench.report import costs, health
 from tlbench.report import format as fmt
-from tlbench.report import health
 from tlbench.report.groups import Group
 from tlbench.report.runs import UNFINISHED, Run
 from tlbench.report.selection import Arm
@@ -39,6 +40,10 @@ CSV_FIELDS = (
     "fit_seconds_mean",
     "fit_seconds_std",
     "fit_seconds_estimated",  # true: a run's fit time is partly recovered from metrics.csv
+    "cost_seconds_mean",  # per run: median epoch time x epochs + its own one-offs (costs.py)
+    "cost_seconds_std",
+    "one_off_costs",  # shared one-offs, once per key: "feature extraction 6.7 s, ..."
+    "n_noisy_timings",  # finished runs whose epoch times vary by more than 2x
     "train_images_per_second_mean",
     "train_images_per_second_std",
     "trainable_params",
@@ -50,6 +55,7 @@ CSV_FIELDS = (
     "settings_tried",  # configurations of its arm (data, model, strategy, budget)
     "fit_seconds_total",  # this configuration's fit seconds, every run (failed ones too)
     "search_fit_seconds",  # the whole arm's fit seconds: the cost of the search
+    "search_cost_seconds",  # the whole arm's measured cost, shared one-offs once per key
 )
 
 
@@ -79,7 +85,11 @@ def csv_rows(groups: list[Group], arms: list[Arm], root: Path) -> list[dict]:
             "fit_seconds_total": g.fit_total,
             "fit_seconds_estimated": fit_estimated(g),
             "search_fit_seconds": arm.search_seconds if arm else None,
+            "search_cost_seconds": arm.search_cost if arm else None,
+            "one_off_costs": costs.one_off_text(g.runs),
+            "n_noisy_timings": len(costs.noisy_runs(g)),
         }
+        row["cost_seconds_mean"], row["cost_seconds_std"], _ = costs.setting_cost(g)
         for metric in (
             "best_val_acc",
             "test_acc",
@@ -106,14 +116,30 @@ def fit_estimated(g: Group) -> bool:
     return any(r.fit_estimated for r in g.runs)
 
 
-def _fit_cell(g: Group) -> str:
-    cell = fmt.seconds(*g.stat("fit_seconds")[:2])
-    return f"{cell} {ESTIMATED_MARK}" if fit_estimated(g) and cell != "–" else cell
+def cost_estimated(g: Group) -> bool:
+    """A cost resting on a partly estimated fit time (runs without per-epoch times)."""
+    return any(r.fit_estimated and not costs.run_cost(r).measured for r in g.runs)
+
+
+def _cost_cell(g: Group) -> str:
+    """Per run: median epoch x epochs (mean ± std over seeds), with the extraction one run needs
+    named; † where it rests on an estimated fit time, ⚠ where epoch times are noisy."""
+    m, s, _ = costs.setting_cost(g)
+    cell = fmt.seconds(m, s)
+    if cell == "–":
+        return cell
+    if extraction := costs.extraction_per_run(g.ok):
+        cell += f" (incl. {costs.EXTRACTION} {fmt.seconds(extraction)})"
+    if cost_estimated(g):
+        cell += f" {ESTIMATED_MARK}"
+    if noisy := len(costs.noisy_runs(g)):
+        cell += f" ⚠ noisy timings ({noisy}/{len(g.ok)})"
+    return cell
 
 
 def estimated_note(groups: list[Group]) -> list[str]:
     """The footnote for the † marks, when any run has them."""
-    return [ESTIMATED_NOTE, ""] if any(fit_estimated(g) for g in groups) else []
+    return [ESTIMATED_NOTE, ""] if any(cost_estimated(g) for g in groups) else []
 
 
 def csv_text(rows: list[dict]) -> str:
@@ -151,7 +177,7 @@ def results_table(groups: list[Group], selected: set[int] | None = None) -> list
     head += ["config"] if with_config else []
     final = _has_final(shown)
     head += ["n", "best val acc", *(["final val acc"] if final else [])]
-    head += ["test acc", "fit time", "train img/s", "trainable params"]
+    head += ["test acc", "cost", "train img/s", "trainable params"]
     head += ["selected"] if selected is not None else []
     lines = fmt.header(head)
     for g in shown:
@@ -163,7 +189,7 @@ def results_table(groups: list[Group], selected: set[int] | None = None) -> list
             fmt.pct(*g.stat("best_val_acc")[:2]),
             *([_final_cell(g)] if final else []),
             fmt.pct(*g.stat("test_acc")[:2]),
-            _fit_cell(g),
+            _cost_cell(g),
             "–" if ips is None else f"{ips:,.0f}",
             fmt.count(g.stat("trainable_params")[0]),
         ]
@@ -177,7 +203,7 @@ def selection_table(arms: list[Arm]) -> list[str]:
     final = _has_final([a.selected for a in arms if a.selected is not None])
     head = ["data", "model", "label budget", "strategy", "selected setting", "n", "val acc"]
     head += ["final val acc"] if final else []
-    head += ["test acc", "fit time (selected)", "search cost", "settings tried"]
+    head += ["test acc", "cost (selected)", "search cost", "settings tried"]
     lines = fmt.header(head)
     for a in arms:
         g = a.selected
@@ -197,14 +223,22 @@ def selection_table(arms: list[Arm]) -> list[str]:
                     fmt.pct(*g.stat("best_val_acc")[:2]),
                     *([_final_cell(g)] if final else []),
                     fmt.pct(*g.stat("test_acc")[:2]),
-                    _fit_cell(g),
-                    f"{fmt.seconds(a.search_seconds)} over {a.n_runs} run{'s' if a.n_runs != 1 else ''}"
-                    + (f" {ESTIMATED_MARK}" if any(map(fit_estimated, a.settings)) else ""),
+                    _cost_cell(g),
+                    _search_cell(a),
                     len(a.settings),
                 ]
             )
         )
     return lines
+
+
+def _search_cell(a: Arm) -> str:
+    """'95 s over 9 runs (incl. feature extraction 20 s)': shared one-offs once per key."""
+    cell = f"{fmt.seconds(a.search_cost)} over {a.n_runs} run{'s' if a.n_runs != 1 else ''}"
+    runs = [r for g in a.settings for r in g.runs]
+    if one_offs := costs.one_off_text(runs):
+        cell += f" (incl. {one_offs})"
+    return cell + (f" {ESTIMATED_MARK}" if any(map(cost_estimated, a.settings)) else "")
 
 
 def grid_table(arms: list[Arm]) -> list[str]:
@@ -213,7 +247,7 @@ def grid_table(arms: list[Arm]) -> list[str]:
     final = _has_final([g for a in arms for g in a.settings])
     head = ["label budget", "strategy", "setting", "n", "val acc (mean ± std)"]
     head += ["final val acc"] if final else []
-    lines = fmt.header([*head, "fit time", "selected"])
+    lines = fmt.header([*head, "cost", "selected"])
     for a in arms:
         if len(a.settings) < 2:
             continue
@@ -227,7 +261,7 @@ def grid_table(arms: list[Arm]) -> list[str]:
                         _n_cell(g),
                         fmt.pct(*g.stat("best_val_acc")[:2]),
                         *([_final_cell(g)] if final else []),
-                        _fit_cell(g),
+                        _cost_cell(g),
                         "✓" if g is a.selected else "",
                     ]
                 )

@@ -12,23 +12,26 @@ Rules (all from the numbers, none tuned per dataset):
   side there is no test (said so explicitly). Each pair is tested at 0.05 on its own (no
   multiplicity correction: with many strategies, one chance "significant" pair is expected).
 - Warnings a reviewer would ask for (`tlbench.report.health`): collapsed runs, failed seeds,
-  a selected setting at the edge of its grid or still rising at its last epoch.
-- The advice weighs accuracy against fit time: of the strategies costing at most 1/1.5 of the
-  best's fit time, the most accurate one, with its share of the best accuracy and of the cost.
+  a selected setting at the edge of its grid or still rising at its last epoch, and (from
+  `tlbench.report.costs`) one whose epoch times vary by more than 2x: a loaded machine.
+- The advice weighs accuracy against cost: of the strategies costing at most 1/1.5 of the
+  best's cost, the most accurate one, with its share of the best accuracy and of the cost. Costs
+  are measured as `tlbench.report.costs` says: median epoch time x epochs plus named one-offs
+  (a cache's feature extraction once), and noisy timings are flagged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tlbench.report import health, paired
+from tlbench.report import costs, health, paired
 from tlbench.report.format import pct, ratio
 from tlbench.report.groups import Group, strategy_rank
 from tlbench.report.readings import mean_curve
 from tlbench.report.selection import Arm
 
 TIE = 0.0005  # 0.05 points: shown as a lead of 0.0
-SAVING = 1.5  # an alternative the advice names must cost at most 1/1.5 of the best's fit time
+SAVING = 1.5  # an alternative the advice names must cost at most 1/1.5 of the best's cost
 
 
 @dataclass
@@ -84,22 +87,26 @@ class Verdict:
             return None
         return self.test(self.ranked[0], self.ranked[1])
 
+    def cost(self, arm: Arm) -> float | None:
+        """The selected setting's measured cost per run (tlbench.report.costs)."""
+        return costs.setting_cost(arm.selected)[0]
+
     def cost_ratio(self, a: Arm, b: Arm) -> float | None:
-        ta, tb = a.selected.stat("fit_seconds")[0], b.selected.stat("fit_seconds")[0]
+        ta, tb = self.cost(a), self.cost(b)
         return ta / tb if ta and tb else None
 
     def advice(self) -> str:
         """The best arm against the most accurate arm that costs clearly less (at most 1/SAVING
-        of its fit time): not simply the cheapest, since a cheaper arm at chance level is no
+        of its cost): not simply the cheapest, since a cheaper arm at chance level is no
         alternative when a better one also saves, and not one that saves a few percent."""
         best = self.ranked[0]
-        cost = best.selected.stat("fit_seconds")[0]
-        costed = [a for a in self.ranked[1:] if a.selected.stat("fit_seconds")[0]]
+        cost = self.cost(best)
+        costed = [a for a in self.ranked[1:] if self.cost(a)]
         if not cost or not costed:
             return ""
-        if all(a.selected.stat("fit_seconds")[0] >= cost for a in costed):
+        if all(self.cost(a) >= cost for a in costed):
             return f"{best.strategy} is the most accurate and the cheapest: use it."
-        cheaper = [a for a in costed if a.selected.stat("fit_seconds")[0] * SAVING <= cost]
+        cheaper = [a for a in costed if self.cost(a) * SAVING <= cost]
         if not cheaper:
             return (
                 f"{best.strategy} is the most accurate, and no strategy costs less than "
@@ -143,7 +150,9 @@ class Verdict:
         text += ": " + self._judgement() + "."
         r = self.cost_ratio(first, second)
         if r is not None:
-            text += f" Fit time {first.strategy} / {second.strategy}: {ratio(r)}."
+            text += (
+                f" Cost {first.strategy} / {second.strategy}: {ratio(r)}{_one_offs(first, second)}."
+            )
         if rest := self.ranked[2:]:
             text += " Then: " + ", ".join(f"{a.strategy} {_score(self, a)}" for a in rest) + "."
             tests = [(a, self.test(first, a)) for a in rest]
@@ -185,7 +194,7 @@ def verdicts(arms: list[Arm], metric: str) -> list[Verdict]:
 
 def warnings(arms: list[Arm]) -> list[str]:
     """Per arm with a selected setting: settings with failed seeds, collapsed settings, and the
-    selected setting at the edge of its grid or still rising at its last epoch. (An arm with
+    selected setting with noisy timings, at the edge of its grid or still rising at its last epoch. (An arm with
     no finished run is named once, as such, by the verdict line.)"""
     notes = []
     for a in arms:
@@ -204,6 +213,8 @@ def warnings(arms: list[Arm]) -> list[str]:
                 f"{a.strategy}: selected {e} (the best may lie beyond the grid)"
                 for e in health.grid_edge(g, a.settings)
             ]
+        if note := costs.noise_note(g):
+            notes.append(f"{_where(a, g)}: {note}; its cost uses the median epoch")
         epochs, means, _ = mean_curve(g)
         if health.rising(means):
             notes.append(
@@ -216,6 +227,16 @@ def warnings(arms: list[Arm]) -> list[str]:
 def _warned(arms: list[Arm]) -> str:
     notes = warnings(arms)
     return " Warnings: " + "; ".join(notes) + "." if notes else ""
+
+
+def _one_offs(*arms: Arm) -> str:
+    """' (transfer's includes its feature extraction, 6.7 s, once per cache key)', or ''."""
+    parts = [
+        f"{a.strategy}'s includes its {costs.EXTRACTION}, {seconds:.1f} s"
+        for a in arms
+        if (seconds := costs.extraction_per_run(a.selected.ok))
+    ]
+    return f" ({'; '.join(parts)}, once per cache key)" if parts else ""
 
 
 def _where(a: Arm, g: Group) -> str:
@@ -257,7 +278,9 @@ def section(arms: list[Arm], metric: str, metric_name: str, sweep_note: str = ""
         "n ≥ 3; exact sign-flip permutation at n = 2, which cannot reach p < 0.05), with the "
         "mean difference and its 95 % interval; a lead counts when p < 0.05, and when it does "
         "not the seeds a paired t-test would need for 80 % power at the observed paired spread "
-        "are given. Fit time is the selected setting's mean `trainer.fit`." + caveat,
+        "are given. Cost is the selected setting's median epoch time × epochs (mean over "
+        "seeds), plus the feature extraction one run needs, counted once per cache key; a run "
+        "whose epoch times vary by more than 2x is flagged (tlbench.report.costs)." + caveat,
         "",
         *(v.line(show_where) for v in vs),
         *([f"- **Sweep**: {sweep_note}."] if sweep_note else []),

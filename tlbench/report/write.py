@@ -82,7 +82,7 @@ def markdown(
     unfinished = [r for r in runs if r.status in UNFINISHED]
     metric, metric_name = score_metric(groups)
     search = any_search(arms)
-    note = tables.estimated_note(groups)  # † on fit times recovered from killed segments
+    note = tables.estimated_note(groups)  # † on costs resting on recovered fit times
     lines = [
         "# tlbench comparison report",
         "",
@@ -99,11 +99,14 @@ def markdown(
         "",
         "One row per configuration (the run's overrides minus seeds and the overrides that do "
         "not change the experiment): mean ± std over the finished seeds, n = finished runs. "
-        "Accuracies are on the validation / test split; fit time is wall-clock `trainer.fit` "
-        "(every segment of a resumed run; a cached-feature run adds computing its train and "
-        "val features, at the cost measured when they were cached, also on a cache hit); "
-        "train img/s counts training steps only; trainable "
-        f"params is the largest phase of a scheduled strategy. Plots compare the {metric_name}. "
+        "Accuracies are on the validation / test split; cost is per run: the median epoch's "
+        "wall time × the epochs (every segment of a resumed run; the median, so epochs slowed "
+        "by a loaded machine do not scale it), plus its own one-offs (reading a feature cache) "
+        "and the feature extraction one run needs, measured once when the cache was written "
+        'and named; settings with runs whose epoch times vary by more than 2x say "noisy '
+        'timings" (runs written before per-epoch times existed cost their `trainer.fit` '
+        "time); train img/s counts training steps only; trainable "
+        f"params is the largest phase that trained. Plots compare the {metric_name}. "
         f"Machine-readable: [`{CSV_NAME}`]({CSV_NAME}).",
         "",
         *tables.results_table(groups, {id(a.selected) for a in arms} if search else None),
@@ -122,8 +125,9 @@ def _selection_sections(arms: list[Arm], note: list[str]) -> list[str]:
         "",
         "Each strategy's setting (the overrides beyond data, model, strategy and label "
         "budget) with the best mean validation accuracy over its seeds; the test accuracy "
-        "is that setting's, never used to choose. Search cost: fit time of every run the "
-        "arm tried.",
+        "is that setting's, never used to choose. Search cost: the cost of every run the "
+        "arm tried, each shared one-off (feature extraction per cache key, precision probe) "
+        "counted once.",
         "",
         *tables.selection_table(arms),
         "",

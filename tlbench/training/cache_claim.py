@@ -21,7 +21,9 @@ once, so a crashed extractor's claim is taken over by the next waiter, which ext
   whole-file byte-range locks the server arbitrates, so jobs on different nodes exclude each
   other too; on a file system without locks the claim fails and the job extracts unclaimed.
 - A cache dir the job cannot write (read-only, full) is no error: it extracts unclaimed, and
-  `_store` says why the cache is not written.
+  `feature_store.store` says why the cache is not written.
+- Under DDP one job is several ranks: rank 0 claims the key for all of them while they extract
+  their shards (training.feature_shard); the others never claim, so they cannot wait on it.
 """
 
 from __future__ import annotations

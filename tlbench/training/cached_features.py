@@ -32,7 +32,10 @@ class CachedFeatures(L.LightningDataModule):
     not; `fit_seconds` counts train and val (what fitting needs; the test split's share is test
     cost, as evaluating the test set is for any run). `hit`: whether they came from the cache.
     `wait_seconds`: how long this job waited for another one extracting the same features (not a
-    cost of this run: its cost is the extraction's, as on any hit).
+    cost of this run: its cost is the extraction's, as on any hit). `made_on`: {split: where its
+    features were extracted}; `elsewhere`: those of train/val made on other hardware than `here`,
+    whose stored time is not this run's cost. `extracted`: {split: images this process computed}.
+    `completion`: what the cache lacked, extracted in `setup` under DDP (training.feature_shard).
 
     `limits` ({split: trainer.limit_<split>_batches}) count image batches, as they do for the
     image DataModule: val and test keep exactly the images its unshuffled loaders would yield
@@ -48,18 +51,41 @@ class CachedFeatures(L.LightningDataModule):
         extract_seconds: dict[str, float] | None = None,
         hit: bool = False,
         wait_seconds: float = 0.0,
+        *,
+        made_on: dict[str, str] | None = None,
+        here: str = "",
+        extracted: dict[str, int] | None = None,
+        completion=None,
     ) -> None:
         super().__init__()
         self.pixels, self.hit, self.wait_seconds = pixels, hit, wait_seconds
         self.extract_seconds = dict(extract_seconds or {})
-        self.fit_seconds = sum(v for s, v in self.extract_seconds.items() if s != "test")
+        self.made_on, self.extracted = dict(made_on or {}), dict(extracted or {})
+        # A split extracted on other hardware (feature_store.made_on) did not cost this run its
+        # stored time: only what was made on this kind of machine counts as this run's cost.
+        self.elsewhere = {s: m for s, m in self.made_on.items() if m != here and s != "test"}
+        self.fit_seconds = sum(
+            v for s, v in self.extract_seconds.items() if s != "test" and s not in self.elsewhere
+        )
         self.num_classes, self.class_names = pixels.num_classes, list(pixels.class_names)
         self.preprocess, self.batch_size = pixels.preprocess, pixels.batch_size
         self.name = getattr(pixels, "name", type(pixels).__name__)
+        self.completion = completion
         self.features = {
             split: _limited(x, y, (limits or {}).get(split), self.batch_size)
             for split, (x, y) in features.items()
         }
+
+    def setup(self, stage: str) -> None:
+        """Under DDP, what the cache lacked is extracted here, inside fit, where the process
+        group exists: each rank its shard, shared by all (training.feature_shard). It happens
+        once; `extracted` then says how many images this rank computed."""
+        if self.completion is None or self.trainer is None:
+            return
+        done = self.completion.run(self.trainer)
+        self.extracted.update(self.completion.extracted)
+        self.completion = None
+        self.features.update(done)  # already cut to the images the run uses
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         """Slices of SLICE_BATCHES batches: the module trains on each slice batch by batch
@@ -87,12 +113,17 @@ def unlimited(limit) -> bool:
     return limit is None or (isinstance(limit, float) and limit >= 1.0)
 
 
-def _limited(x: torch.Tensor, y: torch.Tensor, limit, batch_size: int):
-    """The first items an unshuffled loader of `batch_size` yields under a Lightning batch
-    limit: an int counts batches, a float is a share of them (Lightning: int(share * batches))."""
+def limited_count(n: int, limit, batch_size: int) -> int:
+    """How many of `n` items an unshuffled loader of `batch_size` yields under a Lightning
+    batch limit: an int counts batches, a float is a share of them (int(share * batches))."""
     if unlimited(limit):
-        return x, y
-    batches = -(-len(y) // batch_size)
+        return n
+    batches = -(-n // batch_size)
     keep = int(limit) if isinstance(limit, int) else int(limit * batches)
-    n = min(len(y), keep * batch_size)
-    return x[:n], y[:n]
+    return min(n, keep * batch_size)
+
+
+def _limited(x: torch.Tensor, y: torch.Tensor, limit, batch_size: int):
+    """The first items such a loader yields (limited_count)."""
+    n = limited_count(len(y), limit, batch_size)
+    return (x, y) if n == len(y) else (x[:n], y[:n])

@@ -68,6 +68,33 @@ def rank_device(accelerator: str, devices=None) -> torch.device:
     return torch.device("cuda", local)
 
 
+def expected_ranks(trainer_cfg) -> int:
+    """How many DDP ranks the Trainer will run: srun's or torchrun's task count, else the
+    devices of a `ddp` strategy (Lightning re-runs the command line for each); 1 otherwise
+    (ddp_spawn and friends pickle the datamodule into their workers: extracted before fit)."""
+    from tlbench.runtime import distributed
+
+    kind = distributed.launcher()
+    if kind == "torchrun":
+        return int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if kind == "srun":
+        return int(os.environ["SLURM_NTASKS"])
+    strategy, devices = trainer_cfg.get("strategy", "auto"), trainer_cfg.get("devices", "auto")
+    cuda = accelerator_kind(trainer_cfg.get("accelerator", "auto")) == "cuda"
+    if strategy != "ddp" and not (strategy == "auto" and cuda):  # auto: ddp on several GPUs
+        return 1
+    if isinstance(devices, str) and "," in devices:
+        count = len([d for d in devices.split(",") if d.strip()])
+    elif isinstance(devices, str) and not devices.lstrip("-").isdigit():  # "auto"
+        count = torch.cuda.device_count() if cuda else 1
+    elif isinstance(devices, int | str):
+        count = int(devices)
+        count = torch.cuda.device_count() if count == -1 and cuda else count
+    else:  # a list of GPU indices
+        count = len(devices)
+    return max(1, count) * int(trainer_cfg.get("num_nodes", 1) or 1)
+
+
 def cuda_has_native_bf16() -> bool:
     """bf16 in hardware (compute capability 8.0+: Ampere or newer; ROCm). torch's default also
     counts emulated bf16, so a T4 or V100 would "support" it at a fraction of fp16's speed."""

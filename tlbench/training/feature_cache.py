@@ -4,8 +4,17 @@ When only the head trains (`Plan.head_only`) and the head's input is determinist
 augmentation, the backbone in eval mode -- the head's inputs are computed once per split, stored
 under `paths.cache_dir`, and every epoch trains the head on them. The cache key is a hash of
 everything the features depend on: the backbone's actual weights (not its name), the preprocessing,
-the precision, and the exact images of every split (tensor bytes, or path/size/mtime of files),
-so a stale cache is never used.
+the precision, the exact images of every split (tensor bytes, or path/size/mtime of files), and
+what changes the numbers on this machine (feature_store.numerics: device type, torch version,
+CUDA capability and TF32), so a stale cache or one whose numbers differ is never used.
+
+A run extracts only what it uses (`wanted`): no test features when it does not test, the first
+images up to `limit_{val,test}_batches`; a later run that needs more extracts it and adds it to
+the file (feature_store). Each entry records where it was extracted: a hit counts the stored
+extraction time as its own cost only when it was made on the same kind of machine (same GPU
+model or CPU model); otherwise the log and `feature_cache_made_on` say where it was made, and
+the run's cost is its read time. Under DDP the ranks extract their shards of what is missing
+inside fit and share them (training.feature_shard).
 
 `strategy.cache_features`: auto (on when safe, a log line says why or why not), true (also turns
 training augmentation off for the cached run), false. Concurrent jobs that need the same features
@@ -14,26 +23,22 @@ extract them once: training.cache_claim (the others wait, then read the cache).
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
+import copy
 import logging
-import os
-import re
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from tlbench import atomic
 from tlbench.data.transforms import is_random
 from tlbench.models import outputs
-from tlbench.training import cache_claim
-from tlbench.training.cached_features import CachedFeatures, unlimited
+from tlbench.training import cache_claim, feature_store
+from tlbench.training.cached_features import CachedFeatures, limited_count, unlimited
 from tlbench.training.device import autocast
+from tlbench.training.feature_store import Entry, cache_key
 
 log = logging.getLogger("tlbench")
-FORMAT_VERSION = 2  # bump when what is stored changes (2: each split's extraction time too)
 
 
 def _setting(setting) -> str:
@@ -94,43 +99,6 @@ def decide(setting, module, datamodule, limits: dict | None = None) -> tuple[boo
     )
 
 
-def _hash_split(h, split) -> None:
-    items = split.items
-    if isinstance(items, torch.Tensor):
-        h.update(items.contiguous().numpy().tobytes())
-    else:
-        for p in items:
-            st = os.stat(p)
-            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
-    h.update(split.targets.tobytes())
-
-
-def cache_key(module, datamodule, precision: str) -> str:
-    h = hashlib.sha256()
-    heads = tuple(module.head_names)
-    for name, tensor in module.net.state_dict().items():
-        if not name.startswith(tuple(f"{x}." for x in heads)):
-            h.update(name.encode())
-            h.update(
-                tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()
-                if tensor.numel()
-                else b""
-            )
-    meta = {
-        "v": FORMAT_VERSION,
-        "model": module.hparams.model,
-        "preprocess": datamodule.preprocess.to_dict(),
-        "precision": precision,
-        "channels_last": module.channels_last,
-        "classes": list(datamodule.class_names),
-    }
-    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
-    for split_name in sorted(datamodule.splits):
-        h.update(split_name.encode())
-        _hash_split(h, datamodule.splits[split_name])
-    return h.hexdigest()[:24]
-
-
 # Extraction batch: no gradients are kept, so on a GPU the largest batch that fits is fastest
 # (fewer launches, full occupancy); start high and halve on out-of-memory. On a CPU big batches
 # buy nothing beyond a few hundred images and only cost RAM.
@@ -141,20 +109,33 @@ class NotCacheable(RuntimeError):
     """This network's head input cannot stand in for its images (the run trains uncached)."""
 
 
-def extract(module, datamodule, split: str, precision: str, device: torch.device, stop=None):
-    """Head inputs (on `device`) and labels for every image of `split`, eval transform, at the
-    largest batch that fits (halving from FIRST_BATCH on CUDA out-of-memory). `stop()` runs
-    before every batch: a SIGINT/SIGTERM stops extraction there (runtime.signals.Trap.check)."""
+def extract(module, datamodule, split, precision, device, stop=None, images=None):
+    """Head inputs (on `device`) and labels for the images `images` (a range; default: all) of
+    `split` in its unshuffled order, eval transform, at the largest batch that fits (halving
+    from FIRST_BATCH on CUDA out-of-memory). `stop()` runs before every batch: a SIGINT/SIGTERM
+    stops extraction there (runtime.signals.Trap.check)."""
     batch = FIRST_BATCH.get(device.type, 256)
+    part = _part(datamodule, split, images)
     while True:
         try:
-            return _extract(module, datamodule, split, precision, device, batch, stop)
+            return _extract(module, part, split, precision, device, batch, stop)
         except torch.cuda.OutOfMemoryError:
             if batch <= 1:
                 raise
             batch //= 2
             torch.cuda.empty_cache()
             log.info("feature extraction: out of memory, retrying %s at batch %d", split, batch)
+
+
+def _part(datamodule, split: str, images: range | None):
+    """`datamodule` itself, or a shallow copy whose `split` holds only `images` (its loaders and
+    transforms are the same: only the images differ), so only they are read and computed."""
+    full = len(datamodule.splits[split].targets)
+    if images is None or (images.start, images.stop) == (0, full):
+        return datamodule
+    view = copy.copy(datamodule)
+    view.splits = {**datamodule.splits, split: datamodule.splits[split].take(np.asarray(images))}
+    return view
 
 
 @torch.inference_mode()
@@ -188,113 +169,123 @@ def _extract(module, datamodule, split, precision, device, batch_size, stop=None
         return torch.cat(feats).clone(), torch.cat(labels).clone()
 
 
-def _load(path: Path, device: torch.device) -> tuple[dict, dict] | None:
-    """The cached features and the seconds their extraction took, or None when the file cannot
-    be read (truncated, corrupt, another format): it is then named in a warning, moved aside to
-    `<file>.corrupt` and rebuilt, so one bad file never fails every later run."""
-    try:
-        stored = torch.load(path, map_location=device, weights_only=True)
-        splits = {s: (v["x"], v["y"]) for s, v in stored["splits"].items()}
-        return splits, {s: float(v) for s, v in stored["extract_seconds"].items()}
-    except FileNotFoundError:  # moved aside by another job since it was seen
-        return None
-    except Exception as exc:  # torch.load raises RuntimeError, UnpicklingError, EOFError, ...
-        aside = path.with_name(path.name + ".corrupt")
-        with contextlib.suppress(FileNotFoundError):  # another job moved it aside first
-            atomic.rename(path, aside)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        log.warning(
-            "feature cache %s cannot be read (%s: %s); moved aside to %s, rebuilding it",
-            path,
-            type(exc).__name__,
-            first,
-            aside,
-        )
-        return None
+def wanted(datamodule, limits: dict | None = None, test: bool = True) -> dict[str, int]:
+    """How many images of each split the run uses, a prefix of its unshuffled order: all of
+    train; val and test as far as `limit_{val,test}_batches` reach (counted in image batches, as
+    CachedFeatures does); no test images (0) when the run does not test."""
+    out = {}
+    for split, data in datamodule.splits.items():
+        full = len(data.targets)
+        limit = None if split == "train" else (limits or {}).get(split)
+        n = limited_count(full, limit, datamodule.batch_size)
+        if split == "test":
+            out[split] = n if test else 0
+        else:  # a val limit of 0 (no validation) still caches val: Lightning may build its loader
+            out[split] = n or full
+    return out
 
 
-def _remove_orphans(folder: Path) -> None:
-    """Temporary files of cache writes killed earlier (their writer's pid is gone; runs sharing
-    the cache keep theirs), and older versions' `<key>.tmp` files, untouched for an hour."""
-    atomic.remove_orphans(folder)
-    for old in folder.glob("*.tmp") if folder.is_dir() else []:
-        with contextlib.suppress(OSError):
-            if (
-                re.fullmatch(r"[0-9a-f]{24}\.tmp", old.name)
-                and time.time() - old.stat().st_mtime > 3600
-            ):
-                old.unlink()
-
-
-def _store(path: Path, features: dict, extract_seconds: dict) -> None:
-    """Write the cache beside, then rename (tlbench.atomic): a kill or a full disk mid-write
-    leaves no truncated cache. A disk that refuses it is a warning, not a failed run: this run
-    trains on the features in memory; only later runs lose the cache."""
-    _remove_orphans(path.parent)
-    splits = {s: {"x": x.cpu(), "y": y.cpu()} for s, (x, y) in features.items()}
-    try:
-        with atomic.replacing(path) as tmp, open(tmp, "wb") as f:  # closed at once on failure
-            torch.save({"splits": splits, "extract_seconds": extract_seconds}, f)
-    except (OSError, RuntimeError) as exc:
-        problem = atomic.disk_problem(exc)
-        if problem is None:
-            raise
-        size = sum(x.numel() * x.element_size() for v in splits.values() for x in v.values())
-        log.warning(
-            "The feature cache could not be written to %s: %s (it needs about %.0f MB). This "
-            "run goes on with the features in memory; later runs will compute them again. Fix: "
-            "free space there, or set paths.cache_dir to a folder on a disk with room, or "
-            "strategy.cache_features=false.",
-            path.parent,
-            problem,
-            size / 2**20,
-        )
-        return
-    log.info("feature cache written: %s", path)
-
-
-def prepare(module, datamodule, cache_dir, precision: str, device, limits=None, stop=None):
-    """Load or compute the features of every split; returns (CachedFeatures, seconds, path) or
-    (None, seconds, reason) when the network does not allow caching. The cache holds every
-    image; `limits` (see CachedFeatures) only choose which of them a run evaluates. `seconds`:
-    loading or computing, not the wait for another job's extraction (CachedFeatures.wait_seconds)."""
+def prepare(
+    module, datamodule, cache_dir, precision, device, limits=None, stop=None, test=True, ranks=1
+):
+    """Load or compute the features the run uses (`wanted`); returns (CachedFeatures, seconds,
+    path) or (None, seconds, reason) when the network does not allow caching. `limits` (see
+    CachedFeatures) choose the images a run evaluates; `test=False`: the run does not test.
+    `ranks` > 1: DDP is expected, so what the cache lacks is extracted inside fit, each rank its
+    shard (feature_shard). `seconds`: loading or computing, not the wait for another job's
+    extraction (CachedFeatures.wait_seconds)."""
     start = time.perf_counter()
-    path = Path(cache_dir) / f"{cache_key(module, datamodule, precision)}.pt"
+    path = Path(cache_dir) / f"{cache_key(module, datamodule, precision, device)}.pt"
+    need = wanted(datamodule, limits, test)
     try:
-        features, extract_seconds, hit, waited = _obtain(
-            path, module, datamodule, precision, device, stop
+        entries, extracted, waited = obtain(
+            path, module, datamodule, precision, device, stop, need, ranks
         )
     # Only these turn caching off; any other error (a CUDA fault, a bug) fails the run with
     # its traceback instead of silently training uncached.
     except (NotCacheable, torch.cuda.OutOfMemoryError) as exc:
         return None, time.perf_counter() - start, f"feature caching off: {exc}"
-    cached = CachedFeatures(datamodule, features, limits, extract_seconds, hit, waited)
+    pending, completion = missing_images(entries, need), None
+    if pending or ranks > 1:  # every rank joins in, even one that found it all (feature_shard)
+        from tlbench.training.feature_shard import ShardedExtraction
+
+        completion = ShardedExtraction(
+            module, datamodule, path, (need, pending), precision, device, stop
+        )
+    used = {s: e for s, e in entries.items() if need.get(s) and s not in pending}
+    cached = CachedFeatures(  # each split cut to the images the run uses (`wanted`)
+        datamodule,
+        {s: (e.x[: need[s]], e.y[: need[s]]) for s, e in used.items()},
+        None,
+        {s: e.seconds for s, e in used.items()},
+        hit=not extracted and not pending,
+        wait_seconds=waited,
+        made_on={s: e.made_on for s, e in used.items()},
+        here=feature_store.made_on(device),
+        extracted=extracted,
+        completion=completion,
+    )
+    for s, where in cached.elsewhere.items():
+        log.info(
+            "feature cache: the %s features were extracted on %s (%.1f s there), not on this "
+            "machine's hardware: that time is not counted as this run's cost",
+            s, where, cached.extract_seconds[s],
+        )  # fmt: skip
     return cached, time.perf_counter() - start - waited, str(path)
 
 
-def _obtain(path: Path, module, datamodule, precision, device, stop):
-    """(features, extract_seconds, hit, seconds waited). A cache file is only ever renamed into
-    place whole, so one that is there is read at once; a missing one is extracted under the
-    key's claim (training.cache_claim), where a job that waited finds it written."""
-    loaded = _load(path, device) if path.is_file() else None
-    if loaded is not None:
+def missing_images(entries: dict[str, Entry] | None, need: dict[str, int]) -> dict[str, int]:
+    """{split: images to extract} for what `need` asks and `entries` lack (or hold too few of)."""
+    have = entries or {}
+    return {s: n for s, n in need.items() if n and (s not in have or len(have[s].y) < n)}
+
+
+def read(path: Path, device) -> dict[str, Entry] | None:
+    return feature_store.load(path, device) if path.is_file() else None
+
+
+def obtain(path: Path, module, datamodule, precision, device, stop, need, ranks=1):
+    """(entries, {split: images extracted here}, seconds waited). A cache file is only ever
+    renamed into place whole, so one that is there is read at once; what it lacks is extracted
+    under the key's claim (training.cache_claim), where a job that waited finds it written.
+    Expecting DDP, only the first training batch is extracted here, to check the network
+    allows caching before fit; the ranks extract the rest (`prepare`)."""
+    entries = read(path, device)
+    if not missing_images(entries, need):
         log.info("feature cache hit: %s", path)
-        return *loaded, True, 0.0
-    with cache_claim.claim(path.with_suffix(".lock"), stop) as waited:
-        loaded = _load(path, device) if path.is_file() else None
-        if loaded is not None:
-            log.info("feature cache hit: %s (written meanwhile by another job)", path)
-            return *loaded, True, waited
-        if waited:
-            log.info("the job that held the claim left no cache (killed?); extracting here")
+        return entries, {}, 0.0
+    if ranks > 1:  # one image: NotCacheable now, while the run can still train uncached
         module.to(device)
-        # Creating a DataLoader iterator draws from the global RNG; fork it so a cache miss and
-        # a cache hit train with the same shuffling.
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            features, extract_seconds = {}, {}
-            for s in datamodule.splits:
-                split_start = time.perf_counter()
-                features[s] = extract(module, datamodule, s, precision, device, stop)
-                extract_seconds[s] = time.perf_counter() - split_start
-        _store(path, features, extract_seconds)
-    return features, extract_seconds, False, waited
+            extract(module, datamodule, "train", precision, device, stop, range(1))
+        return entries or {}, {}, 0.0
+    with cache_claim.claim(path.with_suffix(".lock"), stop) as waited:
+        entries = read(path, device)
+        missing = missing_images(entries, need)
+        if not missing:
+            log.info("feature cache hit: %s (written meanwhile by another job)", path)
+            return entries, {}, waited
+        if waited and entries is None:
+            log.info("the job that held the claim left no cache (killed?); extracting here")
+        entries = {
+            **(entries or {}),
+            **_extract_missing(module, datamodule, missing, precision, device, stop),
+        }
+        feature_store.store(path, entries)
+    return entries, missing, waited
+
+
+def _extract_missing(module, datamodule, missing: dict[str, int], precision, device, stop):
+    """{split: Entry} of the first `missing[split]` images of each split, extracted here."""
+    module.to(device)
+    here, entries = feature_store.made_on(device), {}
+    # Creating a DataLoader iterator draws from the global RNG; fork it so a cache miss and
+    # a cache hit train with the same shuffling.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for s, n in missing.items():
+            full = len(datamodule.splits[s].targets)
+            log.info("feature extraction: %s, %d of %d images", s, n, full)
+            split_start = time.perf_counter()
+            x, y = extract(module, datamodule, s, precision, device, stop, range(n))
+            entries[s] = Entry(x, y, time.perf_counter() - split_start, here)
+    return entries

@@ -71,7 +71,7 @@ class TransferModule(L.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
 
         # The one definition of each metric (tlbench.inference.metrics), shared with evaluate.
-        self.train_acc = metrics.accuracy(num_classes)
+        self.train_acc = metrics.accuracy(num_classes, validate=False)  # no sync per step
         self.val_acc = metrics.accuracy(num_classes)
         self.test_acc = metrics.accuracy(num_classes)
         self.val_acc_best = MaxMetric()
@@ -97,8 +97,13 @@ class TransferModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         """Freeze schedules (LP-FT, gradual unfreezing) are a function of the epoch alone, so a
         resumed run recomputes the same trainable set here."""
-        if not self.hparams.strategy.get("schedule"):
-            return
+        if self.hparams.strategy.get("schedule"):
+            self._follow_schedule()
+        # Every epoch, not only at a switch: metrics.csv then says what trained in each epoch
+        # that actually ran, which summary.json's `phases_run` is read from (resumes included).
+        self.log("params/trainable", float(self.plan.counts(self.net)[0]))
+
+    def _follow_schedule(self) -> None:
         new = strategies.plan(
             self.net,
             self.head_names,
@@ -111,7 +116,6 @@ class TransferModule(L.LightningModule):
             strategies.apply(self.net, new, self._synced)
             self.train()  # re-enter train mode, re-pinning only what is still frozen
             trainable, total = new.counts(self.net)
-            self.log("params/trainable", float(trainable))
             log.info(
                 "epoch %d: %s / %s parameters trainable",
                 self.current_epoch,
@@ -165,14 +169,19 @@ class TransferModule(L.LightningModule):
             loss, logits = head_steps.slice_steps(self, self._loss, x, y, self.minibatch)
         else:
             loss, logits = self._loss(x, y)
-        self.train_acc(logits, y)
+        # update, not forward: the epoch value is all that is logged (forward also computes
+        # each batch's). Nothing in this step reads a value back from the device: Lightning
+        # reads the logged loss once per logging interval (issue 25, tests/training/test_syncs.py).
+        self.train_acc.update(logits, y)
         # `train/loss` is the epoch mean (comparable with val/loss); `train/loss_step` the raw curve.
         # sync_dist: under DDP the epoch means are averaged over ranks (no-op on one process)
         self.log(
             "train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
         )
+        # Not on the progress bar: Lightning converts on-step bar values to Python numbers after
+        # every step (.item(), bar or no bar), a host-device sync per step on a GPU.
         self.log(
-            "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(y)
+            "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=False, batch_size=len(y)
         )
         self.log(
             "train/acc",

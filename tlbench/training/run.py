@@ -23,11 +23,12 @@ from tlbench.models import registry
 from tlbench.runtime import distributed, resume, signals
 from tlbench.training import feature_cache, hparams, lr_groups, precision_probe, strategies
 from tlbench.training import summary as run_summary
-from tlbench.training.callbacks import EpochTable
+from tlbench.training.callbacks import EpochTable, checkpoint_io
 from tlbench.training.device import (
     apply_speed_settings,
     check_speed_keys,
     deterministic_for,
+    expected_ranks,
     rank_device,
     release_memory,
     reset_peak_memory,
@@ -169,13 +170,17 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
             with expected_lightning_notices():
                 trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         finally:  # also for an interrupted or failed segment; cached features are part of fitting
+            ckpt = checkpoint_io.seconds_of(trainer)  # writing checkpoints: I/O, not fitting
             run_summary.add_segment(
                 summary,
-                fit_seconds=time.perf_counter() - start + cache_seconds,
+                fit_seconds=time.perf_counter() - start + cache_seconds - ckpt,
                 epochs=len(watch.table.rows) - rows_before,
                 images=watch.throughput.images,
                 train_seconds=watch.throughput.train_seconds,
             )
+            summary["segments"][-1]["checkpoint_seconds"] = round(ckpt, 2)
+            parts = [s.get("checkpoint_seconds") or 0 for s in summary["segments"]]
+            summary["checkpoint_seconds"] = round(sum(parts), 2)  # all segments, as fit_seconds
         _record_fit(trainer, watch.table, summary)
         if cfg.get("test_after_fit", True):
             best = summary.get("best_checkpoint")
@@ -187,6 +192,7 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
     finally:  # a rebuilt LR schedule; an interruption's epochs, checkpoint and val accuracies
         summary.update(watch.rebuild.findings)
         summary.update(watch.interrupt.findings)
+        summary.update(run_summary.epoch_facts(watch.table.rows, summary))  # times, phases run
     # TensorBoard HParams, with each optimizer group's effective LR
     hparams.log(trainer.loggers, cfg, summary, trainer.global_step, trainer.optimizers)
 
@@ -200,7 +206,7 @@ def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: 
         preprocess=datamodule.preprocess.to_dict(),
         bad_files=getattr(datamodule, "bad_files", []),
     )
-    crop = datamodule.preprocess.crop_size
+    crop, probe_start = datamodule.preprocess.crop_size, time.perf_counter()
     precision, why, probe = precision_probe.for_run(
         cfg.trainer.get("precision", "auto"),
         cfg.trainer.get("accelerator", "auto"),
@@ -210,6 +216,7 @@ def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: 
         train_all=bool(cfg.strategy.get("schedule")),  # timed in its largest phase
     )
     if probe is not None:
+        probe["seconds"] = round(time.perf_counter() - probe_start, 2)  # a named one-off cost
         summary["precision_probe"] = probe
     trainable, total = module.plan.counts(module.net)
     # Scheduled strategies (lp_ft, gradual) train more later: each phase's count, the largest
@@ -261,11 +268,12 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
     )
     seconds = cost = 0.0
     if use:
-        # The rank's own device (DDP: each rank extracts on its GPU, not all on GPU 0)
+        # The rank's own device (DDP: each rank its GPU, and its shard, extracted inside fit)
         device = rank_device(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("devices"))
         cached, seconds, detail = feature_cache.prepare(
-            module, datamodule, cfg.paths.cache_dir, precision, device, limits, stop=stop
-        )
+            module, datamodule, cfg.paths.cache_dir, precision, device, limits, stop=stop,
+            test=cfg.get("test_after_fit", True), ranks=expected_ranks(cfg.trainer),
+        )  # fmt: skip
         if cached is None:
             use, reason = False, detail
         else:
@@ -273,8 +281,8 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
             module.use_cached_features(cached.batch_size)
             # A run's cost counts computing its train/val features even on a cache hit (the time
             # measured when the cache was written): a sweep's first transfer job and the ones
-            # after it then cost the same, as each would alone.
-            cost = cached.fit_seconds
+            # after it then cost the same, as each would alone; made on other hardware: read time
+            cost = cached.fit_seconds + (seconds if cached.elsewhere else 0.0)
             summary.update(
                 feature_cache=detail,
                 feature_cache_hit=cached.hit,
@@ -282,6 +290,8 @@ def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict
                 feature_extraction_seconds={
                     s: round(v, 2) for s, v in cached.extract_seconds.items()
                 },
+                feature_extraction_images=cached.extracted,  # here, before fit (DDP ranks: logged)
+                feature_cache_made_on=cached.made_on,
             )
     log.info(reason)
     summary.update(  # feature_cache_seconds: what this run spent (loading, or computing)

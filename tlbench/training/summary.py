@@ -159,6 +159,39 @@ def _totals(summary: dict) -> None:
 
 
 EPOCH_SECONDS = "time/epoch_seconds"  # metrics.csv's per-epoch wall time (ThroughputMonitor)
+TRAINABLE = "params/trainable"  # metrics.csv: what trained in the epoch (TransferModule logs it)
+
+
+def epoch_facts(rows: list[dict], summary: dict) -> dict:
+    """What fitting actually did, from metrics.csv's rows (every segment of a resumed run):
+    `epoch_seconds`, each epoch's wall time (the report's cost is their median times the epochs,
+    so a few epochs slowed by a loaded machine do not scale the whole run, and their spread
+    shows); `phases_run`, [{from_epoch, trainable}] at every change of the trainable count
+    (lp_ft: the probe, then everything), as the epochs logged it rather than as planned; and
+    `trainable_params`, the largest count that trained (the plan's when no epoch ran)."""
+    seconds = [r.get(EPOCH_SECONDS) for r in rows]
+    phases: list[dict] = []
+    known = [p["trainable"] for p in summary.get("trainable_params_by_phase") or []]
+    for r in rows:
+        if not isinstance(r.get(TRAINABLE), (int, float)):
+            continue
+        count = _exact(r[TRAINABLE], [*known, summary.get("total_params") or 0])
+        if not phases or phases[-1]["trainable"] != count:
+            phases.append({"from_epoch": int(r.get("epoch") or 0), "trainable": count})
+    facts: dict = {
+        "epoch_seconds": [round(t, 3) for t in seconds if isinstance(t, (int, float))],
+        "phases_run": phases,
+    }
+    if phases:
+        facts["trainable_params"] = max(p["trainable"] for p in phases)
+    return facts
+
+
+def _exact(logged: float, counts: list[int]) -> int:
+    """Lightning logs in float32, exact for integers below 2**24 only: a larger count comes back
+    rounded, so take the plan's count it was rounded from."""
+    close = [c for c in counts if abs(c - logged) <= abs(logged) * 2**-23]
+    return min(close, key=lambda c: abs(c - logged)) if close else round(logged)
 
 
 def add_killed_segments(summary: dict, rows: list[dict]) -> None:

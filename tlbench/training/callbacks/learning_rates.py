@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 
 from tlbench.errors import one_of
+from tlbench.training.callbacks.log_steps import logs_this_step
 
 
 class LearningRates(L.Callback):
@@ -37,6 +38,8 @@ class LearningRates(L.Callback):
                 pl_module.log(name, lr, on_step=False, on_epoch=True)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self.logging_interval == "step":
+        # Only when Lightning writes step metrics: a number logged on a GPU run becomes a
+        # device tensor by a blocking copy, a sync every step for a value never written.
+        if self.logging_interval == "step" and logs_this_step(trainer):
             for name, lr in self.values(trainer).items():
                 pl_module.log(name, lr, on_step=True, on_epoch=False, batch_size=1)

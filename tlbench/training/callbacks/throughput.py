@@ -1,10 +1,14 @@
-"""Training images/second and epoch time (always attached by training.run)."""
+"""Training images/second and epoch time (always attached by training.run). Checkpoint writes
+inside an epoch (best.ckpt after validation) are taken out of `time/epoch_seconds`, as they are
+out of `fit_seconds` (`checkpoint_seconds` in summary.json; callbacks/checkpoint_io.py)."""
 
 from __future__ import annotations
 
 import time
 
 import lightning as L
+
+from tlbench.training.callbacks.checkpoint_io import seconds_of
 
 
 class ThroughputMonitor(L.Callback):
@@ -14,10 +18,12 @@ class ThroughputMonitor(L.Callback):
         self.images = 0
         self.train_seconds = 0.0
         self._epoch_start = self._epoch_images = 0
+        self._epoch_ckpt = 0.0
         self._train_done = True
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._epoch_start, self._epoch_images, self._train_done = time.perf_counter(), 0, False
+        self._epoch_ckpt = seconds_of(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._epoch_images += len(batch[1])
@@ -38,7 +44,8 @@ class ThroughputMonitor(L.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._close_training_part(trainer)
-        pl_module.log("time/epoch_seconds", time.perf_counter() - self._epoch_start)
+        writes = seconds_of(trainer) - self._epoch_ckpt
+        pl_module.log("time/epoch_seconds", time.perf_counter() - self._epoch_start - writes)
 
     @property
     def images_per_second(self) -> float | None:
