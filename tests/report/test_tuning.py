@@ -84,3 +84,27 @@ def test_the_sentence_names_who_needs_more_trials_and_unequal_search():
     assert tuning.unequal([steady, late]) is None
     table = "\n".join(tuning.table([steady, one]))
     assert "| 10/class | scratch | 50.0% ± 0.0 (test —, 1 s) | — | — |" in table
+
+
+def test_the_report_has_the_tuning_section_plot_and_verdict_note(tmp_path):
+    """A sweep where transfer is best after one trial and finetune only after more: report.md
+    gets `## Tuning budget` with its sentence and table, report_tuning.png, and the verdict says
+    the winner depends on the number of trials; what-trained data adds its section too."""
+    from tests.helpers.report_runs import make_run
+    from tlbench.report.write import write_report
+
+    grid = {"transfer": [(0.70, 0.70), (0.69, 0.70), (0.71, 0.70)],
+            "finetune": [(0.40, 0.45), (0.50, 0.55), (0.90, 0.90)]}  # fmt: skip
+    for strategy, settings in grid.items():
+        for i, (val, test) in enumerate(settings):
+            for seed in (0, 1):
+                make_run(tmp_path, f"{strategy}{i}{seed}", strategy=strategy, seed=seed, spc=10,
+                         best=val + seed / 100, test=test, fit=10,
+                         extra_overrides=[f"optimizer.lr=1e-{i + 2}"],
+                         summary_extra={"weight_drift": {"features": 0.1 * (strategy != "transfer")}})  # fmt: skip
+    md = write_report(tmp_path).read_text()
+    assert "## Tuning budget" in md and (tmp_path / tuning.TUNING_PNG).stat().st_size > 1000
+    assert "10/class: transfer is ahead with 1 trial; then finetune from 2 trials" in md
+    verdict = md.split("## Verdict")[1].split("\n## ")[0]
+    assert "- **Tuning**: 10/class: transfer is ahead with 1 trial; then finetune" in verdict
+    assert "## What trained" in md and "| finetune | 0.1 |" in md

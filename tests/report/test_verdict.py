@@ -136,8 +136,13 @@ def test_one_verdict_line_per_label_budget(tmp_path):
         add(tmp_path, "transfer", [t, t + 0.01], fit=5, spc=spc)
         add(tmp_path, "finetune", [f, f + 0.01], fit=50, spc=spc)
     lines = verdict_lines(tmp_path)
-    assert [ln.split("**")[1] for ln in lines] == ["5/class", "50/class"]
+    assert [ln.split("**")[1] for ln in lines] == ["5/class", "50/class", "Label budget"]
     assert "**transfer** 60.5" in lines[0] and "**finetune** 90.5" in lines[1]
+    # the order flips between the budgets: where, on log labels (equal gaps: the geometric mean)
+    assert lines[2].startswith(
+        "- **Label budget**: finetune overtakes transfer between 5 and 50 labels per class "
+        "(at about 16, interpolated on log labels; "
+    )
 
 
 def test_without_test_accuracy_the_verdict_says_validation_is_reused(tmp_path):

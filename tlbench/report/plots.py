@@ -201,6 +201,17 @@ def curves_plot(groups: list[Group], chosen: set[int], root: Path) -> list[str]:
     ]
 
 
+def _mark_crossovers(ax, selected: list[Group], metric: str) -> None:
+    """A dotted line where the winner changes between two budgets (tlbench.report.crossover)."""
+    from tlbench.report import crossover
+
+    arms = [Arm(key=g.arm, settings=[g], selected=g) for g in selected]
+    for c in crossover.find(arms, metric):
+        ax.axvline(c.at, linestyle=":", color="0.4", linewidth=1)
+        ax.annotate(f"{c.rising} > {c.falling}", (c.at, 0.02), xycoords=("data", "axes fraction"),
+                    rotation=90, fontsize=7, color="0.3")  # fmt: skip
+
+
 def efficiency_plot(groups: list[Group], chosen: set[int], root: Path) -> list[str]:
     """Only when the label budget varies: accuracy vs labels per class, one line per strategy
     through its selected settings, the other settings as faded points."""
@@ -232,6 +243,7 @@ def efficiency_plot(groups: list[Group], chosen: set[int], root: Path) -> list[s
         ax.errorbar(xs, ms, yerr=ss, fmt="o" + style, color=c, capsize=3, label=label)
         lo = [m - s for m, s in zip(ms, ss, strict=True)]
         ax.fill_between(xs, lo, [m + s for m, s in zip(ms, ss, strict=True)], color=c, alpha=0.12)
+    _mark_crossovers(ax, [g for g in done if id(g) in chosen], metric)
     xs_all = sorted({g.labels_per_class for g in done})
     if xs_all[0] > 0 and xs_all[-1] / xs_all[0] > 4:
         ax.set_xscale("log")

@@ -53,15 +53,25 @@ class Curve:
     seconds: list[float]  # expected cumulative cost
 
 
+def _setting_cost(g: Group) -> float:
+    """One trial: every run of the setting, each at its measured cost (tlbench.report.costs),
+    without the one-offs it shares with the arm's other settings (counted once, see `curve`)."""
+    from tlbench.report import costs
+
+    return sum(costs.run_cost(r).total or 0.0 for r in g.runs)
+
+
 def curve(strategy: str, budget: str, settings: list[Group], cost=None) -> Curve | None:
     """The arm's curve from its settings (Groups); None with no finished setting. `cost(group)`
-    is one setting's cost (default: its fit seconds, every seed)."""
+    is one setting's cost (default: its runs' measured cost); the one-offs the arm's runs share
+    (feature extraction per cache key) are added once."""
     usable = [g for g in settings if g.stat("best_val_acc")[0] is not None]
     if not usable:
         return None
     vals = [g.stat("best_val_acc")[0] for g in usable]
     tests = [g.stat("test_acc")[0] for g in usable]
-    costs = [(cost(g) if cost else g.fit_total) or 0.0 for g in usable]
+    costs = [(cost or _setting_cost)(g) or 0.0 for g in usable]
+    shared = 0.0 if cost else _shared(settings)
     n = len(usable)
     seeds = sorted({s for g in usable for s in g.by_seed("best_val_acc")}, key=str)
     per_seed = [
@@ -84,8 +94,14 @@ def curve(strategy: str, budget: str, settings: list[Group], cost=None) -> Curve
         val=[expected_max(vals, k) for k in ks],
         band=band,
         test=test or [None] * n,
-        seconds=[k * statistics.fmean(costs) for k in ks],
+        seconds=[shared + k * statistics.fmean(costs) for k in ks],
     )
+
+
+def _shared(settings: list[Group]) -> float:
+    from tlbench.report import costs
+
+    return sum(costs.one_offs(r for g in settings for r in g.runs).values())
 
 
 def leaders(curves: list[Curve]) -> list[tuple[int, str]]:

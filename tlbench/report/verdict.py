@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tlbench.report import costs, health, paired
+from tlbench.report import costs, crossover, health, paired, tuning
 from tlbench.report.format import pct, ratio
 from tlbench.report.groups import Group, strategy_rank
 from tlbench.report.readings import mean_curve
@@ -283,5 +283,7 @@ def section(arms: list[Arm], metric: str, metric_name: str, sweep_note: str = ""
         "whose epoch times vary by more than 2x is flagged (tlbench.report.costs)." + caveat,
         "",
         *(v.line(show_where) for v in vs),
+        *(f"- **Tuning**: {note}" for note in tuning.verdict_notes(arms)),
+        *(f"- **Label budget**: {note}." for note in crossover.notes(arms, metric)),
         *([f"- **Sweep**: {sweep_note}."] if sweep_note else []),
     ]

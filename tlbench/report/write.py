@@ -57,9 +57,10 @@ def write_report(
         from tlbench.report import plots as report_plots
 
         sections = report_plots.make_all(groups, arms, root)
-    from tlbench.report import ranking_check  # issue 17: `tlbench.rank` results vs these runs
+    from tlbench.report import ranking_check, tuning, what_trained
 
-    sections += [s for s in [ranking_check.section(root)] if s]
+    more = [tuning.section(arms, root, plots), what_trained.section(arms, root, plots)]
+    sections += [s for s in [*more, ranking_check.section(root)] if s]
     atomic.write_text(root / MD_NAME, markdown(root, runs, groups, arms, sections))
     return root / MD_NAME
 

@@ -177,10 +177,8 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
                 epochs=len(watch.table.rows) - rows_before,
                 images=watch.throughput.images,
                 train_seconds=watch.throughput.train_seconds,
+                checkpoint_seconds=ckpt,
             )
-            summary["segments"][-1]["checkpoint_seconds"] = round(ckpt, 2)
-            parts = [s.get("checkpoint_seconds") or 0 for s in summary["segments"]]
-            summary["checkpoint_seconds"] = round(sum(parts), 2)  # all segments, as fit_seconds
         _record_fit(trainer, watch.table, summary)
         if cfg.get("test_after_fit", True):
             best = summary.get("best_checkpoint")
@@ -193,6 +191,7 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
         summary.update(watch.rebuild.findings)
         summary.update(watch.interrupt.findings)
         summary.update(run_summary.epoch_facts(watch.table.rows, summary))  # times, phases run
+        summary.update(watch.drift.findings)  # what trained: weight drift per stage
     # TensorBoard HParams, with each optimizer group's effective LR
     hparams.log(trainer.loggers, cfg, summary, trainer.global_step, trainer.optimizers)
 

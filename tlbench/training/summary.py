@@ -132,15 +132,24 @@ def checkpoints(trainer) -> dict:
     return {"best_checkpoint": best, "last_checkpoint": last}
 
 
-def add_segment(summary: dict, fit_seconds: float, epochs: int, images: int, train_seconds: float):
+def add_segment(
+    summary: dict,
+    fit_seconds: float,
+    epochs: int,
+    images: int,
+    train_seconds: float,
+    checkpoint_seconds: float = 0.0,
+):
     """Record one training segment (a run, or one part of a resumed run) and make the top-level
-    `fit_seconds` / `train_images_per_second` the totals over all segments (issue 14: a resumed
-    run's cost is all of its parts, not its last one)."""
+    `fit_seconds` / `checkpoint_seconds` / `train_images_per_second` the totals over all
+    segments (a resumed run's cost is all of its parts, not its last one). `fit_seconds`
+    excludes writing checkpoints, which `checkpoint_seconds` counts."""
     segment = {
         "fit_seconds": round(fit_seconds, 2),
         "epochs": epochs,
         "images": images,
         "train_seconds": round(train_seconds, 3),
+        "checkpoint_seconds": round(checkpoint_seconds, 2),
         **cluster.attempt(),  # on SLURM: which job / requeued attempt ran this part
     }
     summary["segments"] = [*(summary.get("segments") or []), segment]
@@ -151,6 +160,9 @@ def _totals(summary: dict) -> None:
     segments = summary.get("segments") or []
     summary["fit_seconds"] = round(sum(s.get("fit_seconds") or 0 for s in segments), 2)
     summary["fit_seconds_estimated"] = any(s.get("estimated") for s in segments)
+    summary["checkpoint_seconds"] = round(
+        sum(s.get("checkpoint_seconds") or 0 for s in segments), 2
+    )
     timed = [s for s in segments if s.get("images") and s.get("train_seconds")]
     seconds = sum(s["train_seconds"] for s in timed)
     summary["train_images_per_second"] = (

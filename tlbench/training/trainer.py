@@ -21,6 +21,7 @@ from tlbench.runtime.schedule import ScheduleRebuild
 from tlbench.training.callbacks import EpochTable, ThroughputMonitor
 from tlbench.training.callbacks import nonfinite as guards
 from tlbench.training.callbacks.checkpoint_io import AtomicCheckpointIO
+from tlbench.training.callbacks.weight_drift import WeightDrift
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Watchers:
     table: EpochTable  # metrics.csv's rows, all segments
     rebuild: ScheduleRebuild  # resume with another max_epochs: the LR schedule follows
     interrupt: signals.InterruptCallback  # SIGINT/SIGTERM: checkpoint, then stop
+    drift: WeightDrift  # what trained: per-stage weight drift, BN statistics
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str, deterministic=None):
@@ -45,6 +47,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str, determin
         table=table,
         rebuild=ScheduleRebuild(),
         interrupt=signals.InterruptCallback(trap or signals.Trap(), run_dir / "checkpoints", table),
+        drift=WeightDrift(),
     )
     callbacks = [
         instantiate(node, f"callbacks.{name}")
@@ -64,6 +67,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str, determin
         callbacks=[
             *callbacks,
             watch.throughput,
+            watch.drift,  # before the table: its epoch-end drift/<stage> lands in the same row
             watch.table,
             guards.NonFiniteLoss(),
             watch.rebuild,
