@@ -92,7 +92,7 @@ def test_no_os_cpu_count_outside_the_policy():
     offenders = []
     for folder, _, names in os.walk(pkg):
         for name in names:
-            if name.endswith(".py") and name != "loading.py":
+            if name.endswith(".py") and name != "data_values.py":  # usable_cpus lives there
                 with open(os.path.join(folder, name), encoding="utf-8") as f:
                     text = f.read()
                 if "os.cpu_count" in text:

@@ -1,4 +1,4 @@
-"""One definition of each metric (tlbench.inference.metrics): evaluate and training agree."""
+"""One definition of each metric (tlbench.training.metrics): evaluate and training agree."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tlbench.config import compose
-from tlbench.inference import metrics
+from tlbench.training import metrics
 from tlbench.training.module import TransferModule
 
 # Issue 13's case: 3 classes, the third never a target but predicted once.

@@ -15,8 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from tlbench.errors import TlbenchError
-from tlbench.inference import visuals
-from tlbench.training import hparams
+from tlbench.training import hparams, visuals
 from tlbench.training import summary as run_summary
 from tlbench.training.callbacks import ImageSummaries, LearningRates
 from tlbench.training.job import _print_summary

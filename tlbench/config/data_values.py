@@ -7,11 +7,14 @@ that would land inside the dataset.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig, ListConfig
 
 from tlbench.config import keys
+from tlbench.config.app import REPO_ROOT
 from tlbench.errors import TlbenchError, one_of
 
 DATA_DIR_KEYS = ("root", "train_dir", "val_dir", "test_dir")
@@ -22,20 +25,18 @@ MAX_IMAGE_SIZE = 4096
 
 def check_data(data: DictConfig, run_dir: Path | None = None) -> None:
     # The data room's own checks (one copy each), called before the DataModule exists.
-    from tlbench.data import loading, splits
-
     if "batch_size" in data:
         from tlbench.config.values import positive_int
 
         positive_int(data.get("batch_size"), "data.batch_size", "32")
     if "num_workers" in data:  # capped at the CPUs this process may use (see check_workers)
-        loading.check_workers(data.get("num_workers"))
+        check_workers(data.get("num_workers"))
     _check_image_size(data.get("image_size"))
-    splits.check_budget(data.get("samples_per_class"), data.get("train_fraction"))
+    check_budget(data.get("samples_per_class"), data.get("train_fraction"))
     if "val_fraction" in data:
-        splits.check_fraction("data.val_fraction", data.get("val_fraction"))
+        check_fraction("data.val_fraction", data.get("val_fraction"))
     if "test_fraction" in data:
-        splits.check_fraction("data.test_fraction", data.get("test_fraction"), allow_zero=True)
+        check_fraction("data.test_fraction", data.get("test_fraction"), allow_zero=True)
     _check_fraction_sum(data)
     _check_classes(data)
     _check_folders(data)
@@ -134,8 +135,6 @@ def _check_folders(data: DictConfig) -> None:
     after the model is built."""
     if data.get("download"):
         return
-    from tlbench.data.files import resolve
-
     split_dirs = data.get("train_dir") is not None  # then data.root is not read
     for key in DATA_DIR_KEYS:
         if key not in data or (key == "root" and split_dirs):
@@ -163,8 +162,6 @@ def _check_folders(data: DictConfig) -> None:
 
 def _check_run_dir(data: DictConfig, run_dir: Path) -> None:
     """Outputs written inside an image folder would be read back as classes (or images)."""
-    from tlbench.data.files import resolve
-
     run = resolve(str(run_dir)).resolve()
     for key in DATA_DIR_KEYS:
         v = data.get(key) if key in data else None
@@ -180,3 +177,101 @@ def _check_run_dir(data: DictConfig, run_dir: Path) -> None:
                 allowed=f"a folder outside {folder}",
                 fix="e.g. hydra.run.dir=outputs/runs/<name> (the default), or move the dataset",
             )
+
+
+# -- value rules the data room applies too (it imports them from here: config is below data) --
+MAX_AUTO_WORKERS = 4  # decoding JPEGs stops scaling around here on desktop disks and CPUs
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def check_workers(num_workers, key: str = "data.num_workers") -> None:
+    """A count in 0 .. usable CPUs (or auto). Above the CPUs is an error, not a silent cap: each
+    worker is a process on the same CPUs, so more of them never load faster but each costs
+    memory (the audit's 1000 workers ended in the OOM killer), such a value is a typo or a
+    misunderstanding, and a capped value would make the config and summary.json say something
+    else than what ran. A resumed run may override data.num_workers on a smaller machine."""
+    cap = usable_cpus()
+    if num_workers != "auto" and (
+        isinstance(num_workers, bool)
+        or not isinstance(num_workers, int)
+        or not 0 <= num_workers <= cap
+    ):
+        too_many = isinstance(num_workers, int) and num_workers > cap
+        raise TlbenchError(
+            f"this process may use {cap} CPUs (os.sched_getaffinity), and each DataLoader worker "
+            "is a process on them: more workers than CPUs only cost memory"
+            if too_many
+            else "DataLoader workers must be a count",
+            key=key,
+            value=num_workers,
+            allowed=f"auto (min({MAX_AUTO_WORKERS}, CPUs)) or an integer in 0 .. {cap} "
+            "(0 = load in the main process)",
+            fix=f"e.g. {key}={min(MAX_AUTO_WORKERS, cap)}, or {key}=auto",
+        )
+
+
+def check_fraction(key: str, value, allow_zero: bool = False) -> float:
+    """A split fraction: in (0, 1) -- or [0, 1) where 0 means "no such split"."""
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    if not ok or not (0 <= value < 1 if allow_zero else 0 < value < 1):
+        raise TlbenchError(
+            "a split fraction must be a share of the images",
+            key=key,
+            value=value,
+            allowed=f"a number in {'[0, 1)' if allow_zero else '(0, 1)'}",
+            fix=f"e.g. {key}=0.15",
+        )
+    return float(value)
+
+
+def check_budget(samples_per_class, train_fraction) -> None:
+    """A label budget is one positive count or one fraction in (0, 1], never both."""
+    if samples_per_class is not None and train_fraction is not None:
+        raise TlbenchError(
+            "two label budgets are set; they would contradict each other",
+            key="data.train_fraction",
+            value=train_fraction,
+            fix=f"keep one: data.samples_per_class={samples_per_class} or "
+            f"data.train_fraction={train_fraction}, and set the other to null",
+        )
+    if samples_per_class is not None and (
+        isinstance(samples_per_class, bool)
+        or not isinstance(samples_per_class, (int, np.integer))
+        or samples_per_class < 1
+    ):
+        raise TlbenchError(
+            "the label budget must be a whole number of training images per class",
+            key="data.samples_per_class",
+            value=samples_per_class,
+            allowed="an integer >= 1, or null for all images",
+            fix="e.g. data.samples_per_class=10",
+        )
+    if train_fraction is not None and (
+        isinstance(train_fraction, bool)
+        or not isinstance(train_fraction, (int, float, np.floating))
+        or not 0 < train_fraction <= 1
+    ):
+        raise TlbenchError(
+            "the label budget must be a fraction of the training split",
+            key="data.train_fraction",
+            value=train_fraction,
+            allowed="a number in (0, 1], or null for all images",
+            fix="e.g. data.train_fraction=0.1 for 10 % of the training images of each class",
+        )
+
+
+def resolve(path: str | Path) -> Path:
+    """An absolute path. Relative paths are taken from the working directory (Hydra does not
+    change it) or, failing that, from the repository root, where `paths.data_dir` points."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    here = Path.cwd() / p
+    return here if here.exists() or not (REPO_ROOT / p).exists() else REPO_ROOT / p

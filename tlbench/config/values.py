@@ -92,9 +92,9 @@ def check_top_level(cfg: DictConfig) -> None:
         if key == "ckpt_path" and isinstance(cfg.get("model"), DictConfig):
             # Read safely now (not a checkpoint, truncated, unsafe, another network: one
             # paragraph) rather than deep inside trainer.fit after the data is read.
-            from tlbench.inference import checkpoint
+            from tlbench import checkpoint_file
 
-            checkpoint.check_architecture(p, cfg.model, key="ckpt_path")
+            checkpoint_file.check_architecture(p, cfg.model, key="ckpt_path")
 
 
 def check_optimizer(cfg: DictConfig) -> None:

@@ -10,18 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tlbench.config.app import REPO_ROOT
+from tlbench.config.data_values import resolve  # noqa: F401 (the rule is config's)
 from tlbench.errors import TlbenchError
-
-
-def resolve(path: str | Path) -> Path:
-    """An absolute path. Relative paths are taken from the working directory (Hydra does not
-    change it) or, failing that, from the repository root, where `paths.data_dir` points."""
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return p
-    here = Path.cwd() / p
-    return here if here.exists() or not (REPO_ROOT / p).exists() else REPO_ROOT / p
 
 
 def missing(

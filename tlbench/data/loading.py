@@ -18,48 +18,10 @@ feature extraction, evaluate and predict ask it:
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch.utils.data import Dataset
 
-from tlbench.errors import TlbenchError
-
-MAX_AUTO_WORKERS = 4  # decoding JPEGs stops scaling around here on desktop disks and CPUs
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def check_workers(num_workers, key: str = "data.num_workers") -> None:
-    """A count in 0 .. usable CPUs (or auto). Above the CPUs is an error, not a silent cap: each
-    worker is a process on the same CPUs, so more of them never load faster but each costs
-    memory (the audit's 1000 workers ended in the OOM killer), such a value is a typo or a
-    misunderstanding, and a capped value would make the config and summary.json say something
-    else than what ran. A resumed run may override data.num_workers on a smaller machine."""
-    cap = usable_cpus()
-    if num_workers != "auto" and (
-        isinstance(num_workers, bool)
-        or not isinstance(num_workers, int)
-        or not 0 <= num_workers <= cap
-    ):
-        too_many = isinstance(num_workers, int) and num_workers > cap
-        raise TlbenchError(
-            f"this process may use {cap} CPUs (os.sched_getaffinity), and each DataLoader worker "
-            "is a process on them: more workers than CPUs only cost memory"
-            if too_many
-            else "DataLoader workers must be a count",
-            key=key,
-            value=num_workers,
-            allowed=f"auto (min({MAX_AUTO_WORKERS}, CPUs)) or an integer in 0 .. {cap} "
-            "(0 = load in the main process)",
-            fix=f"e.g. {key}={min(MAX_AUTO_WORKERS, cap)}, or {key}=auto",
-        )
+from tlbench.config.data_values import MAX_AUTO_WORKERS, check_workers, usable_cpus  # noqa: F401 (the rule is config's)
 
 
 def worker_count(num_workers, in_memory: bool, batches: int | None = None) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tlbench.config.data_values import check_budget, check_fraction  # noqa: F401 (the rule is config's)
 from tlbench.errors import TlbenchError
 
 log = logging.getLogger("tlbench")
@@ -51,20 +52,6 @@ def stratified_split(
         for k, (lo, hi) in enumerate(zip([0, *bounds[:-1]], bounds, strict=True)):
             parts[k] += idx[lo:hi].tolist()
     return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
-
-
-def check_fraction(key: str, value, allow_zero: bool = False) -> float:
-    """A split fraction: in (0, 1) -- or [0, 1) where 0 means "no such split"."""
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-    if not ok or not (0 <= value < 1 if allow_zero else 0 < value < 1):
-        raise TlbenchError(
-            "a split fraction must be a share of the images",
-            key=key,
-            value=value,
-            allowed=f"a number in {'[0, 1)' if allow_zero else '(0, 1)'}",
-            fix=f"e.g. {key}=0.15",
-        )
-    return float(value)
 
 
 def carve(split: Split, fractions: dict[str, float], seed: int) -> dict[str, Split]:
@@ -125,42 +112,6 @@ def budget_indices(
             k = max(1, int(round(train_fraction * len(idx))))
         chosen += idx[:k].tolist()
     return np.sort(np.array(chosen, dtype=np.int64))
-
-
-def check_budget(samples_per_class, train_fraction) -> None:
-    """A label budget is one positive count or one fraction in (0, 1], never both."""
-    if samples_per_class is not None and train_fraction is not None:
-        raise TlbenchError(
-            "two label budgets are set; they would contradict each other",
-            key="data.train_fraction",
-            value=train_fraction,
-            fix=f"keep one: data.samples_per_class={samples_per_class} or "
-            f"data.train_fraction={train_fraction}, and set the other to null",
-        )
-    if samples_per_class is not None and (
-        isinstance(samples_per_class, bool)
-        or not isinstance(samples_per_class, (int, np.integer))
-        or samples_per_class < 1
-    ):
-        raise TlbenchError(
-            "the label budget must be a whole number of training images per class",
-            key="data.samples_per_class",
-            value=samples_per_class,
-            allowed="an integer >= 1, or null for all images",
-            fix="e.g. data.samples_per_class=10",
-        )
-    if train_fraction is not None and (
-        isinstance(train_fraction, bool)
-        or not isinstance(train_fraction, (int, float, np.floating))
-        or not 0 < train_fraction <= 1
-    ):
-        raise TlbenchError(
-            "the label budget must be a fraction of the training split",
-            key="data.train_fraction",
-            value=train_fraction,
-            allowed="a number in (0, 1], or null for all images",
-            fix="e.g. data.train_fraction=0.1 for 10 % of the training images of each class",
-        )
 
 
 def select_classes(

@@ -16,16 +16,17 @@ import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from tlbench import safe_load
-from tlbench.errors import TlbenchError
-from tlbench.models import checkpoint_source
+from tlbench.checkpoint_file import (  # noqa: F401 (re-exported: inference reads through here)
+    USE_A_RUN,
+    _architecture,
+    _refuse,
+    check_architecture,
+    hyper_parameters,
+    read,
+    resolve,
+)
 from tlbench.preprocess import Preprocess
 from tlbench.training.module import TransferModule
-
-REQUIRED_HPARAMS = ("model", "strategy", "num_classes", "class_names", "preprocess")
-USE_A_RUN = "point at checkpoints/best.ckpt or last.ckpt of a finished tlbench run"
 
 
 @dataclass
@@ -50,74 +51,6 @@ class Loaded:
             "num_classes": self.num_classes,
             "preprocess": self.preprocess.to_dict(),
         }
-
-
-def resolve(ckpt, key: str = "ckpt") -> Path:
-    """`ckpt=` (a .ckpt file or a run dir) -> the file, or a one-paragraph error."""
-    if ckpt is None or str(ckpt).strip() in ("", "???"):
-        raise TlbenchError(
-            "a checkpoint is required",
-            key=key,
-            value=ckpt,
-            fix=f"pass {key}=<run dir> (its checkpoints/best.ckpt is used) or {key}=<file.ckpt>",
-        )
-    p = Path(str(ckpt)).expanduser()
-    if not p.exists():
-        raise TlbenchError(
-            "no such file or directory",
-            key=key,
-            value=str(ckpt),
-            allowed="a tlbench run dir (outputs/runs/<timestamp>) or a .ckpt file inside its checkpoints/",
-            fix=f"check the path (relative paths start at {Path.cwd()})",
-        )
-    if p.is_dir():
-        try:
-            return checkpoint_source.resolve(p)
-        except TlbenchError as exc:
-            raise TlbenchError(exc.problem, key=key, value=str(ckpt), fix=exc.fix) from None
-    return p
-
-
-def _refuse(path: Path, key: str, problem: str, fix: str = USE_A_RUN) -> TlbenchError:
-    return TlbenchError(f"this file {problem}", key=key, value=str(path), fix=fix)
-
-
-def read(path, key: str = "ckpt") -> dict:
-    """The checkpoint's contents, read safely (tlbench.safe_load); a dict or an error."""
-    path = Path(path)
-    obj = safe_load.read(path, key, fix=USE_A_RUN)
-    if not isinstance(obj, dict):
-        raise _refuse(path, key, f"holds a {type(obj).__name__}, not a Lightning checkpoint")
-    return obj
-
-
-def hyper_parameters(obj: dict, path: Path, key: str) -> dict:
-    """The tlbench hyper-parameters of a read checkpoint, checked for what inference needs."""
-    hp = obj.get("hyper_parameters")
-    if not isinstance(hp, dict) or "state_dict" not in obj:
-        raise _refuse(
-            path, key, "is a PyTorch file but not a tlbench checkpoint (no hyper_parameters)"
-        )
-    hp = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v for k, v in hp.items()}
-    missing = [k for k in REQUIRED_HPARAMS if hp.get(k) is None]
-    if missing:
-        raise _refuse(
-            path,
-            key,
-            f"lacks the hyper-parameters {missing}, so its classes or preprocessing are unknown",
-            fix="use a checkpoint written by this version of tlbench",
-        )
-    if len(hp["class_names"]) != int(hp["num_classes"]):
-        raise _refuse(
-            path,
-            key,
-            f"is inconsistent: {len(hp['class_names'])} class names for {hp['num_classes']} classes",
-        )
-    return hp
-
-
-def _architecture(model: dict) -> str:
-    return f"{model.get('name')} ({model.get('source')})"
 
 
 def _load_weights(module: TransferModule, state: dict, hp: dict, path: Path, key: str) -> None:
@@ -159,19 +92,3 @@ def load(ckpt, key: str = "ckpt") -> Loaded:
     module = module.float().eval()
     names = [str(n) for n in hp["class_names"]]
     return Loaded(module, path, names, Preprocess.from_dict(dict(hp["preprocess"])))
-
-
-def check_architecture(ckpt, model: dict, key: str = "ckpt_path") -> None:
-    """Refuse a checkpoint of another network than `model` (the run's model config), naming
-    both, before anything is built or written."""
-    path = resolve(ckpt, key)
-    hp = hyper_parameters(read(path, key), path, key)
-    theirs = hp["model"]
-    if (theirs.get("name"), theirs.get("source")) != (model.get("name"), model.get("source")):
-        raise _refuse(
-            path,
-            key,
-            f"holds a {_architecture(theirs)}, but this run builds a {_architecture(model)}",
-            fix=f"pass model={theirs.get('name')} to continue from it, or a checkpoint of "
-            f"{model.get('name')}",
-        )

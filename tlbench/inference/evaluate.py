@@ -2,8 +2,8 @@
 
 Measures a trained checkpoint on one split of any dataset config, with the checkpoint's own
 preprocessing: loss, accuracy, top-5, macro-F1, per-class precision/recall/F1 (the definitions
-training logs: tlbench.inference.metrics), and a normalised confusion matrix (the figure training
-draws: tlbench.inference.visuals). Writes `evaluation.json` and `confusion_matrix.png` into a new run dir.
+training logs: tlbench.training.metrics), and a normalised confusion matrix (the figure training
+draws: tlbench.training.visuals). Writes `evaluation.json` and `confusion_matrix.png` into a new run dir.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 from tlbench import atomic
 from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError, one_of, require
-from tlbench.inference import checkpoint, metrics, options, visuals
+from tlbench.inference import checkpoint, options
+from tlbench.training import metrics, visuals
 
 log = logging.getLogger("tlbench.evaluate")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tlbench import safe_load
+from tlbench import checkpoint_file, safe_load
 from tlbench.errors import TlbenchError
 from tlbench.preprocess import Preprocess
 
@@ -22,15 +22,15 @@ def resolve(path: str | Path) -> Path:
     """A run dir means its best checkpoint (falling back to the last one)."""
     p = Path(path)
     if p.is_dir():
-        for candidate in ("checkpoints/best.ckpt", "checkpoints/last.ckpt"):
-            if (p / candidate).is_file():
-                return p / candidate
-        raise TlbenchError(
-            "the run directory holds no checkpoints/best.ckpt or checkpoints/last.ckpt",
-            key="model.weights",
-            value=str(path),
-            fix="point at a finished tlbench run dir or directly at a .ckpt/.pth file",
-        )
+        found = checkpoint_file.in_run_dir(p)
+        if found is None:
+            raise TlbenchError(
+                checkpoint_file.NO_CHECKPOINT,
+                key="model.weights",
+                value=str(path),
+                fix=checkpoint_file.POINT_AT,
+            )
+        return found
     return p
 
 

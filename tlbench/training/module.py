@@ -15,11 +15,10 @@ from omegaconf import OmegaConf
 from torchmetrics import MaxMetric, Metric
 
 from tlbench.config.instantiate import instantiate
-from tlbench.inference import metrics
 from tlbench.models import outputs
 from tlbench.models.registry import build
 from tlbench.preprocess import Preprocess
-from tlbench.training import head_steps, lr_groups, strategies
+from tlbench.training import head_steps, lr_groups, metrics, strategies
 from tlbench.training.device import choose_channels_last
 from tlbench.training.l2sp import L2SP
 
@@ -70,7 +69,7 @@ class TransferModule(L.LightningModule):
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
 
-        # The one definition of each metric (tlbench.inference.metrics), shared with evaluate.
+        # The one definition of each metric (tlbench.training.metrics), shared with evaluate.
         self.train_acc = metrics.accuracy(num_classes, validate=False)  # no sync per step
         self.val_acc = metrics.accuracy(num_classes)
         self.test_acc = metrics.accuracy(num_classes)

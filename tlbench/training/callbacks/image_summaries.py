@@ -73,7 +73,7 @@ class ImageSummaries(L.Callback):
         self._warned = False
         self._reset()
         # matplotlib's import (~0.5 s) happens here, before the fit timer starts.
-        from tlbench.inference import visuals  # noqa: F401
+        from tlbench.training import visuals  # noqa: F401
 
     def _reset(self) -> None:
         self._preds: list[torch.Tensor] = []
@@ -181,7 +181,7 @@ class ImageSummaries(L.Callback):
 
     def _publish(self, trainer, tag: str | None, fig, png: str | None = None) -> None:
         """To TensorBoard under `tag` (None: not) and as `png` in the run dir (None: not)."""
-        from tlbench.inference import visuals
+        from tlbench.training import visuals
 
         writers = self._writers(trainer) if tag else []
         if writers:
@@ -206,7 +206,7 @@ class ImageSummaries(L.Callback):
         if not self._writers(trainer):  # TensorBoard only
             self._inputs, self._inputs_done = None, True
             return
-        from tlbench.inference import visuals
+        from tlbench.training import visuals
 
         start = time.perf_counter()
         x, y = self._inputs
@@ -221,7 +221,7 @@ class ImageSummaries(L.Callback):
 
     def _draw_split(self, trainer, pl_module, stage, cm, grid, title, tensorboard=True, png=False):
         """Confusion matrix, per-class accuracy and prediction grid of one split."""
-        from tlbench.inference import visuals
+        from tlbench.training import visuals
 
         tensorboard = tensorboard and bool(self._writers(trainer))
         if not (tensorboard or (png and self.out_dir is not None)):
@@ -246,7 +246,7 @@ class ImageSummaries(L.Callback):
         self.seconds += time.perf_counter() - start
 
     def _gathered(self, pl_module):
-        from tlbench.inference import visuals
+        from tlbench.training import visuals
 
         if not self._preds:
             return None, None
@@ -271,7 +271,7 @@ class ImageSummaries(L.Callback):
         cm, grid = self._gathered(pl_module)
         if cm is None:
             return
-        from tlbench.inference import visuals
+        from tlbench.training import visuals
 
         names = self._class_names(pl_module)
         if len(names) <= self.class_scalars_up_to:

@@ -16,7 +16,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 from tlbench import atomic
-from tlbench.inference import metrics
+from tlbench.training import metrics
 
 ANNOTATE_UP_TO = 12  # numbers inside the confusion-matrix cells while they stay legible
 TICKS_UP_TO = 40  # class names along the axes while they stay legible
@@ -35,7 +35,7 @@ def _figure(width: float, height: float, layout: str | None = "constrained"):
 
 # -- numbers ---------------------------------------------------------------------------------
 def confusion_counts(preds, targets, num_classes: int) -> np.ndarray:
-    """(true, predicted) counts, shape (k, k): tlbench.inference.metrics' definition."""
+    """(true, predicted) counts, shape (k, k): tlbench.training.metrics' definition."""
     return metrics.confusion_matrix(preds, targets, num_classes)
 
 
