@@ -31,6 +31,7 @@ def _acceptance(tmp_path, *args: str, timeout: int = 900) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow  # 10-40 s of subprocesses; make test-full runs it
 @pytest.mark.skipif(torch.cuda.is_available(), reason="it runs for real where there is a GPU")
 def test_refuses_without_cuda_and_points_at_smoke(tmp_path):
     r = _acceptance(tmp_path, timeout=120)

@@ -277,6 +277,7 @@ def test_sweep_with_a_failing_job_reports_it(tmp_path):
     _sweep(tmp_path)  # the basic (sequential) launcher
 
 
+@pytest.mark.slow  # 10-40 s of subprocesses; make test-full runs it
 def test_joblib_launcher_sweep_reports(tmp_path):
     _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
 

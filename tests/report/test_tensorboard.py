@@ -39,6 +39,7 @@ def experiment(log_dir):
     return exp, start.session_start_info
 
 
+@pytest.mark.slow  # 10-40 s of subprocesses; make test-full runs it
 def test_sweep_runs_are_named_and_hparams_open_on_the_compared_columns(tmp_path):
     sweep = tmp_path / "sweep"
     res = run_cli(*SWEEP, f"hydra.sweep.dir={sweep}")

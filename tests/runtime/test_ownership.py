@@ -166,6 +166,7 @@ def test_cli_refuses_the_file_system_root(tmp_path):
     assert not Path("/", rundir.LOCK).exists() and not Path("/", ".hydra").exists()
 
 
+@pytest.mark.slow  # 10-40 s of subprocesses; make test-full runs it
 def test_a_command_line_hydra_refuses_leaves_no_dir_and_info_flags_lock_nothing(tmp_path):
     """The checks pass and lock the dirs, then Hydra's own parser refuses an unknown flag: the
     dirs the launch created are gone again. `--cfg job` prints the config and creates nothing."""

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.cli import TWO_STEPS
 from tlbench import cluster
 from tlbench.runtime import signals
@@ -50,6 +52,7 @@ def _epochs(run_dir: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # 10-40 s of subprocesses; make test-full runs it
 def test_sigusr2_saves_and_the_requeued_attempt_continues(tmp_path):
     run_dir = tmp_path / "run"
     first = _tlbench(run_dir, restarts=0)

@@ -110,6 +110,7 @@ def test_every_strategy_trains_one_model(tmp_path, overrides):
     assert_identical(ranks)
 
 
+@pytest.mark.slow  # 10-40 s of subprocesses; make test-full runs it
 def test_val_confusion_matrix_counts_every_rank(tmp_path):
     """One validation image per class, 5 on each rank: the per-class accuracies come from the
     confusion matrix summed over ranks, so all 10 classes have one (rank 0's shard alone has 5)
@@ -143,6 +144,7 @@ def test_features_are_extracted_on_the_ranks_own_gpu(monkeypatch):
     assert rank_device("gpu", 2) == torch.device("cuda", 1)
 
 
+@pytest.mark.slow  # 10-40 s of subprocesses; make test-full runs it
 def test_ranks_extract_their_shards_into_the_one_cache(tmp_path):
     """Cached features under DDP: each rank extracts only its half of every split (its log
     line), the cache rank 0 writes holds every image in order -- what one process extracts from

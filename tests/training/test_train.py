@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.helpers.cli import run_cli
@@ -68,6 +69,7 @@ def test_multirun_runs_each_strategy_into_numbered_dirs(tmp_path):
     assert all(run_summary.read(sweep / str(i))["status"] == "ok" for i in range(3))
 
 
+@pytest.mark.slow  # 10-40 s of subprocesses; make test-full runs it
 def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli(

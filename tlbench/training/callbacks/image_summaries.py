@@ -72,8 +72,7 @@ class ImageSummaries(L.Callback):
         self._last_val: tuple | None = None  # (confusion counts, grid, epoch)
         self._warned = False
         self._reset()
-        # matplotlib's import (~0.5 s) happens here, before the fit timer starts.
-        from tlbench.training import visuals  # noqa: F401
+        from tlbench.training import visuals  # noqa: F401 (matplotlib loads now, not in fit)
 
     def _reset(self) -> None:
         self._preds: list[torch.Tensor] = []
