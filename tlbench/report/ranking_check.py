@@ -17,7 +17,6 @@ beat: tlbench.report.ranking_measures.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -150,15 +149,6 @@ def actual(candidate: dict, runs: list[dict]) -> tuple[float, str, int] | None:
     return sum(tests) / len(tests), strategy, len(tests)
 
 
-def kendall(scores: list[float], truth: list[float]) -> float | None:
-    from scipy.stats import kendalltau
-
-    if len(scores) < 2:
-        return None
-    tau = kendalltau(scores, truth).statistic
-    return None if tau is None or math.isnan(tau) else float(tau)
-
-
 def _fmt(metric: str, value) -> str:
     if value is None:
         return "n/a"
@@ -176,11 +166,8 @@ def check(ranking: dict, runs: list[dict]) -> dict:
     taus, per_method = {}, {}
     for metric in METRICS:
         pairs = [(r[metric], r["actual"][0]) for r in have if r.get(metric) is not None]
-        taus[metric] = (
-            kendall(*map(list, zip(*pairs, strict=True))) if pairs else None,
-            len(pairs),
-        )
-        per_method[metric] = ranking_measures.measures(*_columns(pairs))
+        per_method[metric] = m = ranking_measures.measures(*_columns(pairs))
+        taus[metric] = (m["tau"], m["n"])  # the candidate table's own row
     for baseline, scores in ranking_measures.baseline_scores(rows).items():
         pairs = [(scores[r["candidate"]], r["actual"][0]) for r in have if r["candidate"] in scores]
         if pairs:
