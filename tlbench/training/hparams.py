@@ -1,16 +1,11 @@
 """TensorBoard's HParams view, written so that a sweep opens on what it compares.
 
-Logged once, at the end of a run (after the test). TensorBoard's HPARAMS tab reads one run's
-experiment summary, sorts its columns with `differs` first (then by name) and ticks the first
-five (tensorboard 2.21: backend_context._sort_and_reduce_to_hparams_limit and the tf-hparams
-frontend). Lightning's `log_hyperparams` never sets `differs`, so the tab used to open on five
-constant columns. Here the experiment summary is written with tensorboard's own protos:
-- the keys the sweep varies (read from the sweep's `multirun.yaml`, or a single run's own
-  overrides), `strategy` always, and the effective learning rate of each optimizer group
-  (`lr/head`, `lr/backbone`, ...: base lr x the group's multiplier; 0 = frozen all run) are
-  marked `differs`, so they are the first columns;
-- the metric columns are the run's summary.json values (`summary/*` scalars at the last step,
-  kept apart from the `val/*` / `test/*` curves so they add no stray point to them).
+Logged once, at the end of a run (after the test). TensorBoard sorts the HPARAMS columns with
+`differs` first and ticks the first five: the swept keys, `strategy` and each optimizer group's
+effective LR (`lr/head`, ...: base lr x multiplier, 0 = frozen) are marked `differs`. The metric
+columns are summary.json's values (`summary/*` scalars, apart from the `val/*`/`test/*` curves).
+Protos by hand: no public writer sets `differs` (checked: torch's `summary.hparams`, Lightning's
+`log_hyperparams`, tensorboard's `hparams_config_pb`; its v1 `summary` needs TensorFlow).
 """
 
 from __future__ import annotations

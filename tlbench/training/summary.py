@@ -170,7 +170,7 @@ def _totals(summary: dict) -> None:
     )
 
 
-EPOCH_SECONDS = "time/epoch_seconds"  # metrics.csv's per-epoch wall time (ThroughputMonitor)
+EPOCH_SECONDS = "time/epoch_seconds"  # metrics.csv's per-epoch wall time (EpochClock)
 TRAINABLE = "params/trainable"  # metrics.csv: what trained in the epoch (TransferModule logs it)
 
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from tlbench.config.instantiate import instantiate
 from tlbench.runtime import resume, signals
 from tlbench.runtime.schedule import ScheduleRebuild
-from tlbench.training.callbacks import EpochTable, ThroughputMonitor
+from tlbench.training.callbacks import EpochClock, EpochTable
 from tlbench.training.callbacks import nonfinite as guards
 from tlbench.training.callbacks.checkpoint_io import AtomicCheckpointIO
 from tlbench.training.callbacks.weight_drift import WeightDrift
@@ -28,7 +28,7 @@ from tlbench.training.callbacks.weight_drift import WeightDrift
 class Watchers:
     """The callbacks every run has whose findings the run reads back into its summary."""
 
-    throughput: ThroughputMonitor  # images and seconds of this segment's training steps
+    throughput: EpochClock  # images and seconds of this segment's training steps
     table: EpochTable  # metrics.csv's rows, all segments
     rebuild: ScheduleRebuild  # resume with another max_epochs: the LR schedule follows
     interrupt: signals.InterruptCallback  # SIGINT/SIGTERM: checkpoint, then stop
@@ -43,7 +43,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str, determin
     ckpt_path = resume.checkpoint(cfg)  # resume=<run dir>: its last.ckpt; else cfg.ckpt_path
     table.rows = resume.previous_rows(cfg, table.path, ckpt_path)  # finished epochs' rows
     watch = Watchers(
-        throughput=ThroughputMonitor(),
+        throughput=EpochClock(),
         table=table,
         rebuild=ScheduleRebuild(),
         interrupt=signals.InterruptCallback(trap or signals.Trap(), run_dir / "checkpoints", table),

@@ -1,5 +1,5 @@
 """`metrics.csv`: one row per epoch (always attached by training.run). `time/epoch_seconds` (the
-throughput monitor's) is each epoch's wall time, training and validation: what a resumed run
+epoch clock's) is each epoch's wall time, training and validation: what a resumed run
 recovers the time of a SIGKILLed segment from (training.summary.add_killed_segments)."""
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from tlbench import atomic
 
 
 class EpochTable(L.Callback):
-    """`metrics.csv` in the run dir: one row per epoch with every epoch-level metric."""
+    """`metrics.csv` in the run dir: one row per epoch with every epoch-level metric. Not Lightning
+    2.6.6's CSVLogger (tried): it writes a row per log call, and reopening it (resume) deletes
+    the previous metrics.csv."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

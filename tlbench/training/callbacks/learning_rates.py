@@ -10,8 +10,8 @@ from tlbench.training.callbacks.log_steps import logs_this_step
 
 class LearningRates(L.Callback):
     """`lr/<group>` for every optimizer parameter group (named by tlbench.training.lr_groups: `head`,
-    `backbone`, `stage3`, ...). Unlike Lightning's LearningRateMonitor (`lr-AdamW/head`) it needs
-    no logger, so `metrics.csv` holds the learning rates too."""
+    `backbone`, `stage3`, ...). Kept over Lightning 2.6.6's LearningRateMonitor (tried): it raises
+    without a logger (logger=none) and names groups `lr-AdamW/head` unless a scheduler is named."""
 
     INTERVALS = ("epoch", "step")
 
