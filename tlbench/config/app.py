@@ -4,7 +4,9 @@
 networks). Every other torchvision model, and every timm model as `model=timm/<name>`, is served by
 `ModelConfigSource`, a Hydra config source added to the search path in `conf/train.yaml`
 (`hydra.searchpath: [tlbench://models]`), so the config group always matches the libraries
-actually installed instead of a hand-kept list.
+actually installed instead of a hand-kept list. It also serves `strategy=surgical_<i>`: fine-tuning's
+recipe with only the head and stage i trained (surgical fine-tuning, Lee et al. ICLR 2023), for any
+i, so no file per stage index is kept.
 """
 
 from __future__ import annotations
@@ -20,13 +22,26 @@ REPO_ROOT = PACKAGE_DIR.parent  # the one definition of the repository root
 CONF_DIR = REPO_ROOT / "conf"
 
 
+SURGICAL = "surgical_"  # strategy=surgical_<i>: the head plus stage i of the family
+
+
+def surgical_node(name: str) -> dict | None:
+    """`strategy=surgical_<i>`: conf/strategy/finetune.yaml with only the head and stage i
+    (tlbench.models.stages, 0 = input side) trained; None when <i> is not an integer."""
+    index = name[len(SURGICAL) :]
+    if not (name.startswith(SURGICAL) and index.isdigit()):
+        return None
+    node = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "strategy" / "finetune.yaml"))
+    return {**node, "name": name, "trainable": ["head", f"stage:{int(index)}"]}
+
+
 def model_node(name: str, source: str) -> dict:
     """The config of a model no file describes; keys match conf/model/*.yaml."""
     return {"name": name, "source": source, "weights": "DEFAULT", "small_input": False}
 
 
 class ModelConfigSource(ConfigSource):
-    """Serves `model/<torchvision name>` and `model/timm/<timm name>` configs."""
+    """Serves `model/<torchvision name>`, `model/timm/<timm name>` and `strategy/surgical_<i>`."""
 
     @staticmethod
     def scheme() -> str:
@@ -41,6 +56,8 @@ class ModelConfigSource(ConfigSource):
 
     def _lookup(self, config_path: str) -> dict | None:
         parts = self._strip(config_path).split("/")
+        if len(parts) == 2 and parts[0] == "strategy":
+            return surgical_node(parts[1])
         if len(parts) == 2 and parts[0] == "model":
             from tlbench.models.torchvision_source import names
 
@@ -66,7 +83,7 @@ class ModelConfigSource(ConfigSource):
         return True
 
     def is_group(self, config_path: str) -> bool:
-        return self._strip(config_path) in ("", "model", "model/timm")
+        return self._strip(config_path) in ("", "model", "model/timm", "strategy")
 
     def is_config(self, config_path: str) -> bool:
         return self._lookup(config_path) is not None

@@ -11,6 +11,7 @@ strategy, label budget): the configurations of an arm are the settings a sweep t
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -170,8 +171,13 @@ def group_runs(runs: list[Run]) -> list[Group]:
     return sorted(groups.values(), key=_group_order)
 
 
-def strategy_rank(strategy: str) -> int:
-    return STRATEGY_ORDER.index(strategy) if strategy in STRATEGY_ORDER else len(STRATEGY_ORDER)
+def strategy_rank(strategy: str) -> tuple:
+    """Sort key: the usual strategies in STRATEGY_ORDER, then the others by name with their
+    numbers in numeric order (surgical_2 before surgical_10)."""
+    if strategy in STRATEGY_ORDER:
+        return (STRATEGY_ORDER.index(strategy), "", -1)
+    stem, number = re.fullmatch(r"(.*?)(\d*)", str(strategy)).groups()
+    return (len(STRATEGY_ORDER), stem, int(number) if number else -1)
 
 
 def _group_order(g: Group):

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from tlbench.report import costs, health, paired
 from tlbench.report.format import pct
-from tlbench.report.groups import STRATEGY_ORDER, Group, mean_std, strategy_rank
+from tlbench.report.groups import Group, mean_std, strategy_rank
 
 
 def strategies_of(groups: list[Group]) -> list[str]:
@@ -86,9 +86,7 @@ def curves_reading(curves) -> str:
     by_strategy = defaultdict(list)
     for g, epochs, means, _ in curves:
         by_strategy[g.strategy].append((epochs, means))
-    for strat in [s for s in STRATEGY_ORDER if s in by_strategy] + sorted(
-        set(by_strategy) - set(STRATEGY_ORDER)
-    ):
+    for strat in sorted(by_strategy, key=strategy_rank):
         items = by_strategy[strat]
         peaks = [epochs[means.index(max(means))] for epochs, means in items]
         last = [epochs[-1] for epochs, _ in items]

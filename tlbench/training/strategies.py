@@ -6,8 +6,10 @@ this plan in tlbench.training.lr_groups.
 `trainer.strategy` (ddp, ...).
 
 Keys of a strategy config (conf/strategy/*.yaml; declared with defaults in tlbench/config/schema.py):
-  trainable       aliases and globs over module or parameter names: `head`, `all`, `layer4`,
-                  `features.2[4-9]*`. A pattern that matches nothing is an error listing the nearest names.
+  trainable       aliases and globs over module or parameter names: `head`, `all`, `stage:<i>` (stage i
+                  of the family, 0 = input side, as `python -m tlbench.models <model> --stages` lists),
+                  `layer4`, `features.2[4-9]*`. A pattern that matches nothing is an error listing the
+                  nearest names.
   last_n_stages   also train the last k stages of the family (tlbench.models.stages defines them once)
   train_bn        BatchNorm layers train even where their layer is frozen (default: truly frozen)
   head_lr_mult, backbone_lr_mult   LR multipliers of the head group and of everything else
@@ -81,6 +83,8 @@ def select(
             hits = set(params)
         elif pattern == "head":
             hits = {p for p in params if any(_under(p, h) for h in head_names)}
+        elif pattern.startswith("stage:"):
+            hits = _stage(net, head_names, pattern, key)
         else:
             hit_modules = [m for m in modules if fnmatch.fnmatchcase(m, pattern)]
             hits = {
@@ -99,6 +103,22 @@ def select(
             )
         chosen |= hits
     return [p for p in params if p in chosen]
+
+
+def _stage(net: nn.Module, head_names: list[str], pattern: str, key: str) -> set[str]:
+    """`stage:<i>`: the parameters of stage i of the family (tlbench.models.stages)."""
+    st = family_stages(net, head_names)
+    index = pattern[len("stage:") :]
+    if not index.isdigit() or int(index) >= len(st):
+        raise TlbenchError(
+            f"this model has {len(st)} stages",
+            key=key,
+            value=pattern,
+            allowed=f"stage:0 .. stage:{len(st) - 1} (0 = input side)",
+            fix="list them with `python -m tlbench.models <model> --stages`; for "
+            f"experiment=surgical sweep strategy=transfer,finetune,surgical_0,...,surgical_{len(st) - 1}",
+        )
+    return set(st[int(index)])
 
 
 def _last_stages(net: nn.Module, head_names: list[str], k, key: str) -> set[str]:
