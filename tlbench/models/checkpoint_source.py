@@ -6,6 +6,8 @@ new classes. Files are read with `weights_only=True`: nothing in them is execute
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -13,6 +15,8 @@ from torch import nn
 
 from tlbench import checkpoint_file, safe_load
 from tlbench.errors import TlbenchError
+from tlbench.models.sizes import InputSize
+from tlbench.models.source import Net, Source
 from tlbench.preprocess import Preprocess
 
 NET_PREFIX = "net."  # the LightningModule keeps the network as `self.net`
@@ -85,3 +89,41 @@ def load_backbone(net: nn.Module, path: str | Path, head_names: list[str]) -> st
         )
     net.load_state_dict(state, strict=False)
     return f"file:{resolve(path)}"
+
+
+@dataclass(frozen=True)
+class FromCheckpoint(Source):
+    """The architecture of `inner`, random-initialised, then the backbone of the file at `path`
+    (and the preprocessing it was trained with, when it records one)."""
+
+    inner: Source
+    path: str
+
+    @property
+    def prefix(self) -> str:
+        return self.inner.prefix
+
+    def check(self, name: str, weights: str | None) -> None:
+        self.inner.check(name, None)
+
+    def supports_small_input(self, name: str) -> bool:
+        return self.inner.supports_small_input(name)
+
+    def input_size(self, name: str, weights: str | None) -> InputSize:
+        return self.inner.input_size(name, None)
+
+    def preprocess(self, name: str, weights: str | None) -> Preprocess:
+        stored = stored_preprocess(self.path)
+        return stored if stored is not None else self.inner.preprocess(name, None)
+
+    def constructor(self, name: str, image_size: int | None) -> Callable[[], nn.Module]:
+        return self.inner.constructor(name, image_size)
+
+    def build(
+        self, name: str, weights: str | None, num_classes: int, image_size: int, small_input: bool
+    ) -> Net:
+        made = self.inner.build(name, None, num_classes, image_size, small_input)
+        return replace(made, weights=load_backbone(made.net, self.path, made.head_names))
+
+    def own_net(self, name: str, weights: str) -> None:
+        return None  # the file's head is read directly (ranking.candidates.source_head)

@@ -103,5 +103,5 @@ def build(name: str, pretrained: bool) -> nn.Module:
 
 
 def builder(name: str):
-    """`build` for one variant: builder(pretrained) -> network (registry.Builtin.build)."""
+    """`build` for one variant: builder(pretrained) -> network (builtin_source.Builtin.build)."""
     return partial(build, name)

@@ -53,6 +53,19 @@ def _new_like(old: nn.Module, num_classes: int) -> nn.Module:
     )
 
 
+def original_classes(net: nn.Module) -> int:
+    if isinstance(getattr(net, "num_classes", None), int):
+        return net.num_classes
+    return 1000  # every torchvision classification builder defaults to ImageNet's 1000 classes
+
+
+def new_heads(net: nn.Module, num_classes: int, names: list[str] | None = None) -> list[str]:
+    """Replace the heads (`names`, or those find_heads finds) for `num_classes`; their names."""
+    names = names or find_heads(net, original_classes(net))
+    replace_heads(net, names, num_classes)
+    return names
+
+
 def replace_heads(net: nn.Module, head_names: list[str], num_classes: int) -> None:
     """Swap each head for a freshly initialised layer with `num_classes` outputs, in place."""
     for name in head_names:

@@ -6,10 +6,13 @@ TlbenchError before training starts, not a stack trace from huggingface_hub.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
-from tlbench.errors import TlbenchError
+from tlbench.errors import TlbenchError, one_of
 from tlbench.models.sizes import InputSize
+from tlbench.models.source import Net, Source
 from tlbench.preprocess import Preprocess
 
 
@@ -81,3 +84,41 @@ def head_names(net: nn.Module) -> list[str]:
     """timm names the head module per family in `pretrained_cfg['classifier']`."""
     classifier = net.pretrained_cfg.get("classifier", "classifier")
     return list(classifier) if isinstance(classifier, (list, tuple)) else [classifier]
+
+
+class TimmSource(Source):
+    """`model=timm/<name>`: timm builds the N-class head itself, so no head is replaced."""
+
+    prefix = "timm/"
+
+    def check(self, name: str, weights: str | None) -> None:
+        import timm
+
+        if not timm.is_model(name):
+            raise one_of(
+                "model",
+                f"timm/{name}",
+                [f"timm/{n}" for n in timm.list_models()],
+                what="timm model name",
+            )
+
+    def supports_small_input(self, name: str) -> bool:
+        return False
+
+    def input_size(self, name: str, weights: str | None) -> InputSize:
+        return input_size(name, weights is not None)
+
+    def preprocess(self, name: str, weights: str | None) -> Preprocess:
+        return preprocess(name)
+
+    def constructor(self, name: str, image_size: int | None) -> Callable[[], nn.Module]:
+        return constructor(name, image_size)
+
+    def build(
+        self, name: str, weights: str | None, num_classes: int, image_size: int, small_input: bool
+    ) -> Net:
+        net = build(name, num_classes, weights is not None, image_size)
+        return Net(net, head_names(net), f"timm:{name}" if weights is not None else "random")
+
+    def own_net(self, name: str, weights: str) -> None:
+        return None  # LEEP/NCE read torchvision's and tlbench's ImageNet heads only

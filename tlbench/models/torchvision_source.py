@@ -6,6 +6,8 @@ import inspect
 import os
 import sys
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -14,7 +16,9 @@ import torchvision
 from torch import nn
 
 from tlbench.errors import TlbenchError, one_of
+from tlbench.models import heads
 from tlbench.models.sizes import InputSize, probe
+from tlbench.models.source import Net, Source
 from tlbench.preprocess import Preprocess
 
 
@@ -227,3 +231,49 @@ def offline_weights(name: str) -> list[str]:
     except (ValueError, AttributeError):
         return []
     return [w.name for w in enum if cache_file(w).is_file()]
+
+
+@dataclass(frozen=True)
+class TorchvisionSource(Source):
+    """Every torchvision classification model; `model=<name>` without a config file lands here,
+    so an unknown name lists the other sources' choices (`also`) too."""
+
+    also: tuple[str, ...] = ()
+    prefix = ""
+
+    def check(self, name: str, weights: str | None) -> None:
+        if name not in names():
+            raise one_of("model", name, [*names(), *self.also], what="model name")
+        if weights is not None:
+            resolve_weights(name, weights)
+
+    def supports_small_input(self, name: str) -> bool:
+        return supports_small_input(name)
+
+    def input_size(self, name: str, weights: str | None) -> InputSize:
+        return input_size(name, resolve_weights(name, weights) if weights is not None else None)
+
+    def preprocess(self, name: str, weights: str | None) -> Preprocess:
+        if weights is None:
+            return default_preprocess(name)
+        return preprocess_of(resolve_weights(name, weights))
+
+    def constructor(self, name: str, image_size: int | None) -> Callable[[], nn.Module]:
+        return constructor(name, image_size)
+
+    def build(
+        self, name: str, weights: str | None, num_classes: int, image_size: int, small_input: bool
+    ) -> Net:
+        w = resolve_weights(name, weights) if weights is not None else None
+        net = build(name, w, image_size=image_size)
+        notes = []
+        if small_input:
+            adapt_small_input(net)
+            if w is not None:
+                notes.append("small_input: conv1 re-initialised (3x3 stride 1), maxpool removed")
+        notes += drop_aux_heads_if_too_small(name, net, image_size)
+        origin = f"torchvision:{w.name}" if w is not None else "random"
+        return Net(net, heads.new_heads(net, num_classes), origin, notes)
+
+    def own_net(self, name: str, weights: str) -> nn.Module:
+        return build(name, resolve_weights(name, weights))

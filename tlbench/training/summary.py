@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from tlbench import atomic, cluster
 from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError
+from tlbench.models import registry
 from tlbench.summary_file import read, write  # noqa: F401 (the file itself: floor 1, runtime reads it)
 
 REQUIRED = (
@@ -48,9 +49,7 @@ def start(cfg: DictConfig) -> dict:
     """Everything knowable before training; metrics start as None."""
     data = cfg.get("data", {}) or {}
     model = cfg.get("model", {}) or {}
-    model_name = model.get("name")
-    if model.get("source") == "timm":
-        model_name = f"timm/{model_name}"
+    model_name = registry.spelling(model) if model.get("name") else None
     summary = dict.fromkeys(REQUIRED)
     summary.update(
         status="running",
