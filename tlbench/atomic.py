@@ -1,14 +1,9 @@
-"""The one way tlbench writes a file that someone else may read at any moment (summary.json while
-a sweep's report reads it, metrics.csv and the checkpoints while a SIGKILL may land, the report,
-PNGs, the feature cache, exports, ranking files): write beside it, then rename over it.
-`os.replace` is atomic on POSIX and Windows, so a reader sees the old file or the new one, never
-half of either; this module is the one place that calls it.
+"""The one write-beside-then-rename, for every file someone may read at any moment.
 
-Temporary files live beside their target (never in /tmp: a rename across filesystems is a copy,
-and a copy can be killed half-way) and are named `.<name>.<pid>.tmp.<token><suffix>`: unique per
-write, and the pid tells a later run whether the writer is still alive (runtime.owned knows
-them by the `.<name>.<pid>.tmp` in front). `remove_orphans` deletes
-the ones whose writer died (SIGKILL, power loss) on the next run or report.
+`replacing` / `write_text` write a temporary file beside the target and `os.replace` it over
+the target (the one call of `os.replace` in tlbench), so a reader sees the old file or the new
+one, never half of either. Temporary files are `.<name>.<pid>.tmp.<token><suffix>`;
+`remove_orphans` deletes those whose writer died. Why: docs/architecture.md, "Atomic writes".
 """
 
 from __future__ import annotations

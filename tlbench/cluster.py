@@ -1,13 +1,10 @@
 """The SLURM job this process runs in, read from the environment SLURM sets (floor 1: the config,
 runtime and training layers all ask it).
 
-A job that SLURM preempts or that nears its time limit gets SIGUSR2 (submitit's
-`--signal=USR2@<signal_delay_s>`; an sbatch script can ask for the same signal). tlbench saves at
-the next step boundary and marks the run `interrupted` (runtime.signals); the job is requeued
-(submitit's handler runs `scontrol requeue`, or SLURM's own PreemptMode=REQUEUE) and starts again
-with SLURM_RESTART_COUNT > 0. Such an attempt continues its run dir's unfinished run from
-checkpoints/last.ckpt, exactly as `skip_completed=true` does (runtime.resume), and a run that had
-already completed is left as it is.
+Preemption and the time limit arrive as SIGUSR2 (`PREEMPT_SIGNAL`); a requeued attempt
+(SLURM_RESTART_COUNT > 0, `requeued()`) continues its run dir's unfinished run from
+checkpoints/last.ckpt, and threads follow `cpus_per_task`.
+Why: docs/architecture.md, "SLURM, interruption and requeue".
 """
 
 from __future__ import annotations
@@ -48,8 +45,7 @@ def attempt() -> dict:
 def fit_threads_to_allocation() -> int | None:
     """Inside a SLURM job, use no more intra-op threads than the job's CPUs (cpus_per_task):
     torch otherwise starts one per core of the node, and jobs sharing a node then oversubscribe
-    it (measured on the 2-core test cluster: two array jobs of 1 CPU each, 2 threads each, ran a
-    LeNet-5 fine-tuning 7x slower than one job alone). An OMP_NUM_THREADS the user set wins.
+    it (BENCHMARKS.md, "Small measurements"). An OMP_NUM_THREADS the user set wins.
     Returns the thread count set, or None when nothing changed."""
     cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
     if job_id() is None or not cpus.isdigit() or "OMP_NUM_THREADS" in os.environ:

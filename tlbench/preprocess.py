@@ -1,7 +1,8 @@
 """The preprocessing contract between a pretrained source and the data pipeline.
 
 A pretrained source knows how its images were prepared (torchvision's `WeightsEnum.transforms`,
-timm's `pretrained_cfg`); `train.py` hands that to the DataModule, which never imports models.
+timm's `pretrained_cfg`); `training/run.py` hands that to the DataModule, which never imports
+models.
 """
 
 from __future__ import annotations

@@ -2,10 +2,9 @@
 torchvision's op list and magnitude bins (v2 `TrivialAugmentWide`, 31 bins, random sign), so the
 `strong` preset keeps its per-image randomness on the batched path.
 
-Images are float 0..255 RGB (B, 3, H, W). Each op runs once on the sub-batch of images that drew
-it, with per-image magnitudes broadcast -- 14 small batch ops at most, never one per image.
-Geometric ops (shear, translate, rotate) share one `affine_grid` + `grid_sample` with a matrix
-per image (fill 0, as torchvision's default); Equalize uses torchvision's batched functional op.
+Images are float 0..255 RGB (B, 3, H, W); each op runs once on the sub-batch that drew it (14
+small batch ops at most). Geometric ops share one `affine_grid` + `grid_sample` (fill 0).
+Details: docs/architecture.md, "Input pipeline".
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ GRAY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
     # Weights as Python numbers: torch.tensor(GRAY, device=) would be a blocking host-to-device
-    # copy on every call (a GPU sync, issue 25).
+    # copy on every call (a GPU sync: the step path never waits for the device).
     r, g, b = x.unbind(1)
     return (r * GRAY[0] + g * GRAY[1] + b * GRAY[2]).unsqueeze(1)
 
@@ -123,7 +122,7 @@ def trivial_augment(x: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
 
     The ops are drawn on the host (Python's `random`, which the run seeds like torch's): each
     op's images are then known without reading anything back. Drawn on the device, finding them
-    (`nonzero(which == k)`, 13 times a batch) made the host wait for the GPU each time (issue 25).
+    (`nonzero(which == k)`, 13 times a batch) made the host wait for the GPU each time.
     The magnitudes stay on the device; indices go over with a non-blocking copy."""
     n = len(x)
     which = [random.randrange(len(OPS)) for _ in range(n)]

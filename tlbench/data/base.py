@@ -1,15 +1,10 @@
 """BaseDataModule: what every dataset shares -- splits, class subsets, label budgets (via
-`tlbench.data.splits`), preprocessing from the backbone, and the two input paths:
+`tlbench.data.splits`), preprocessing from the backbone, and the two input paths: in-memory
+uint8 data (`in_memory = True`) transformed as batches on the training device
+(`tlbench.data.batched`), and image files transformed per image in DataLoader workers.
 
-- in-memory data (digits, CIFAR, MNIST, Fashion-MNIST; `in_memory = True`): batches of uint8
-  tensors are sliced by index (`loading.IndexBatches`), moved to the device as uint8 and
-  transformed there as batch operations in `on_after_batch_transfer` (`tlbench.data.batched`),
-  on whatever device trains, CPU included;
-- image files (`in_memory = False`): decoded, resized and transformed per image in DataLoader
-  worker processes (one torch thread each), as float tensors.
-
-A concrete DataModule only says how to read its splits (`load_splits`) and, for files, how to
-turn one item into a uint8 CHW tensor (`read`). Downloads happen in `prepare_data()` only.
+A concrete DataModule says how to read its splits (`load_splits`) and a file's item as a uint8
+CHW tensor (`read`); downloads only in `prepare_data()`. Why: docs/architecture.md, "Input pipeline".
 """
 
 from __future__ import annotations
@@ -75,7 +70,7 @@ class BaseDataModule(L.LightningDataModule):
         loading.check_workers(num_workers)
         self.splits: dict[str, Split] = {}
         self.class_names: list[str] = []
-        # Files skipped at setup as unreadable: [{"path", "reason"}]; train.py puts them in
+        # Files skipped at setup as unreadable: [{"path", "reason"}]; training/run.py puts them in
         # summary.json. Only folder datasets can have any.
         self.bad_files: list[dict[str, str]] = []
         self._batch_transforms: dict[bool, BatchTransform] = {}

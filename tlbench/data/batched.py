@@ -1,24 +1,10 @@
 """Batched preprocessing on whatever device trains: uint8 (B, C, H, W) in, normalised float
 RGB (B, 3, crop, crop) out, channels_last -- the same recipe as `tlbench.data.transforms.build`,
 done as a handful of batch operations instead of ~6 small ops per image in Python.
-
-- eval / augment=none: resize (shorter side, antialiased) + centre crop, like torchvision's
-  Resize + CenterCrop, as one resampling (below) whose weights keep only the crop's rows.
-  Outputs match the per-sample path within 1.5 grey levels, 0.4 on average (the per-sample path
-  resizes uint8 in fixed point and rounds; this one stays float).
-- classic / strong: a random resized crop and a flip *per image*. Crop boxes are drawn exactly as
-  torchvision's `RandomResizedCrop.get_params` draws them (10 tries of scale x log-uniform aspect,
-  else the centre crop), vectorised. Each box is then cropped and resized by two batched matrix
-  products, out = Wy @ image @ Wx^T, whose rows hold the antialiased resampling weights PyTorch
-  uses (`interpolate(..., antialias=True)`, PIL's filters) restricted to the box -- the same
-  numbers as cropping then resizing each image, and a flip is just Wx with its rows reversed.
-  Normalisation is affine and every row of weights sums to 1, so it runs first, on the small
-  source images. Chosen by measurement over a Python loop of per-image `interpolate` calls,
-  `torchvision.ops.roi_align` and `grid_sample` (BENCHMARKS.md, "Input pipeline"): on this CPU
-  roi_align made the batched path 0.3x the per-sample one at 224 px, grid_sample (which does not
-  antialias) was slower still in isolation; matmuls are what every device does fastest.
-- strong adds TrivialAugmentWide (one op per image at a random magnitude, `trivial_augment`) and
-  RandomErasing (p=0.25, value 0), both per image.
+eval / augment=none: resize + centre crop; classic / strong: a random resized crop and a flip
+per image, drawn as torchvision draws them and resampled by two batched matrix products;
+strong adds TrivialAugmentWide (`augment_ops`) and RandomErasing (p=0.25, value 0).
+Why and how exact: docs/architecture.md, "Input pipeline".
 """
 
 from __future__ import annotations
@@ -73,7 +59,7 @@ def crop_boxes(n: int, height: int, width: int, scale, device) -> torch.Tensor:
     """Boxes for `n` images; those that found none get the centre fallback. Selected with
     `where` against Python numbers, always: asking whether any image needs the fallback
     (`bool(found.all())`) or building it with `torch.tensor(..., device=)` would wait for the
-    device every batch (issue 25)."""
+    device every batch."""
     boxes, found = sample_boxes(n, height, width, scale, CROP_RATIO, device)
     fallback = _centre_fallback(height, width, CROP_RATIO)
     cols = [torch.where(found, c, float(v)) for c, v in zip(boxes.unbind(1), fallback, strict=True)]
@@ -178,9 +164,8 @@ def erase_some(x: torch.Tensor) -> torch.Tensor:
 @contextmanager
 def cpu_threads(device: torch.device, threads: int = 1):
     """Run the CPU transform on one intra-op thread. Its ops are small (a 64-image batch is a few
-    MB), and with a busy CPU a 2-thread parallel region waits for its slowest thread: measured
-    here on 2 shared cores (load average ~15), one 64-image 32 px eval batch took 7 ms on one
-    thread and 140-190 ms on two. On an idle machine the cost of one thread is small next to the
+    MB), and with a busy CPU a 2-thread parallel region waits for its slowest thread (measured:
+    BENCHMARKS.md, "Input pipeline"). On an idle machine the cost of one thread is small next to the
     network's own step (which keeps all threads). Other devices are left alone."""
     if device.type != "cpu" or torch.get_num_threads() <= threads:
         yield

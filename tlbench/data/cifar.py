@@ -1,19 +1,10 @@
 """CIFAR-10 and CIFAR-100 from their "python version" pickled batches, held in RAM as uint8.
 
-Layout, as torchvision downloads and unpacks it:
-  <root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}
-  <root>/cifar-100-python/{train, test, meta}
-
-We read the pickles ourselves instead of through `torchvision.datasets.CIFAR10`, deliberately:
-torchvision re-checks the md5 of every batch on every load, which rejects any file that is not
-byte-identical to the original (a subset you made, a test fixture) and costs a full read. We
-check *structure* instead -- keys, array shapes, dtype, label ranges -- which catches truncated
-or mixed-up files with a message naming the file, and leave md5 checking to the download (where
-torchvision does it) or to `data.check_md5=true`. The pickles are read with an allow-list
-unpickler (numpy arrays, lists, strings), so a crafted file cannot run code.
-
+Layout, as torchvision unpacks it: <root>/cifar-10-batches-py/{data_batch_1..5, test_batch,
+batches.meta} and <root>/cifar-100-python/{train, test, meta}. The pickles are read with an
+allow-list unpickler and checked for structure, not md5 (`data.check_md5=true` adds it).
 Val is a stratified, seeded share (`val_fraction`) of the official training set; test is the
-official test set, never touched for model selection.
+official test set. Why not torchvision's reader: docs/architecture.md, "Datasets".
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """Datasets stored as folders of image files, one sub-folder per class (torchvision's ImageFolder
 layout), read lazily from disk by DataLoader workers.
 
-- `imagefolder`: either `root/<class>/<images>` split stratified and seeded into train/val/test, or
-  explicit `train_dir` / `val_dir` / `test_dir` (a missing val or test split is carved out of
-  train by `val_fraction` / `test_fraction`; `test_fraction=0` means test = val).
-- published sets with fixed split folders (hymenoptera, alien_vs_predator) build on
-  `FolderDataModule` in `tlbench.data.split_folders`.
-
-At setup every file is checked (see `tlbench.data.images`): unreadable, truncated and non-image
-files are skipped, logged and listed in `bad_files` (-> summary.json), or rejected up front with
-`on_bad_file=error`. Class names are the folder names in Unicode NFC, sorted as torchvision
-sorts them, so spaces and non-ASCII letters are fine. Class names are compared across splits:
-different class sets, and a class folder with no readable image, are errors.
+`imagefolder`: `root/<class>/<images>` split stratified and seeded, or explicit `train_dir` /
+`val_dir` / `test_dir` (a missing split is carved out of train). Bad files are skipped and listed
+in `bad_files`, or refused with `on_bad_file=error`; class names are NFC folder names, sorted as
+torchvision sorts them, and must agree across splits. Rules: docs/architecture.md, "Datasets".
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """Image files -> uint8 tensors, and the check at setup that keeps bad files out of an epoch.
 
-Reading (`ImageReader`, called in DataLoader workers): whatever PIL opens becomes a uint8
-(1 or 3, H, W) tensor -- grayscale stays 1 channel (the transforms make it 3), CMYK/YCbCr/palette
-become RGB, transparency is composited onto white (transparent pixels often hold black or junk
-RGB), 16-bit grayscale is scaled by 1/256 rather than clipped (PIL's convert("L") would turn most
-of it white), and EXIF orientation is applied (phone photos).
-
-Checking (`check`, at setup), `data.verify`:
-  header  (default) PNG: `Image.verify()` (chunk CRCs up to IEND -- catches truncation without
-          decompressing); JPEG: parse the header and require the end-of-image marker at the end
-          of the file (a truncated download lacks it; files with trailing junk get a full decode
-          to decide); other formats: full decode (rare, and PIL has no cheap check for them).
-          Cost is about one read of each file: measured here ~0.1 ms per 500x375 JPEG from the
-          page cache (checks run in a few threads), i.e. about a second per 10^4 files; from a
-          cold disk it is I/O bound.
-  full    decode every image: finds the rare file whose header and end look fine but whose data
-          is corrupt; ~3 ms per 500x375 JPEG here (30x the header check; minutes for 10^5 photos).
-          Use it if a training run ever stops on an unreadable file.
-  none    trust the files (fastest; a bad file then stops training when it is reached).
+`ImageReader` (in DataLoader workers) turns whatever PIL opens into a uint8 (1 or 3, H, W)
+tensor: grayscale stays 1 channel, transparency is composited onto white, 16-bit is scaled,
+EXIF orientation is applied. `check` (at setup, `data.verify`): `header` (default: cheap
+structural checks), `full` (decode every image) or `none`.
+Conversions and costs: docs/architecture.md, "Datasets".
 """
 
 from __future__ import annotations

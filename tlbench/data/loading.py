@@ -1,19 +1,10 @@
 """How images reach the model: the one DataLoader worker policy and the two dataset shapes.
 
-- `ImageDataset`: one item at a time, read + transformed per sample. Used for image *files*,
-  whose decoding must run in DataLoader worker processes anyway.
-- `IndexBatches`: in-memory uint8 tensors served a whole batch per index list (the DataLoader's
-  sampler still shuffles; `__getitems__` slices the tensor once), so no per-sample Python runs
-  and no collate stacks thousands of tiny tensors. The batch reaches the device as uint8 (4x less
-  to copy than float) and is transformed there (`tlbench.data.batched`).
-
-Worker policy (`loader_settings`), the only place that picks worker counts -- training,
-feature extraction, evaluate and predict ask it:
-- in-memory data: 0 workers (the batch is one tensor slice; a worker would only copy it);
-- files: min(4, usable CPUs) workers; more than 4 rarely pays on a desktop, and each worker runs
-  one torch thread (`one_thread_per_worker`) so that N workers never start N x cores threads;
-- pinned memory only with CUDA; persistent workers whenever there are workers (re-forking them
-  every epoch costs about a second each).
+`ImageDataset` reads and transforms one file per item (in worker processes); `IndexBatches`
+serves in-memory uint8 tensors a whole batch per index list, transformed on the device
+(`tlbench.data.batched`). `loader_settings` is the only place that picks worker counts
+(training, feature extraction, evaluate and predict ask it): 0 workers for in-memory data,
+min(4, usable CPUs) for files, one torch thread each. Why: docs/architecture.md, "Input pipeline".
 """
 
 from __future__ import annotations
@@ -26,7 +17,7 @@ from tlbench.config.data_values import MAX_AUTO_WORKERS, check_workers, usable_c
 
 def worker_count(num_workers, in_memory: bool, batches: int | None = None) -> int:
     """`num_workers` as set, or for auto: 0 for in-memory data or a single batch (a worker costs
-    ~1 s to start), else min(4, usable CPUs)."""
+    about a second to start), else min(4, usable CPUs)."""
     check_workers(num_workers)
     if num_workers != "auto":
         return int(num_workers)

@@ -1,13 +1,10 @@
 """MNIST and Fashion-MNIST from their idx files (gzipped or not), held in RAM as uint8.
 
-torchvision lays them out as <root>/MNIST/raw/ and <root>/FashionMNIST/raw/; a folder holding the
-four files directly (e.g. Debian's `dataset-fashion-mnist` package) works too. The idx format is
-a 4-byte magic (0, 0, type 0x08 = uint8, number of dimensions), one big-endian int32 per
-dimension, then the raw bytes -- simple enough to read without torchvision's md5 checks, so a
-tiny home-made file loads as well as the real one.
-
+Layout: torchvision's <root>/MNIST/raw/ and <root>/FashionMNIST/raw/, or a folder holding the four
+files directly (e.g. Debian's `dataset-fashion-mnist`). The idx format is simple enough to read
+without torchvision's md5 checks, so a tiny home-made file loads as well as the real one.
 Val is a stratified, seeded share (`val_fraction`) of the 60,000 training images; test is the
-official 10,000-image test set.
+official 10,000-image test set. Format: docs/architecture.md, "Datasets".
 """
 
 from __future__ import annotations

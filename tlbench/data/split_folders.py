@@ -2,10 +2,9 @@
 as archives often unpack: root/hymenoptera_data/train), on `tlbench.data.folders`'
 FolderDataModule (same file checks, same class-name rules).
 
-- `hymenoptera` (ants vs bees, `train/` and `val/`) and `alien_vs_predator` (`train/` and
-  `validation/`): these sets ship no test split, so test = val unless a `test/` folder exists --
-  their test accuracy is then the validation accuracy of the best checkpoint, not an
-  independent estimate (say so when reporting it).
+`hymenoptera` (`train/`, `val/`) and `alien_vs_predator` (`train/`, `validation/`) ship no test
+split: test = val unless a `test/` folder exists, so their test accuracy is then not an
+independent estimate (say so when reporting it).
 """
 
 from __future__ import annotations

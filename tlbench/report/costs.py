@@ -1,21 +1,10 @@
-"""What a run, a setting and a search cost: measured, with their noise (issue 24, item 3).
+"""What a run, a setting and a search cost: measured, with their noise.
 
-- A run's cost is its median epoch time x its epochs (summary.json's `epoch_seconds`: one wall
-  time per epoch, validation included), plus the one-off costs it paid itself, named (reading
-  its features from the cache). The median, not the sum: on a shared machine a few epochs slowed
-  by other jobs would otherwise scale the whole run. A run whose epoch times vary by more than
-  2x (max / min; the first epoch is left out of that check when there are three or more, since
-  it carries warm-up: compilation, cuDNN autotuning, worker start) is flagged as noisy.
-- Shared one-offs, counted once per key and never copied into each run: the frozen features'
-  extraction (`feature_cache`, its stored `feature_extraction_seconds` for train and val: every
-  run hitting that cache shares the one measurement) and the precision probe (`precision_probe`,
-  measured once per machine and network, then read from its file).
-- A setting's cost (what the verdict's ratios compare): the mean run cost plus the extraction
-  one run of it needs (its cache keys' mean), so transfer is charged for its features once; not
-  the precision probe, which whichever job came first on the machine paid (the search's cost,
-  every run of an arm, counts both once).
-- Runs written before `epoch_seconds` existed cost their `fit_seconds`, which already holds any
-  extraction: nothing is split off for them.
+A run costs its median epoch time x its epochs plus its own named one-offs, and is flagged as
+noisy when its epoch times vary by more than `NOISY`; shared one-offs (feature extraction, the
+precision probe) count once per key. A setting costs its mean run cost plus the extraction one
+run needs. Runs without `epoch_seconds` cost their `fit_seconds`.
+Why: docs/architecture.md, "Costs and the verdict".
 """
 
 from __future__ import annotations

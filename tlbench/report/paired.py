@@ -1,18 +1,9 @@
 """The verdict's test: is one arm's lead over another real? A paired comparison over the seeds
-both arms ran (a seed fixes the data subset, the split and the initialisation luck for both, so
-the per-seed differences carry the evidence; two-sample spreads would mix that luck in).
+both arms ran (a seed fixes the data subset, the split and the initialisation luck for both).
 
-- n >= 3 shared seeds: paired t-test (`scipy.stats.ttest_rel`, two-sided), the mean difference
-  with its 95 % t interval.
-- n = 2: the exact sign-flip permutation test. It cannot go below p = 0.5 (4 equally likely
-  sign patterns, two of them as extreme), so no lead at n = 2 is called significant, whatever
-  its size; a t-test at df = 1 could, but its normality assumption cannot be checked on two
-  numbers. The interval is still the t interval (wide, as it should be).
-- When the lead is not significant, the seeds a paired t-test would need for 80 % power at the
-  observed mean and std of the differences (noncentral t), as a planning figure.
-
-Why not "lead > seed std": on equal arms that rule fires 33 % of the time at n = 2;
-the calls here keep the false-positive rate at the nominal 5 % (tests/report/test_paired.py).
+n >= 3 shared seeds: paired t-test with the mean difference and its 95 % t interval; n = 2: the
+exact sign-flip permutation test (never below p = 0.5). Not significant: the seeds a paired
+t-test would need for 80 % power. Why: docs/architecture.md, "Costs and the verdict".
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """How much tuning each strategy needs: expected best validation accuracy after k trials.
 
-Dodge et al. (EMNLP 2019, "Show Your Work"): with the n settings an arm tried as the population,
-k trials drawn with replacement reach, in expectation, max validation accuracy
-    E[max_k] = sum_i v_(i) * ((i/n)^k - ((i-1)/n)^k)      (v sorted ascending)
--- the probability that the i-th smallest value is the largest of k draws, times it. A setting's
-value is its mean over seeds (as selection compares them); the band is the spread of the same
-curve computed per seed. The expected test accuracy after k trials weights each setting's test
-accuracy by the probability that it is the one selected on validation (test is never used to
-choose), and the expected cost is k x the mean cost of one setting (all its seeds).
+Dodge et al. (EMNLP 2019, "Show Your Work"), with the n settings an arm tried as the population:
+E[max_k] = sum_i v_(i) * ((i/n)^k - ((i-1)/n)^k), v sorted ascending. Also the expected test
+accuracy of the setting selected on validation and the expected cost, k x one setting's cost.
+Details: docs/architecture.md, "Costs and the verdict".
 """
 
 from __future__ import annotations

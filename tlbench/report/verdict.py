@@ -1,23 +1,10 @@
 """The verdict at the top of report.md: per cell (data, model, label budget), which strategy wins
 after per-strategy selection, by how much, whether that lead is real, and what it costs.
 
-Rules (all from the numbers, none tuned per dataset):
-- Strategies are ranked on the comparison metric of their selected setting (test accuracy when
-  every finished configuration has one, else best val accuracy).
-- A lead under 0.05 points (what one decimal shows as 0.0) is a tie.
-- The leader is compared with every other arm by a paired test over the seeds both ran
-  (`tlbench.report.paired`: paired t-test for n >= 3, exact sign-flip permutation at n = 2),
-  with the mean difference and its 95 % interval; a lead is *distinguishable* when p < 0.05.
-  Not significant: the seeds a paired t-test would need for 80 % power. With n = 1 on either
-  side there is no test (said so explicitly). Each pair is tested at 0.05 on its own (no
-  multiplicity correction: with many strategies, one chance "significant" pair is expected).
-- Warnings a reviewer would ask for (`tlbench.report.health`): collapsed runs, failed seeds,
-  a selected setting at the edge of its grid or still rising at its last epoch, and (from
-  `tlbench.report.costs`) one whose epoch times vary by more than 2x: a loaded machine.
-- The advice weighs accuracy against cost: of the strategies costing at most 1/1.5 of the
-  best's cost, the most accurate one, with its share of the best accuracy and of the cost. Costs
-  are measured as `tlbench.report.costs` says: median epoch time x epochs plus named one-offs
-  (a cache's feature extraction once), and noisy timings are flagged.
+Strategies are ranked on their selected setting's comparison metric; a lead under `TIE` is a tie;
+the leader is tested against every other arm (`tlbench.report.paired`); warnings come from
+`tlbench.report.health` and `tlbench.report.costs`; the advice names the most accurate strategy
+costing at most 1/`SAVING` of the best's cost. Rules: docs/architecture.md, "Costs and the verdict".
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """DDP on one machine (`trainer=ddp_cpu`, or `trainer.devices=N` on GPUs) without the Hydra pitfall
 of duplicated output dirs (lightning-hydra-template #393, Lightning #11300).
 
-Lightning's `ddp` strategy starts ranks > 0 by re-running the command line
-(`sys.argv[1:] + hydra.run.dir=<HydraConfig run.dir> hydra.output_subdir=null`). For a single
-run that lands in the same run dir and writes no second `.hydra/`. Inside a multirun it would
-re-run the whole sweep in every child, into `hydra.run.dir` (a different, timestamped dir). So
-before `fit`, `prepare_children()` makes the command line that of *this job alone* (its task
-overrides) and points HydraConfig's run dir at the job's dir. Only rank 0 writes summary.json and
-metrics.csv (TensorBoard and checkpoints are rank-0-only in Lightning already). `finish()` tears
-the process group down so the next job of a sweep can start its own.
-Ranks started by srun or torchrun (one process each, same command line) are recognised by
-`rank()`; how they share rank 0's run dir is in runtime.rank_zero.
+Before `fit`, `prepare_children()` makes the command line Lightning re-runs for ranks > 0 that of
+*this job alone* and points HydraConfig's run dir at the job's dir; `finish()` tears the process
+group down so the next job of a sweep can start its own. Ranks started by srun or torchrun are
+recognised by `rank()` (runtime.rank_zero). Why: docs/architecture.md, "DDP launches".
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """What a run dir owns, and where a run dir may be: `overwrite=true` deletes only what
 tlbench wrote, and a run never writes through someone else's files.
 
-- A run dir records that tlbench owns it: `tlbench.owned.json` (written by `claim` when the launch
-  takes the dir, before Hydra writes `.hydra/`) lists the top-level names a run writes (`OWNED`,
-  every writer: Hydra's `.hydra/` and `train.log`, summary.json, metrics.csv, checkpoints/,
-  tensorboard/, the PNGs, the lock, and what `evaluate | predict | export` put into their dir),
-  plus tlbench.atomic's temporary files beside them (`.<name>.<pid>.tmp*`). A run dir from before
-  the manifest (it has `.hydra/`) owns the same names. A dir tlbench never claimed owns nothing
-  but the lock and the manifest.
-- `inspect`: entries that are not owned are *foreign*. They are never touched; `overwrite=true`
-  is refused while any exist (naming them), and an owned name held by a dir tlbench did not claim
-  (e.g. someone's own `checkpoints/`) is refused for every start, since a run would write into it.
-  An owned entry that is (or holds) a symbolic link pointing outside the run dir is refused too:
-  a planted link would make the run write, or overwrite delete, through it.
-- `clear`: deletes the owned entries (links themselves, never their targets); the lock and the
-  manifest stay (the launch holds the lock).
-- `check_place`: `/`, the home folder, the repository root (or a folder above one of them),
-  anything inside the repository except `outputs/<...>`, the package, `conf/`, and a dataset
-  folder (or a folder holding one) are refused as run dirs before anything is written.
+`claim` writes the manifest `tlbench.owned.json` (the names in `OWNED`); `inspect` refuses foreign
+entries, owned names in a dir tlbench never claimed, and links out of the dir; `clear` deletes the
+owned entries; `check_place` refuses places that must never be run dirs (the home folder, the
+repository, a dataset folder, ...). Rules: docs/architecture.md, "Run dirs".
 """
 
 from __future__ import annotations

@@ -1,25 +1,10 @@
 """DDP ranks started by srun or torchrun: rank 0 decides the command line, every other rank runs it.
 
-`srun --ntasks-per-node=2 python -m tlbench ...` and `torchrun --nproc_per_node=2 -m tlbench ...`
-start every rank with the same command line at about the same time. Only rank 0 may rewrite it
-(`resume=` -> the old run's overrides), check, lock and claim the dirs, and pin the timestamped
-default run dir (runtime.launch.check_targets): ranks started a second apart would otherwise
-compute different default dirs, and two ranks taking one lock would refuse each other (the
-`srun` deadlock: one rank refused, the other waiting in DDP initialisation until the time limit).
-
-So rank 0 publishes the command line it checked (or that it refused the launch) in a small note
-that every rank can read, and ranks > 0 wait for it and run exactly that command line, with
-`hydra.output_subdir=null` (rank 0 writes `.hydra/`; Lightning's own launcher does the same for
-its children). Nothing waits forever: a rank 0 that refuses, or exits before training, writes
-the note at exit; a rank that finds none within `WAIT_S` stops with one paragraph.
-
-The note is `outputs/.launches/<launch>.json` under the working dir (srun and torchrun keep it for
-every rank; a cluster's nodes share it), or in the temp dir where that is not writable. `<launch>`
-names this launch for every rank and no other: SLURM's job, step and restart count; torchrun's
-run id (unique with --standalone or --rdzv-id), its store address and, for the default run id
-"none" on one node, the torchrun agent's pid. A torchrun note whose rank 0 started more than
-`WINDOW_S` away from this rank is an earlier launch's and is not used. Rank 0 deletes it when it exits
-(a refusal's note stays: a rank still starting must find it).
+Only rank 0 rewrites (`resume=`), checks, locks and claims the dirs and pins the default run dir;
+it publishes the command line it checked (or its refusal) in a note under
+`outputs/.launches/<launch>.json`, and ranks > 0 wait for it (`WAIT_S`) and run exactly that,
+with `hydra.output_subdir=null`. `<launch>` names this launch for every rank and no other.
+Why: docs/architecture.md, "DDP launches".
 """
 
 from __future__ import annotations

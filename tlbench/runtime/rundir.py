@@ -1,33 +1,10 @@
 """A run dir holds one run: what state it is in, who is writing into it, whether it is writable.
 
-- `state(dir)`: "empty" (nothing of a run, or a run that failed before any training started:
-  summary.json's `failed_before_training`, no checkpoints), "ok" (summary.json says ok), or
-  "unfinished" (a summary.json that says running / interrupted / failed, or checkpoints without
-  a summary).
-- `Lock`: `tlbench.lock` in the run dir. Who holds it is decided by the kernel: `flock` on the
-  file, taken without waiting, so of two processes starting together exactly one wins, and a
-  lock held by a process that died (SIGKILL, OOM) is free again at once. The file also names
-  the holder (pid, host) for the message the loser prints, and for processes the kernel lock
-  cannot see (another machine, a tlbench without flock): a named pid that is alive is respected;
-  on Linux only if its command line mentions tlbench, so a recycled pid does not keep a dir
-  locked forever. The lock is written in place (never renamed over): the kernel lock is on the
-  file's inode, and a holder that unlinks it on release is detected by comparing inodes.
-- Who takes it, and when: Hydra writes `.hydra/` and opens `train.log` in a job's dir
-  *before* tlbench's task function runs, so a lock taken inside the job comes too late -- the
-  loser of two concurrent starts had already rewritten `.hydra/`. The lock is therefore taken by
-  the launching step (`tlbench.runtime.launch.check_targets`, in `python -m tlbench` before Hydra
-  starts) for every dir Hydra will write: the run dir, or a sweep's dir and each job dir. The
-  job then re-validates it (`Lock.acquire` in `train()`): in the same process (Hydra's basic
-  launcher) the lock is found in this process's table `_HELD` and reused; in a worker process
-  (joblib, submitit) the lock file carries a random token that the launching process put in the
-  environment (`TLBENCH_LOCK_TOKEN`, new for every launch), so a job accepts the lock its own
-  launch took for it and nothing else. A sweep's job dirs are locked by name only (`hold=False`:
-  the pid of the launching process, no open file per job) while the sweep dir itself holds the
-  kernel lock for the whole sweep: a second sweep into that dir is refused before any job runs.
-- `check_writable(dir, key)`: the dir, or the nearest existing folder above it, must be writable
-  (os.access, which also reports read-only file systems), else one paragraph and exit 2 instead
-  of a PermissionError traceback from deep inside Hydra.
-What a run dir owns (what `overwrite=true` may delete) and where a run dir may be: runtime.owned.
+`state(dir)`: "empty", "ok" or "unfinished". `Lock`: `tlbench.lock`, a kernel `flock` taken
+without waiting (exactly one of two starts wins; a dead holder frees it), taken by the launch
+before Hydra writes anything and re-validated by the job. `check_writable(dir, key)`: one
+paragraph instead of a PermissionError. What a run dir owns and where one may be: runtime.owned.
+Why: docs/architecture.md, "Run dirs".
 """
 
 from __future__ import annotations

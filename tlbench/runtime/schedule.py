@@ -1,19 +1,10 @@
 """Rebuild the LR schedule when a resumed run trains for a different number of epochs.
 
-`resume=<dir> trainer.max_epochs=7` on a run started with 3: the scheduler config resolves
-`T_max: ${trainer.max_epochs}` to 7 for the new run, but Lightning then loads the scheduler's
-state from last.ckpt, which brings back `T_max=3`. A cosine then runs past its end and climbs
-again (1e-3, 7.5e-4, 2.5e-4, 0.0, 2.5e-4, 7.5e-4, 1e-3): a silent zero-then-rising LR.
-
-Decision: the remaining epochs follow the schedule of the NEW length, exactly as a straight run
-with that `max_epochs` would have them. When the checkpoint's scheduler hyperparameters differ
-from the current ones, `on_train_start` (after Lightning's restore) builds a fresh scheduler
-from the current config on the restored optimizer, starting from each group's `initial_lr`,
-steps it as many times as the restored one had been stepped, and loads that state into the
-restored scheduler. For the cosine of a 3 -> 7 extension: epochs 1-3 ran with the 3-epoch
-schedule (already history: 1e-3, 7.5e-4, 2.5e-4), epochs 4-7 get the 7-epoch schedule's values
-for epochs 4-7. The run logs a warning and summary.json records `schedule_rebuilt`.
-ReduceLROnPlateau (no closed-form position) is left as restored.
+The remaining epochs follow the schedule of the NEW length, as a straight run with that
+`max_epochs` would have them: when the checkpoint's scheduler hyperparameters differ from the
+current ones, `on_train_start` steps a fresh scheduler to the restored position and loads its
+state into the restored one; summary.json records `schedule_rebuilt`. ReduceLROnPlateau is left
+as restored. Why: docs/architecture.md, "Resume and interruption".
 """
 
 from __future__ import annotations

@@ -1,31 +1,9 @@
-"""Clean interruption: SIGINT (Ctrl+C) and SIGTERM (`kill`, schedulers' pre-emption) stop a run
-after the current step, save `checkpoints/interrupted.ckpt`, mark `summary.json` as
-`interrupted` and exit with 128 + the signal number (130 / 143), so a sweep stops too. The rule:
-a signal that stopped work means `interrupted` and 130 / 143; one that came when the
-work was complete (after the last test batch, while the summary is printed or a sweep's report
-written: `BetweenRuns`) leaves the run `ok` and the process exits 0. Feature extraction, which
-runs outside the trainer, checks the signal between its batches (`Trap.check`).
-
-What Lightning 2.6 does on its own on CPU, and why tlbench builds on it this way:
-- SIGINT: Python raises KeyboardInterrupt wherever the main thread is; Lightning catches it in
-  `fit`, calls `on_exception` hooks and then `sys.exit(1)` -- no checkpoint, and the exit code
-  no longer says "interrupted". tlbench replaces the SIGINT handler for the duration of the run
-  with one that only records the signal; a second Ctrl+C aborts at once.
-- SIGTERM: Lightning's own handler (registered at `fit` start, chained with ours) sets
-  `trainer.received_sigterm`, forwards the signal to DDP child processes and raises
-  `SIGTERMException` (a SystemExit with code 0!) after the current batch. Our callback raises
-  first, with the proper exit code; a SIGTERMException that still arrives is treated the same.
-The interrupt checkpoint holds the weights at the moment of interruption (usable with
-evaluate/predict), but `resume=` continues from `last.ckpt`, the end of the last finished epoch:
-Lightning cannot replay the rest of a half-finished epoch for an ordinary DataLoader (it warns
-that such a resume "can cause unreliable results"), so an interrupted epoch is re-run whole.
-
-On SLURM, preemption and the time limit arrive as SIGUSR2 (tlbench.cluster), trapped the same
-way: the run saves at the next step boundary and ends `interrupted` (exit 140). Then the handler
-that was there before the run is called (`hand_over`): under `hydra/launcher=slurm` that is
-submitit's, which requeues the job (`scontrol requeue`) and exits; the requeued attempt continues
-from last.ckpt (runtime.resume.continues). One mechanism: Lightning's own SLURM auto-requeue
-(SIGUSR1, its hpc_ckpt files) is switched off (training.trainer).
+"""Clean interruption: SIGINT, SIGTERM and SLURM's SIGUSR2 stop a run after the current step, save
+`checkpoints/interrupted.ckpt`, mark `summary.json` as `interrupted` and exit with 128 + the
+signal number (130 / 143 / 140); a signal that came when the work was complete (`BetweenRuns`)
+leaves the run `ok` and exits 0. Feature extraction checks between its batches (`Trap.check`);
+on SLURM the previous handler then requeues the job (`hand_over`).
+Why (and what Lightning does on its own): docs/architecture.md, "SLURM, interruption and requeue".
 """
 
 from __future__ import annotations

@@ -1,29 +1,10 @@
 """One extraction per feature-cache key: the claim on `<cache dir>/<key>.lock`.
 
-Jobs that need the same features at the same time (a sweep's transfer jobs at several LRs and
-seeds) would otherwise each extract them. `claim(lock)` takes an exclusive kernel lock (`flock`)
-on the lock file; `feature_cache.prepare` holds it while it looks for the cache file again and,
-if it is still missing, extracts and writes it. A second job blocks on the claim (logging once
-which pid and host hold it), then finds the finished cache and reads it: a hit, at the cost
-recorded when the features were made. Who holds it is decided by the kernel, as for a run dir's
-`tlbench.lock` (tlbench.runtime.rundir): a process that dies (SIGKILL, OOM) drops its lock at
-once, so a crashed extractor's claim is taken over by the next waiter, which extracts.
-
-- Waiting stays interruptible: a non-blocking `flock` is retried every POLL seconds, and `stop()`
-  (signals.Trap.check) runs between tries, so SIGINT/SIGTERM ends a waiting job as interrupted.
-- The lock file stays (a few bytes; safe to delete while no tlbench runs). Removing it on release
-  would race: a waiter that opened the old file would lock an unlinked inode while a newcomer
-  locks a new file, and both would extract. A holder checks that the file it locked is still the
-  one at that path (the cache dir may have been cleared meanwhile) and locks again if not.
-- It names its holder (pid, host: JSON, written in place: the kernel lock is on the inode) for
-  the waiter's message, and is emptied on release so a waiter never names a finished job.
-- A shared cache on NFS: Linux NFS clients (v3 through lockd, v4 natively) turn `flock` into
-  whole-file byte-range locks the server arbitrates, so jobs on different nodes exclude each
-  other too; on a file system without locks the claim fails and the job extracts unclaimed.
-- A cache dir the job cannot write (read-only, full) is no error: it extracts unclaimed, and
-  `feature_store.store` says why the cache is not written.
-- Under DDP one job is several ranks: rank 0 claims the key for all of them while they extract
-  their shards (training.feature_shard); the others never claim, so they cannot wait on it.
+`claim(lock)` takes an exclusive kernel lock (`flock`) that `feature_cache.prepare` holds while it
+looks for the cache file again and, if it is still missing, extracts and writes it; a second job
+waits (interruptibly, every `POLL` seconds), then reads the finished cache. A dead holder's lock
+is free at once. A file system without locks, or a cache dir the job cannot write, is no error:
+the job extracts unclaimed. Why: docs/architecture.md, "Feature cache".
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """Feature extraction shared by DDP ranks: each rank extracts only its shard of each split.
 
-Why inside fit: ranks can share tensors only once torch.distributed is initialised, which
-Lightning does in `trainer.fit` (strategy.setup_environment); with Lightning's own launcher rank 1
-does not even exist before rank 0 calls fit. Initialising the group earlier needs Lightning's
-private `_init_dist_connection` and would race the strategy's own setup; shard files joined after a
-file barrier would add a second rendezvous beside DDP's. So `feature_cache.prepare` leaves what
-the cache lacks to `CachedFeatures.setup`, which Lightning calls on every rank once the group
-exists and before it builds the loaders (and their DistributedSampler):
-
-1. rank 0 takes the key's claim (against other jobs), reads the cache again and tells every rank
-   which splits are still missing (another job may have written them meanwhile);
-2. each rank extracts its contiguous 1/N of each missing split, on its own device;
-3. the shards are gathered (padded to one length, as all_gather needs) into each split's full
-   tensors in the original order, on every rank; rank 0 writes the cache, then drops the claim.
-
-Every rank trains on the full tensors; the DistributedSampler gives each its usual share. The
-number of ranks is guessed from the config before the Trainer exists (`expected_ranks`); a wrong
-guess (device.expected_ranks) costs only speed: a run that expected one rank extracts everything before fit, as any
-single-process run does, and one that finds a single rank in fit extracts everything there.
+Inside fit (`CachedFeatures.setup`, once the process group exists): rank 0 claims the key and
+says which splits are missing, each rank extracts its contiguous 1/N, the shards are gathered
+into each split's full tensors on every rank, and rank 0 writes the cache. A wrong guess of the
+number of ranks (`expected_ranks`) costs only speed.
+Why inside fit: docs/architecture.md, "Feature cache".
 """
 
 from __future__ import annotations

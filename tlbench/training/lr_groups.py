@@ -68,7 +68,7 @@ def optimizer_groups(
 
 def check_patterns(model_cfg, strategy_cfg, image_size: int | None) -> None:
     """Every name and pattern of the strategy (trainable, last_n_stages, schedule, lr_mult,
-    layer_decay) against the network, built on the meta device (no memory, no weights: ~0.01-1 s)
+    layer_decay) against the network, built on the meta device (no memory, no weights: fast)
     so a pattern that matches nothing is refused before any data is read. A network that cannot
     be built on the meta device (a few initialisers read values) is checked when it is built."""
     import torch

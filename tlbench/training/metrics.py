@@ -1,21 +1,10 @@
 """The one definition of every classification metric tlbench reports.
 
-Training logs `val|test/acc`, `/top5` and `/f1_macro` through the metric objects built here;
-`python -m tlbench.evaluate` computes `accuracy`, `top5_accuracy`, `macro_f1` and the per-class
-numbers with the same objects, so a checkpoint evaluated on a split gets the numbers training
-logged for it. All of them are torchmetrics (1.9) with these settings:
-
-- accuracy and top-5: micro averages (the fraction of images right). Top-5 exists only with more
-  than 5 classes (it would be 1.0 otherwise, and torchmetrics refuses top_k > num_classes).
-- macro-F1: torchmetrics' multiclass macro average with zero_division=0. It averages the classes
-  that occur as a target *or* as a prediction: a class the split lacks but the model predicted
-  counts with F1 0; a class neither present nor predicted is left out. Example (pinned in
-  tests/inference/test_metrics.py): targets [0, 0, 1, 1], predictions [0, 0, 1, 2] give
-  F1 = (1, 2/3, 0) and macro-F1 5/9 = 0.556 (not 0.833, the mean over present classes only).
-- per-class precision/recall/F1: torchmetrics with average=None; `recall_per_class` gives the same
-  recall from a confusion matrix (training's `val/acc_class/<name>` and per-class figures). Where a ratio is 0/0 (precision
-  of a class never predicted, recall of a class absent from the split) the JSON says null rather
-  than a made-up 0; F1 is null only for a class neither present nor predicted.
+Training logs `val|test/acc`, `/top5` and `/f1_macro` through the torchmetrics objects built here,
+and `python -m tlbench.evaluate` computes `accuracy`, `top5_accuracy`, `macro_f1` and the
+per-class numbers with the same objects, so a checkpoint evaluated on a split gets the numbers
+training logged for it. How each is averaged, and what 0/0 gives: docs/architecture.md,
+"Metrics".
 """
 
 from __future__ import annotations
@@ -39,7 +28,7 @@ TOP_K = 5
 def accuracy(num_classes: int, validate: bool = True) -> Metric:
     """`validate=False` skips torchmetrics' label check, a `torch.unique` that waits for the GPU
     on every update: training's per-step accuracy uses it (its labels are the datamodule's,
-    which the validation metrics still check), so the step needs no host sync (issue 25)."""
+    which the validation metrics still check), so the step needs no host sync."""
     return MulticlassAccuracy(num_classes, average="micro", validate_args=validate)
 
 

@@ -1,19 +1,10 @@
 """`trainer.precision=auto` on a CPU with native bf16: measure, don't assume.
 
-Native bf16 (AVX512-BF16/AMX) does not make bf16 autocast faster for every network and input:
-on the 2-core development CPU, training EfficientNet-Lite0 at 48 px ran at 245 img/s in fp32 +
-channels_last and 102 img/s in bf16 autocast, mini_vgg at 32 px 424 vs 270 (BENCHMARKS.md,
-"Precision on CPU"), while larger convolutions gain from bf16. So before such a run trains, a
-copy of its network takes a few training steps (forward, the training loss with its auxiliary
-heads' terms, backward; no optimizer step, which costs the same in both) on random inputs of
-the run's batch shape in each precision, and the faster one trains. bf16 must win by
-PREFER_BF16 to be chosen (timing noise; fp32 is exact).
-
-The result is a property of the machine, the torch build and the shapes, not of the run, so it
-is cached per machine under `$XDG_CACHE_HOME/tlbench/precision/` (default `~/.cache`; the
-environment variable TLBENCH_PRECISION_CACHE names another folder, as the test suite does), keyed by
-the network's class and parameter counts, the input shape, the batch size, the memory format,
-the torch version, the CPU model and the thread count: a sweep measures once.
+bf16 autocast is not faster for every network and input on such a CPU (BENCHMARKS.md, "Precision
+on CPU"). So a copy of the run's network takes a few training steps at the run's batch shape in
+each precision, and the faster one trains (bf16 must win by `PREFER_BF16`). The result is cached
+per machine and shape under `$XDG_CACHE_HOME/tlbench/precision/` (or TLBENCH_PRECISION_CACHE).
+Why: docs/architecture.md, "Precision on CPU".
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Pure functions from numbers/tensors to matplotlib Figures (object API on an Agg canvas, no
 pyplot: no display, no global figure state, safe inside a sweep), plus `to_array` for TensorBoard
 and `save_png` for the run dir. `tlbench.training.callbacks.ImageSummaries` decides when to draw.
-Figures are small on purpose (a few hundred pixels a side): one costs ~0.1 s to render.
+Figures are small on purpose (a few hundred pixels a side), so they are cheap to render.
 """
 
 from __future__ import annotations

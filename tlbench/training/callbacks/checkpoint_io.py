@@ -1,17 +1,9 @@
 """Every checkpoint a run writes (`best.ckpt`, `last.ckpt`, `interrupted.ckpt`) goes through
 `AtomicCheckpointIO`, Lightning's public CheckpointIO plugin (training.trainer passes it as
-`Trainer(plugins=[...])`).
-
-Why not Lightning's own TorchCheckpointIO: it saves through an fsspec transaction, which writes
-to a temporary file in the system temp folder and *moves* it into place. When the run dir is on
-another file system than /tmp, that move is a copy: killed half-way it left `best.ckpt` at 0 bytes
-and a 41 MB orphan in /tmp. Here the temporary file is written beside its target
-(tlbench.atomic) and renamed over it, so a kill or a full disk leaves the previous complete file.
-
-It also times every write (`seconds`, `writes`): `training.run` takes that time out of
-`fit_seconds` and records it as `checkpoint_seconds` (issue 25: a VGG16 checkpoint is ~0.5 GB,
-written twice an epoch, and it is I/O, not training). The timed part is `torch.save` of the
-state Lightning collected, which includes copying the weights off the GPU.
+`Trainer(plugins=[...])`): written beside its target (tlbench.atomic) and renamed over it, so a
+kill or a full disk leaves the previous complete file. It also times every write (`seconds`,
+`writes`), which `training.run` records as `checkpoint_seconds` instead of fit time.
+Why not Lightning's TorchCheckpointIO: docs/architecture.md, "Atomic writes".
 """
 
 from __future__ import annotations

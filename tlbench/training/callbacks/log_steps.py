@@ -1,5 +1,5 @@
 """Whether Lightning logs step metrics at this training step: the one moment per logging
-interval when the host may read values from the device (issue 25)."""
+interval when the host may read values from the device (docs/architecture.md, "The step path")."""
 
 from __future__ import annotations
 

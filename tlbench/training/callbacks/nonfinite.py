@@ -1,19 +1,10 @@
 """Stop a run whose loss stops being a number, with the step and learning rates that did it.
 
-A NaN or infinite loss never recovers: every later step only spreads NaN through the weights,
-and the run would burn its remaining epochs producing a checkpoint of garbage. The callback
-raises a TlbenchError, so `summary.json` says `failed` with the reason, and
-`checkpoints/last.ckpt` stays the last good epoch; the message says whether such a checkpoint
-exists yet.
-
-The check stays on the device (issue 25): each step folds `isfinite(loss)` into a 4-number
-device tensor (seen, step, batch, loss of the first non-finite step) -- a few tiny kernels, no
-read. The host reads it once per logging interval (`trainer.log_every_n_steps`, when Lightning
-reads the logged loss anyway), at an epoch's last batch, before validation and before any
-checkpoint is written. Reading a GPU value every step (the old `bool(isfinite(loss))`) made the
-host wait for all queued work each step, leaving the GPU idle while the next step was prepared.
-So a run stops at most one logging interval after its loss went bad, the error still names that
-first step, and no checkpoint ever holds weights trained past it.
+A NaN or infinite loss never recovers, so the callback raises a TlbenchError: `summary.json` says
+`failed` with the reason and `checkpoints/last.ckpt` stays the last good epoch. The check stays
+on the device and is read only at logging steps, an epoch's last batch, before validation and
+before any checkpoint, so a run stops at most one logging interval late, still naming the first
+bad step. Why: docs/architecture.md, "The step path".
 """
 
 from __future__ import annotations

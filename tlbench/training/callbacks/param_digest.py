@@ -1,13 +1,10 @@
 """`ParamDigest`: each DDP rank's parameters, summarised, to check that the ranks train one model.
 
-Not in conf/callbacks/default.yaml; add it to a run with
+Not in conf/callbacks/default.yaml; add it with
 `+callbacks.param_digest._target_=tlbench.training.callbacks.ParamDigest
 +callbacks.param_digest.out_dir=<dir>`. At the end of fit every rank writes
-`param_digest.rank<k>.json` into `out_dir`: a sha256 of each parameter's bytes and of all of them.
-DDP keeps the ranks' parameters bit-identical (every step's gradients are averaged, the start is
-broadcast), so the files must be equal; tests/training/test_ddp_identical.py compares them.
-Buffers are left out: DDP broadcasts rank 0's buffers (BatchNorm statistics) only at the next
-forward, so after the last step each rank legitimately holds its own.
+`param_digest.rank<k>.json` (a sha256 per parameter and of all): the files must be equal.
+Why buffers are left out: docs/architecture.md, "DDP launches".
 """
 
 from __future__ import annotations
