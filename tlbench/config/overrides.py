@@ -1,47 +1,15 @@
-"""What a job's command-line overrides say about its experiment: the one list of overrides that
-do NOT change what a run measures, and the replicate keys (seeds).
-
-Used by the comparison report (neutral overrides never split a configuration; replicates are
-averaged over) and by TensorBoard (run names and the HParams columns show only what differs).
+"""What a job's command-line overrides say about its experiment (which keys are neutral or
+replicates: tlbench.config.key_roles): run names, the swept keys, the label budget's label.
 Pure string handling: no Hydra, no torch, so `python -m tlbench.report` stays quick.
-
-A key is *neutral* when it changes where or how a run is logged, resumed or displayed, or only
-how fast it goes -- never what is trained or measured. Keys that look harmless but do change the
-result are deliberately NOT here: `callbacks.model_checkpoint` (the test runs on the best
-checkpoint), `callbacks.early_stopping`, `trainer.limit_*_batches`, `trainer.precision`,
-`channels_last` (numerics), `trainer.accelerator`/`devices` (the fit time is part of the result).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from tlbench.config.key_roles import is_neutral
+
 MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of a sweep, written in the sweep dir first
-
-# Replicates: runs that differ only in these are seeds of one configuration.
-REPLICATE_KEYS = ("seed", "data.subset_seed", "data.split_seed")
-
-NEUTRAL_KEYS = (
-    "resume",  # continue a killed run in place
-    "skip_completed",  # skip finished jobs of a re-launched sweep
-    "overwrite",  # allow writing into a used run dir
-    "ckpt_path",  # resume from a checkpoint
-    "logger",  # tensorboard | none
-    "test_after_fit",  # whether the test runs after training; training is the same
-    "data.num_workers",  # speed only
-    "data.download",  # where the files come from
-    "trainer.log_every_n_steps",
-)
-NEUTRAL_PREFIXES = (
-    "hydra.",  # run/sweep dirs, launchers, job logging
-    "hydra/",
-    "paths.",  # output, data and cache folders
-    "logger.",
-    "trainer.enable_",  # progress bar, model summary, checkpointing flag
-    "callbacks.images",  # TensorBoard images and PNGs
-    "callbacks.learning_rates",  # lr/<group> scalars
-    "callbacks.last_checkpoint",  # last.ckpt for resume=
-)
 
 
 def parse(text: str) -> tuple[str, str]:
@@ -53,28 +21,40 @@ def parse(text: str) -> tuple[str, str]:
     return key.lstrip("+"), value if sep else ""
 
 
-def is_neutral(key: str) -> bool:
-    return key in NEUTRAL_KEYS or key.startswith(NEUTRAL_PREFIXES)
-
-
-def is_replicate(key: str) -> bool:
-    return key in REPLICATE_KEYS
-
-
 def experiment_overrides(overrides) -> dict[str, str]:
     """key -> value of the overrides that change the experiment (seeds included), in order."""
     parsed = (parse(o) for o in overrides)
     return {k: v for k, v in parsed if not is_neutral(k)}
 
 
-def run_name(overrides, limit: int = 150) -> str:
-    """A folder-safe run name from what changes the experiment: 'strategy=finetune,seed=1'.
+def _short(key: str, value: str) -> str:
+    """'strategy', 'finetune' -> 'finetune' (a config group's choice speaks for itself);
+    'optimizer.lr', '0.001' -> 'lr=1e-3'; 'seed', '0' -> 's0'."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is not None and not value.lstrip("+-").isdigit() and 0 < abs(number) < 0.01:
+        mantissa, exp = f"{number:e}".split("e")
+        value = f"{mantissa.rstrip('0').rstrip('.')}e{int(exp)}"
+    if key == "seed":
+        return f"s{value}"
+    if "." not in key and number is None and value not in ("true", "false", "null"):
+        return value
+    return f"{key.rsplit('.', 1)[-1]}={value}"
+
+
+def run_name(overrides, limit: int = 60) -> str:
+    """A short folder-safe run name from what changes the experiment: 'finetune lr=1e-3 s0', so
+    TensorBoard's run list (~38 characters wide) shows it whole.
 
     '' when nothing does (a plain `python -m tlbench`). Slashes (`model=timm/resnet18`, paths)
     become '_' so the name stays one folder; very long names are cut and marked with '~'.
     """
-    name = ",".join(f"{k}={v}" for k, v in experiment_overrides(overrides).items())
-    name = name.replace("/", "_").replace("\\", "_").replace(" ", "")
+    name = " ".join(
+        _short(k, v.replace(" ", "")) for k, v in experiment_overrides(overrides).items()
+    )
+    name = name.replace("/", "_").replace("\\", "_")
     return name if len(name) <= limit else name[: limit - 1] + "~"
 
 
@@ -104,15 +84,21 @@ def swept_keys(run_dir, overrides) -> list[str]:
     return keys
 
 
+def sweep_of(run_dir) -> Path | None:
+    """The sweep dir that a run dir is a job of (it holds the sweep's multirun.yaml), else None."""
+    parent = Path(str(run_dir)).parent
+    return parent if (parent / MULTIRUN_YAML).is_file() else None
+
+
 def tensorboard_version(run_dir) -> str:
     """The `${tlbench_run_name:<run dir>}` resolver (conf/logger/tensorboard.yaml's `version`).
 
     A job of a sweep (its parent holds the sweep's multirun.yaml) logs into
     `<job>/tensorboard/<the values of the swept keys>`, so `tensorboard --logdir <sweep dir>`
-    lists `3/tensorboard/strategy=finetune,optimizer.lr=0.001,seed=1` instead of `3/tensorboard`.
+    lists `3/tensorboard/finetune lr=1e-3 s1` (run_name) instead of `3/tensorboard`.
     A resumed sweep job keeps its dir, hence its name. A single run keeps `<run>/tensorboard/`.
     """
-    if not (Path(str(run_dir)).parent / MULTIRUN_YAML).is_file():
+    if sweep_of(run_dir) is None:
         return ""
     from tlbench.config import runtime
 

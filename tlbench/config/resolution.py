@@ -12,6 +12,7 @@ from omegaconf.errors import (
     OmegaConfBaseException,
 )
 
+from tlbench.config.overrides import parse
 from tlbench.errors import TlbenchError
 
 
@@ -19,7 +20,7 @@ def omegaconf_error(exc: OmegaConfBaseException, overrides: list[str]) -> Tlbenc
     """OmegaConf's errors met while reading a composed config: an interpolation that does not
     resolve (`${nonexistent.key}`, `${oc.env:X}` with X unset), a required key deleted with `~`."""
     key = getattr(exc, "full_key", None) or None
-    typed = [o for o in overrides if o.lstrip("+~").partition("=")[0] == key]
+    typed = [o for o in overrides if parse(o)[0] == key]
     value = typed[-1].partition("=")[2] if typed and "=" in typed[-1] else (typed or [None])[-1]
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, InterpolationResolutionError):

@@ -15,19 +15,18 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tlbench.config.overrides import budget_label, is_neutral, is_replicate
+from tlbench.config.key_roles import IDENTITY as ARM
+from tlbench.config.key_roles import SETTING, is_neutral, is_replicate, summary_fields
+from tlbench.config.overrides import budget_label
 from tlbench.report.runs import Run, num
 
 # Overrides already shown as table columns (so they never repeat in the `config` column).
 COLUMN_KEYS = ("data", "model", "strategy", "data.samples_per_class", "data.train_fraction")
 # Summary fields that identify a configuration, and the override that sets each.
-IDENTITY = ("data", "model", "strategy", "samples_per_class", "train_fraction")
-SETTINGS = {
-    "image_size": "data.image_size",
-    "batch_size": "data.batch_size",
-    "lr": "optimizer.lr",
-    "max_epochs": "trainer.max_epochs",
-}  # not `weights`: train() rewrites it with the origin it loaded (DEFAULT -> package:...)
+# The summary fields that define an arm, and the settings' {summary field: override key}, from
+# the one table of key roles. Not `weights`: train() rewrites it with the origin it loaded.
+IDENTITY = tuple(summary_fields(ARM))  # data, model, strategy, samples_per_class, train_fraction
+SETTINGS = summary_fields(SETTING)  # image_size, batch_size, lr, max_epochs
 STRATEGY_ORDER = ("transfer", "finetune", "lp_ft", "scratch")
 
 

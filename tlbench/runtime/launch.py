@@ -17,6 +17,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from tlbench import cluster
+from tlbench.config.key_roles import is_resumable
+from tlbench.config.overrides import parse as parse_override
 from tlbench.errors import TlbenchError
 from tlbench.runtime import owned, rank_zero, rundir, targets
 from tlbench.runtime.resume import (
@@ -50,7 +52,7 @@ def _run_dir_of(value: str) -> Path:
 def _saved_overrides(run_dir: Path) -> tuple[list[str], list[str]]:
     """(hydra overrides that are not about directories, task overrides) the run was started with."""
     old = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-    old = [o for o in old if o.partition("=")[0].lstrip("+~") not in OWN_KEYS]
+    old = [o for o in old if parse_override(o)[0] not in OWN_KEYS]
     hydra_old = []
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
     if hydra_yaml.is_file():
@@ -90,8 +92,7 @@ def _check_changes(run_dir: Path, before: dict, after: dict, value: str) -> None
     changed = sorted(
         k
         for k in set(a) | set(b)
-        if a.get(k, "<absent>") != b.get(k, "<absent>")
-        and not any(k == r or k.startswith(r + ".") for r in RESUMABLE)
+        if a.get(k, "<absent>") != b.get(k, "<absent>") and not is_resumable(k)
     )
     if changed:
         shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:6])
@@ -102,7 +103,7 @@ def _check_changes(run_dir: Path, before: dict, after: dict, value: str) -> None
             f"experiments in one dir (nothing in {run_dir} was changed)",
             key="resume",
             value=value,
-            allowed="overrides of " + ", ".join(RESUMABLE[:-3]),
+            allowed="overrides of " + ", ".join(RESUMABLE),
             fix="resume with only those (e.g. trainer.max_epochs=N), or start a new run with the "
             "new values in a new hydra.run.dir",
         )
@@ -112,11 +113,11 @@ def _check_epochs(run_dir: Path, after: dict | None, value: str) -> None:
     """A trainer.max_epochs below the epochs last.ckpt already holds cannot be honoured: refused
     before anything in the dir changes (the audit's `resume=<dir> trainer.max_epochs=4` after 9
     epochs failed inside fit and flipped the run's summary to failed)."""
-    from tlbench.runtime.resume import _progress
+    from tlbench.runtime.resume import _epochs_done
 
     if not (run_dir / LAST).is_file():
         return
-    trained = _progress(str(run_dir / LAST))[0]  # damaged or planted: one paragraph, now
+    trained = _epochs_done(str(run_dir / LAST))  # damaged or planted: one paragraph, now
     target = OmegaConf.select(OmegaConf.create(after or {}), "trainer.max_epochs")
     if isinstance(target, int) and target < trained:
         raise TlbenchError(

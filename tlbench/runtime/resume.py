@@ -19,7 +19,7 @@
   (runtime.schedule). A completed run is extended the same way: `resume=<dir>
   trainer.max_epochs=N` with N above its epochs; without a larger N it has nothing to resume.
 - TensorBoard: the resumed logger writes a `purge_step` marker (SummaryWriter's own mechanism),
-  so TensorBoard drops the old events from the re-run part: one point per step and epoch, none
+  so TensorBoard drops the old events from the re-run epoch on: one point per epoch, none
   missing, none duplicated. metrics.csv keeps the rows of the finished epochs.
 - summary.json ends with the usual fields; `segments` lists each part's fit_seconds, epochs and
   images, and the top-level `fit_seconds` / `train_images_per_second` are the totals over them.
@@ -48,6 +48,8 @@ from omegaconf import DictConfig
 from tlbench import cluster
 from tlbench import summary_file as run_summary
 from tlbench.config import runtime as hydra_runtime
+from tlbench.config.key_roles import ROLES
+from tlbench.config.overrides import parse as parse_override
 from tlbench.errors import TlbenchError
 from tlbench.runtime import distributed, owned, rundir
 
@@ -55,25 +57,9 @@ log = logging.getLogger("tlbench")
 
 LAST = Path("checkpoints") / "last.ckpt"
 OWN_KEYS = ("resume", "skip_completed", "overwrite")  # steer resuming, not the experiment
-# Keys a resume may change: where and how fast it runs, how long, what it shows -- never what is
-# trained (model, strategy, data, optimizer, scheduler, seed...). max_epochs rebuilds the schedule.
-RESUMABLE = (
-    "trainer.max_epochs",
-    "trainer.accelerator",
-    "trainer.devices",
-    "trainer.num_nodes",
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-    "trainer.log_every_n_steps",
-    "data.num_workers",
-    "data.persistent_workers",
-    "data.pin_memory",
-    "test_after_fit",
-    "logger",
-    "callbacks.images",
-    "paths",
-    *OWN_KEYS,
-)
+# Keys a resume may change (config.key_roles): where and how fast it runs, how long, what it shows
+# -- never what is trained (model, strategy, data, optimizer, scheduler, seed...).
+RESUMABLE = tuple(k for k, r in ROLES.items() if r.resumable and k not in OWN_KEYS)
 DIR_KEYS = ("hydra.run.", "hydra.sweep.", "hydra.mode", "hydra.job.")  # where/how, not what
 
 
@@ -85,11 +71,11 @@ def hydra_quote(value: str) -> str:
 
 
 def arg_value(argv: list[str], key: str) -> str | None:
+    """The last value `key=` was given on the command line (quotes removed), else None."""
     found = None
     for a in argv:
-        k, sep, v = a.partition("=")
-        if sep and k == key:
-            found = v.strip("'\"")
+        if "=" in a and a.partition("=")[0] == key:
+            found = parse_override(a)[1].strip("'\"")
     return found
 
 
@@ -101,13 +87,13 @@ def completed_summary(run_dir: Path) -> dict | None:
     return s if s.get("status") == "ok" else None
 
 
-def experiment_overrides(overrides) -> list[str]:
-    """Overrides that define the experiment (not where it runs, not how it resumes)."""
+def defining_overrides(given) -> list[str]:
+    """The overrides that define a run, sorted (not where it runs, not how it resumes): a run
+    dir reused for another definition is refused (runtime.targets)."""
     return sorted(
         o
-        for o in overrides
-        if o.partition("=")[0].lstrip("+~") not in OWN_KEYS
-        and not o.startswith(("hydra.", "hydra/"))
+        for o in given
+        if parse_override(o)[0] not in OWN_KEYS and not o.startswith(("hydra.", "hydra/"))
     )
 
 
@@ -134,10 +120,10 @@ def completed(cfg: DictConfig, run_dir: Path) -> dict | None:
     if done is None:
         return None
     now = hydra_runtime.task_overrides()
-    if now and experiment_overrides(done.get("overrides") or []) != experiment_overrides(now):
+    if now and defining_overrides(done.get("overrides") or []) != defining_overrides(now):
         raise TlbenchError(
             f"{run_dir} holds a completed run with other overrides "
-            f"({' '.join(experiment_overrides(done.get('overrides') or []))}); it was left untouched",
+            f"({' '.join(defining_overrides(done.get('overrides') or []))}); it was left untouched",
             key="skip_completed",
             value=True,
             fix="use a new hydra.sweep.dir / hydra.run.dir for a different experiment",
@@ -168,7 +154,7 @@ def source(cfg: DictConfig) -> Path | None:
     if rundir.state(run_dir) != "unfinished" or not (run_dir / LAST).is_file():
         return None
     saved = run_summary.read(run_dir).get("overrides") if rundir.status(run_dir) else None
-    if saved is not None and experiment_overrides(saved) != experiment_overrides(
+    if saved is not None and defining_overrides(saved) != defining_overrides(
         hydra_runtime.task_overrides()
     ):
         return None  # check_targets refuses this before Hydra starts
@@ -213,29 +199,31 @@ RESUME_FIX = (
 )
 
 
-def _progress(ckpt: str | None) -> tuple[int, int]:
-    """(epochs finished, global step) stored in a Lightning checkpoint; (0, 0) without one."""
+def _epochs_done(ckpt: str | None) -> int:
+    """How many epochs a Lightning checkpoint holds; 0 without one."""
     if not ckpt:
-        return 0, 0
+        return 0
     from tlbench import safe_load  # a truncated or planted last.ckpt: one paragraph
 
     state = safe_load.read(ckpt, "resume", fix=RESUME_FIX, mmap=True)
     # Saved at the end of epoch e (on validation end): training continues with epoch e + 1.
-    return int(state.get("epoch", -1)) + 1, int(state.get("global_step", 0))
+    return int(state.get("epoch", -1)) + 1
 
 
 def logger_kwargs(cfg: DictConfig, node, ckpt: str | None) -> dict:
-    """For a resumed run's TensorBoard logger: drop the old events from `purge_step` on."""
+    """For a resumed run's TensorBoard logger: drop the old events from `purge_step` on. Every
+    event's step is its epoch (TransferModule._log_epoch_axis), so the purge starts at the first
+    epoch the checkpoint does not hold: the one this segment re-runs."""
     if source(cfg) is None or not str(node.get("_target_", "")).endswith("TensorBoardLogger"):
         return {}
-    return {"purge_step": _progress(ckpt)[1]}
+    return {"purge_step": _epochs_done(ckpt)}
 
 
 def previous_rows(cfg: DictConfig, path: Path, ckpt: str | None) -> list[dict]:
     """metrics.csv rows of the epochs the checkpoint already holds (the rest is re-run)."""
     if source(cfg) is None or not Path(path).is_file():
         return []
-    epochs, _ = _progress(ckpt)
+    epochs = _epochs_done(ckpt)
     rows = []
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):

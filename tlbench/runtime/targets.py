@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tlbench import summary_file as run_summary
 from tlbench.errors import TlbenchError
 from tlbench.runtime import owned, rundir
-from tlbench.runtime.resume import arg_value, experiment_overrides
+from tlbench.runtime.resume import arg_value, defining_overrides
 
 COMPOSE_LIMIT = 64  # as preflight: ~0.3 s per composed job
 
@@ -282,11 +282,11 @@ def job_check(t: Target, skip: bool, overwrite: bool, base: str) -> str:
     """A sweep job's dir: as a run dir, and a finished/unfinished job must be the same job."""
     found = check_one(t.dir, t.key, base, skip, overwrite, sweep=True)
     saved = _saved_summary_overrides(t.dir) if found in ("ok", "unfinished") else None
-    now = experiment_overrides(t.overrides or [])
-    if saved is not None and experiment_overrides(saved) != now:
+    now = defining_overrides(t.overrides or [])
+    if saved is not None and defining_overrides(saved) != now:
         raise TlbenchError(
             f"job {t.num} of this sweep ran with other overrides "
-            f"({' '.join(experiment_overrides(saved))}) than it has now "
+            f"({' '.join(defining_overrides(saved))}) than it has now "
             f"({' '.join(now)}); skipping, continuing or redoing it would "
             "mix up the sweep (nothing was changed)",
             key="hydra.sweep.dir",

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from tlbench.config import runtime as hydra_runtime
+from tlbench.config.key_roles import column
 from tlbench.config.overrides import budget_label, experiment_overrides, swept_keys
 
 # summary.json field -> hparams metric tag
@@ -26,18 +27,6 @@ METRICS = {
     "test_acc": "summary/test_acc",
     "fit_seconds": "summary/fit_seconds",
     "train_images_per_second": "summary/train_images_per_sec",
-}
-# Override keys that already have a column of their own (so a sweep over them marks that one).
-COLUMN_OF = {
-    "optimizer.lr": "lr",
-    "data.batch_size": "batch_size",
-    "data.image_size": "image_size",
-    "data.augment": "augment",
-    "data.samples_per_class": "label_budget",
-    "data.train_fraction": "label_budget",
-    "trainer.max_epochs": "max_epochs",
-    "trainer.precision": "precision",
-    "model.weights": "weights",
 }
 # Groups every run reports (0 when nothing trains there), so all runs of a sweep share columns:
 # TensorBoard takes the column list from one run's experiment summary.
@@ -106,7 +95,7 @@ def columns(cfg, summary: dict, overrides: list[str], swept, lrs) -> tuple[dict,
     own = experiment_overrides(overrides)
     differs = {"strategy", *lrs}
     for key in swept:
-        name = COLUMN_OF.get(key, key)
+        name = column(key)  # its own column (lr, label_budget, ...) or the key itself
         if name not in hp:
             hp[name] = _scalar(_number_or_text(own.get(key, "none")))
         differs.add(name)
