@@ -1,16 +1,10 @@
 """The entry points' one error policy and their Hydra wrappers.
 
-Every entry point (`python -m tlbench`, `tlbench.evaluate | predict | export | rank`) reports
-errors the same way: a TlbenchError (a mistake tlbench recognises in what the user gave it) prints
-one paragraph and exits with code 2; any other error is a bug or a library's own complaint (with
-its own hint, e.g. Lightning's "HINT: Use `--ntasks-per-node`"): it prints its traceback, type and
-message as raised, says where else the traceback was recorded (a run's summary.json), and exits
-with 1. `HYDRA_FULL_ERROR=1` re-raises so Hydra shows the traceback instead (and a TlbenchError's).
-In a multirun a failed job is recorded (its summary.json says why) and the sweep goes on.
-
-Before Hydra starts, every entry point checks each `_target_` of its command line and composed
-config, the `hydra` node included, against the allow-list (tlbench.config.allow_list): Hydra
-instantiates `hydra.callbacks` itself at startup, before any task code runs.
+A TlbenchError prints one paragraph and exits 2; any other error keeps its traceback and exits 1
+(`HYDRA_FULL_ERROR=1` re-raises for Hydra to show). In a multirun a failed job is recorded in its
+summary.json and the sweep goes on. Before Hydra starts, every `_target_` of the command line and
+of the composed config (the `hydra` node included) is checked against the allow-list.
+Why: docs/architecture.md, "Errors and entry points".
 """
 
 from __future__ import annotations
@@ -96,8 +90,8 @@ def train_main() -> None:
     composition errors of every job, completed run dirs), then run each job."""
     from tlbench.config import preflight, target_checks
     from tlbench.runtime import launch, resume
+    from tlbench.training.build import validate as validate_run
     from tlbench.training.job import run_job
-    from tlbench.training.run import validate as validate_run
 
     _check_installed()
     try:

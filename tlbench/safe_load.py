@@ -1,16 +1,9 @@
 """The one way tlbench reads a checkpoint or weights file: `torch.load(weights_only=True)` on CPU,
-with every failure told apart in one paragraph.
-
-- not a PyTorch file at all (random bytes, an image, a text file): said so, from the first bytes;
-- a plain Python pickle (not torch.save's format): refused as unsafe without unpickling it;
-- truncated or corrupt (a cut zip archive, damaged pickled data): said so -- it is not an
-  "unsafe" file and re-saving it would not help;
-- refused as unsafe: its unpickling would import and call something (e.g. `posix.system`), which
-  weights_only=True refuses; the message names it.
-
-torch's own message for these cases advises retrying with weights_only=False; tlbench never does
-that and never passes the advice on. Used by inference (ckpt=), config validation (ckpt_path=)
-and the checkpoint model source (model.weights=).
+with every failure told apart in one paragraph: not a PyTorch file, a plain pickle (refused
+unread), truncated or corrupt, or refused as unsafe (naming what it would call). torch's advice to
+retry with weights_only=False is never taken nor passed on. Used by inference (ckpt=), config
+validation (ckpt_path=), the checkpoint model source and the feature cache.
+Why: docs/architecture.md, "Reading checkpoints and weights".
 """
 
 from __future__ import annotations
@@ -75,8 +68,8 @@ def _unsafe_global(exc: BaseException) -> str | None:
     return match.group(1) if match else None
 
 
-def read(path, key: str, fix: str = FIX, mmap: bool = False):
-    """`torch.load(path, map_location="cpu", weights_only=True)`; failures as TlbenchErrors.
+def read(path, key: str, fix: str = FIX, mmap: bool = False, map_location="cpu"):
+    """`torch.load(path, map_location=..., weights_only=True)`; failures as TlbenchErrors.
     `mmap=True` maps the file instead of reading it (a few fields of a large checkpoint)."""
     import torch
 
@@ -85,7 +78,7 @@ def read(path, key: str, fix: str = FIX, mmap: bool = False):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Detected pickle protocol N" notices
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         name = _unsafe_global(exc)
         if name is None:

@@ -21,7 +21,7 @@ from tests.helpers.datasets import image_tree
 from tlbench.config import preflight
 from tlbench.data.loading import usable_cpus
 from tlbench.errors import TlbenchError
-from tlbench.training.run import validate as validate_run
+from tlbench.training.build import validate as validate_run
 
 FAST = ["model=lenet5", "strategy=scratch", *TINY]
 

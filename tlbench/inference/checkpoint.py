@@ -1,13 +1,9 @@
 """A trained checkpoint as a usable model: network, class names and preprocessing in one object.
 
-tlbench checkpoints are self-contained: their hyper-parameters hold the model config (backbone
-name and source), the strategy, `num_classes`, `class_names` and the `preprocess` recipe
-(size, crop, mean/std, interpolation). Nothing else -- no config, no dataset, no pretrained
-weights download -- is needed to evaluate, predict with or export one.
-
-Files are read through tlbench.safe_load only (`torch.load(weights_only=True)`): nothing in a
-file is ever executed, and a file that fails says whether it is not a PyTorch checkpoint, is
-truncated or corrupt, or was refused as unsafe.
+tlbench checkpoints are self-contained: their hyper-parameters hold the model config, the
+strategy, `num_classes`, `class_names` and the `preprocess` recipe, so nothing else (no config,
+dataset or weights download) is needed to evaluate, predict with or export one. Files are read
+through tlbench.safe_load only. Why: docs/architecture.md, "Reading checkpoints and weights".
 """
 
 from __future__ import annotations
@@ -81,7 +77,9 @@ def _load_weights(module: TransferModule, state: dict, hp: dict, path: Path, key
 
 def load(ckpt, key: str = "ckpt") -> Loaded:
     """Rebuild the trained network from the checkpoint alone (`load_pretrained=False`: the
-    architecture is built with random weights and then overwritten by the stored ones)."""
+    architecture is built with random weights and then overwritten by the stored ones). Not
+    `TransferModule.load_from_checkpoint`: it would read the file a second time with its own
+    torch.load, after safe_load's checks, and report a mismatch as a bare RuntimeError."""
     path = resolve(ckpt, key)
     obj = read(path, key)
     hp = hyper_parameters(obj, path, key)

@@ -58,15 +58,10 @@ def class_mapping(data_names: list[str], ckpt_names: list[str], data_label: str)
 def collect_logits(module, batches, device: torch.device, precision: str = "auto"):
     """All logits (float32, on the CPU) and labels of `batches` ((images, labels) pairs)."""
     module = module.to(device)
-    ctx, chosen = options.autocast(device, precision)
+    chosen = options.inference_precision(device, precision)
     logits, targets = [], []
     for x, y in batches:
-        x = x.to(device)
-        if module.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with ctx:
-            out = module(x)
-        logits.append(out.float().cpu())
+        logits.append(module.logits_in(x.to(device), chosen).float().cpu())
         targets.append(y.cpu())
     return torch.cat(logits), torch.cat(targets), chosen
 

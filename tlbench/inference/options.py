@@ -1,14 +1,10 @@
 """The settings of `tlbench.evaluate | predict | export`, checked before anything is loaded.
 
-Two layers, as for training:
-- `check_command_line` runs before Hydra starts (so before it creates a run dir): the overrides
-  are parsed and composed here, an unknown key gets one paragraph with close matches -- never
-  Hydra's advice to add it with `+`, which the command would then ignore (`+fromat=onnx` used to
-  export TorchScript) -- and the composed config goes through the command's `check`.
-- each command's `check(cfg)` starts with `validate(command, cfg)`: the keys of the composed config
-  against conf/<command>.yaml and the values of the settings the commands share (device,
-  precision, batch_size, top_k, num_workers, output, atol/rtol, switches). It runs first in the
-  command itself too, so an in-process call is refused before a checkpoint is read.
+`check_command_line` runs before Hydra starts (so before it creates a run dir): it composes the
+overrides and refuses an unknown key with close matches, never Hydra's "add it with `+`". Each
+command's `check(cfg)` starts with `validate(command, cfg)`: the keys against
+conf/<command>.yaml and the shared settings' values; it also runs first in the command itself.
+Why: docs/architecture.md, "Command options of evaluate, predict, export".
 """
 
 from __future__ import annotations
@@ -267,11 +263,9 @@ def validate(command: str, cfg: DictConfig) -> None:
         _output(cfg)
 
 
-def autocast(dev: torch.device, precision: str = "auto"):
-    """(context, precision): training's precision choice for inference (bf16 autocast on CPUs
-    that have it: ~6x faster here); `precision=32-true` gives exact fp32 logits."""
-    from tlbench.training.device import autocast as precision_context
+def inference_precision(dev: torch.device, precision: str = "auto") -> str:
+    """Training's precision choice for inference (bf16 autocast on CPUs that have it);
+    `precision=32-true` gives exact fp32 logits."""
     from tlbench.training.device import choose_precision
 
-    chosen, _ = choose_precision(precision or "auto", dev.type)
-    return precision_context(chosen, dev.type), chosen
+    return choose_precision(precision or "auto", dev.type)[0]

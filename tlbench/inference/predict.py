@@ -113,7 +113,7 @@ def _label(cfg: DictConfig, loaded, loader, files: list[Path], out: Path, k: int
     """Write one CSV row per file, in input order; returns the counts."""
     device = options.device(cfg.device)
     module = loaded.module.to(device)
-    ctx, precision = options.autocast(device, cfg.precision)
+    precision = options.inference_precision(device, cfg.precision)
     log.info("predicting %d files with %s on %s (%s)", len(files), loaded.path, device, precision)
     counts = {"ok": 0, "failed": 0}
     # Written beside `out`, renamed over it at the end (tlbench.atomic): a kill or a full disk
@@ -130,11 +130,8 @@ def _label(cfg: DictConfig, loaded, loader, files: list[Path], out: Path, k: int
         for images, idx, failed in loader:
             rows = {}
             if images is not None:
-                x = images.to(device)
-                if module.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with ctx:
-                    probs = torch.softmax(module(x).float(), dim=1).cpu()
+                logits = module.logits_in(images.to(device), precision)
+                probs = torch.softmax(logits.float(), dim=1).cpu()
                 rows.update(_rows(probs, idx, files, loaded.class_names, k))
             for i, err in failed:
                 rows[i] = [str(files[i]), "", "", *[""] * (2 * k), err]

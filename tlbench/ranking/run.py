@@ -14,20 +14,18 @@ import logging
 import time
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
-from tlbench.config.instantiate import instantiate
-from tlbench.errors import one_of, require
+from tlbench.errors import TlbenchError, one_of, require
 from tlbench.models import registry, torchvision_source
 from tlbench.ranking import candidates as cands
 from tlbench.ranking import estimators, output, probes
 from tlbench.training import feature_cache
+from tlbench.training.build import wire
 from tlbench.training.device import accelerator_kind, choose_precision
-from tlbench.training.module import TransferModule
 
 log = logging.getLogger("tlbench.rank")
 
@@ -40,36 +38,19 @@ SPLITS = ("train_val", "all")
 METRICS = ("linear_probe", "knn", "logme", "hscore", "transrate", "leep", "nce")
 # The strategy a ranked source stands for: frozen backbone, head only (as conf/strategy/transfer).
 STRATEGY = {"name": "transfer", "pretrained": True, "trainable": ["head"], "train_bn": False}
-OPTIMIZER = {"_target_": "torch.optim.AdamW", "lr": 1e-3}  # unused: nothing trains here
 
 
 def _build(c: cands.Candidate, cfg: DictConfig):
-    """Datamodule with the candidate's preprocessing, and the network with its weights."""
+    """Datamodule with the candidate's preprocessing, and the network with its weights: the
+    build path of training (tlbench.training.build.wire), seeded the same way, so a random:
+    control is the very network a `strategy=transfer model.weights=null` run with that seed
+    starts from. The ranking reads train and val only unless splits=all (the test split is often
+    most of the images: Fashion-MNIST 5-9 at 20 labels/class, 5,000 of 5,700)."""
     pre = registry.describe(
         OmegaConf.create(c.model), c.pretrained, image_size=cfg.data.get("image_size")
     )
-    # Seeded where training seeds (tlbench.training.run.build_run): a random: control is the very
-    # network a `strategy=transfer model.weights=null` run with the same seed starts from.
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data, "data", preprocess=pre.to_dict())
-    datamodule.prepare_data()  # downloads happen here only (data.download=true)
-    datamodule.setup("fit")
-    if cfg.splits == "train_val":
-        # The ranking reads train and val only; the test split is often most of the images
-        # (Fashion-MNIST 5-9 at 20 labels/class: 5,000 of 5,700). The cache then holds these two.
-        for name in [s for s in datamodule.splits if s not in ("train", "val")]:
-            del datamodule.splits[name]
-    module = TransferModule(
-        model=c.model,
-        strategy={**STRATEGY, "pretrained": c.pretrained},
-        num_classes=datamodule.num_classes,
-        class_names=list(datamodule.class_names),
-        optimizer=OPTIMIZER,
-        preprocess=datamodule.preprocess.to_dict(),
-        channels_last=cfg.get("channels_last", "auto"),
-        load_pretrained=c.pretrained,
-    )
-    return datamodule, module
+    keep = ("train", "val") if cfg.splits == "train_val" else None
+    return wire(cfg, pre, c.model, {**STRATEGY, "pretrained": c.pretrained}, splits=keep)
 
 
 def _arrays(cached, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -92,7 +73,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def measure(c, datamodule, module, cfg, precision: str, device: torch.device) -> dict:
     """Features (cached), probes and estimators of one candidate; accuracies as fractions."""
-    row = {"candidate": c.label, "spec": c.spec, "kind": c.kind, "arch": c.arch}
+    row = {"candidate": c.label, "spec": c.spec, "kind": c.kind, "arch": c.arch, "added": c.added}
     if c.kind == "checkpoint":
         row["source_path"] = c.model["weights"]  # absolute: ranking_check matches runs on it
     row.update(weights=module.weights_origin, status="ok", seconds={}, **_baselines(c, module))
@@ -146,6 +127,23 @@ def score(row: dict, arrays, head=None, seed: int = 0) -> dict:
     return row
 
 
+def _candidates(cfg: DictConfig) -> list[cands.Candidate]:
+    """The listed candidates and, unless random_controls=false, a random control for each
+    source's architecture; all validated (names, weights files, sizes) before anything is built."""
+    controls = cfg.get("random_controls", True)
+    if not isinstance(controls, bool):
+        raise TlbenchError(
+            "must be true or false", key="random_controls", value=controls, allowed="true, false"
+        )
+    found = cands.resolve_all(cfg.candidates)
+    if controls:
+        found = cands.with_controls(found)
+        log.info("random controls added: %s", [c.label for c in found if c.added] or "none")
+    for c in found:
+        cands.validate(c, cfg.data.get("image_size"))
+    return found
+
+
 def rank(cfg: DictConfig) -> dict:
     """Rank `cfg.candidates` on `cfg.data`; write ranking.md/.csv/.json and return the result."""
     require(cfg, "candidates", example="'candidates=[efficientnet_lite0,random:lenet5]'")
@@ -154,9 +152,7 @@ def rank(cfg: DictConfig) -> dict:
     if cfg.rank_by not in METRICS:
         raise one_of("rank_by", cfg.rank_by, METRICS, what="ranking metric")
     start = time.perf_counter()
-    found = cands.resolve_all(cfg.candidates)
-    for c in found:
-        cands.validate(c, cfg.data.get("image_size"))
+    found = _candidates(cfg)
     built = [(c, *_build(c, cfg)) for c in found]  # weights load here: fails before any feature
     kind = accelerator_kind(str(cfg.device).split(":")[0])
     device = torch.device(cfg.device if kind == "cuda" and cfg.device != "auto" else kind)

@@ -1,24 +1,10 @@
 """Frozen-feature caching: a frozen, deterministic backbone needs to run only once per image.
 
-When only the head trains (`Plan.head_only`) and the head's input is deterministic -- no random
-augmentation, the backbone in eval mode -- the head's inputs are computed once per split, stored
-under `paths.cache_dir`, and every epoch trains the head on them. The cache key is a hash of
-everything the features depend on: the backbone's actual weights (not its name), the preprocessing,
-the precision, the exact images of every split (tensor bytes, or path/size/mtime of files), and
-what changes the numbers on this machine (feature_store.numerics: device type, torch version,
-CUDA capability and TF32), so a stale cache or one whose numbers differ is never used.
-
-A run extracts only what it uses (`wanted`): no test features when it does not test, the first
-images up to `limit_{val,test}_batches`; a later run that needs more extracts it and adds it to
-the file (feature_store). Each entry records where it was extracted: a hit counts the stored
-extraction time as its own cost only when it was made on the same kind of machine (same GPU
-model or CPU model); otherwise the log and `feature_cache_made_on` say where it was made, and
-the run's cost is its read time. Under DDP the ranks extract their shards of what is missing
-inside fit and share them (training.feature_shard).
-
-`strategy.cache_features`: auto (on when safe, a log line says why or why not), true (also turns
-training augmentation off for the cached run), false. Concurrent jobs that need the same features
-extract them once: training.cache_claim (the others wait, then read the cache).
+When only the head trains and its input is deterministic, the head's inputs are computed once
+per split, stored under `paths.cache_dir` (keyed by everything they depend on: feature_store),
+and every epoch trains the head on them. A run extracts only what it uses; concurrent jobs
+extract once (training.cache_claim); DDP ranks share shards (training.feature_shard).
+`strategy.cache_features`: auto | true | false. Why: docs/architecture.md, "Feature cache".
 """
 
 from __future__ import annotations
@@ -32,7 +18,6 @@ import numpy as np
 import torch
 
 from tlbench.data.transforms import is_random
-from tlbench.models import outputs
 from tlbench.training import cache_claim, feature_store
 from tlbench.training.cached_features import CachedFeatures, limited_count, unlimited
 from tlbench.training.device import autocast
@@ -150,10 +135,7 @@ def _extract(module, datamodule, split, precision, device, batch_size, stop=None
         for x, y in datamodule.batches(split, device, train=False, batch_size=batch_size):
             if stop is not None:
                 stop(f" during feature extraction ({split}, batch {len(feats) + 1})")
-            if module.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(precision, device.type):
-                out = outputs.logits(module.net(x))
+            out = module.logits_in(x, precision)  # the head's input is captured by the hook
             f = captured.pop()
             if not feats:  # the head must be the network's last step, or caching changes results
                 with autocast(precision, device.type):

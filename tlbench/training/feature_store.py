@@ -2,14 +2,9 @@
 (tlbench.training.feature_cache decides what to cache and extracts it).
 
 One file per cache key, `<key>.pt`: {"splits": {split: {"x", "y", "seconds", "made_on"}},
-"version"}. A split's entry is a prefix of the split in its unshuffled order: all of it, or the
-first images a `limit_{val,test}_batches` run used (its length says which, so a later run that
-needs more extracts it again instead of trusting a short entry). A split no run has needed yet
-(the test split with `test_after_fit=false`) is not there; the run that first needs it extracts
-it and writes the file again with it added.
-
-`numerics(device)` goes into the key: what changes the numbers beyond weights, data and
-precision. `made_on(device)` names the machine an entry was extracted on, for its cost.
+"version"}; a split's entry is a prefix of the split in its unshuffled order. `numerics(device)`
+goes into the key; `made_on(device)` names the machine an entry was extracted on, for its cost.
+Details: docs/architecture.md, "Feature cache".
 """
 
 from __future__ import annotations
@@ -28,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from tlbench import atomic
+from tlbench import atomic, safe_load
 
 log = logging.getLogger("tlbench")
 VERSION = 3  # 3: entries per split (prefixes allowed, each with its cost and its device)
@@ -134,7 +129,7 @@ def load(path: Path, device: torch.device) -> dict[str, Entry] | None:
     format): it is then named in a warning, moved aside to `<file>.corrupt` and rebuilt, so one
     bad file never fails every later run."""
     try:
-        stored = torch.load(path, map_location=device, weights_only=True)
+        stored = safe_load.read(path, "feature cache", map_location=device)
         if stored.get("version") != VERSION:
             raise ValueError(f"format {stored.get('version')}, not {VERSION}")
         return {
@@ -143,7 +138,7 @@ def load(path: Path, device: torch.device) -> dict[str, Entry] | None:
         }
     except FileNotFoundError:  # moved aside by another job since it was seen
         return None
-    except Exception as exc:  # torch.load raises RuntimeError, UnpicklingError, EOFError, ...
+    except Exception as exc:  # a TlbenchError from safe_load, or the format check above
         aside = path.with_name(path.name + ".corrupt")
         with contextlib.suppress(FileNotFoundError):  # another job moved it aside first
             atomic.rename(path, aside)

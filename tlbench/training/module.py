@@ -19,7 +19,7 @@ from tlbench.models import outputs
 from tlbench.models.registry import build
 from tlbench.preprocess import Preprocess
 from tlbench.training import head_steps, lr_groups, metrics, strategies
-from tlbench.training.device import choose_channels_last
+from tlbench.training.device import autocast, choose_channels_last
 from tlbench.training.l2sp import L2SP
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class TransferModule(L.LightningModule):
         strategy: dict,
         num_classes: int,
         class_names: list[str],
-        optimizer: dict,
+        optimizer: dict | None,  # None: never fitted (the ranking reads features only)
         scheduler: dict | None = None,
         preprocess: dict | None = None,
         channels_last: bool | str = "auto",
@@ -101,6 +101,13 @@ class TransferModule(L.LightningModule):
         # Every epoch, not only at a switch: metrics.csv then says what trained in each epoch
         # that actually ran, which summary.json's `phases_run` is read from (resumes included).
         self.log("params/trainable", float(self.plan.counts(self.net)[0]))
+        self._log_epoch_axis()
+
+    def _log_epoch_axis(self) -> None:
+        """Every scalar at x = epoch, in every mode (global_step counts slices in cached runs):
+        a logged `step` is Lightning's way to set x, and then it adds no `epoch` chart. A test
+        lands after the last epoch; a resume purges from the epoch it re-runs (runtime.resume)."""
+        self.log("step", float(self.current_epoch), on_step=False, on_epoch=True)
 
     def _follow_schedule(self) -> None:
         new = strategies.plan(
@@ -153,6 +160,9 @@ class TransferModule(L.LightningModule):
         """The network, or only its head when the batch holds cached head inputs."""
         if self.inputs == "features":
             return self.net.get_submodule(self.head_names[0])(x)
+        return self._whole(x)
+
+    def _whole(self, x: torch.Tensor):
         if self.channels_last and x.dim() == 4:  # a no-op when the data path already made it so
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
@@ -160,6 +170,13 @@ class TransferModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Main logits only (evaluate, predict and the val/test steps come through here)."""
         return outputs.logits(self._run(x))
+
+    def logits_in(self, x: torch.Tensor, precision: str) -> torch.Tensor:
+        """Main logits under `precision`'s autocast (a Lightning precision string): the one
+        forward outside the Trainer -- feature extraction, evaluate and predict. Always the whole
+        network on images, also while training batches hold cached features (DDP extraction)."""
+        with autocast(precision, x.device.type):
+            return outputs.logits(self._whole(x))
 
     # -- steps -------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int):
@@ -172,24 +189,11 @@ class TransferModule(L.LightningModule):
         # each batch's). Nothing in this step reads a value back from the device: Lightning
         # reads the logged loss once per logging interval (issue 25, tests/training/test_syncs.py).
         self.train_acc.update(logits, y)
-        # `train/loss` is the epoch mean (comparable with val/loss); `train/loss_step` the raw curve.
-        # sync_dist: under DDP the epoch means are averaged over ranks (no-op on one process)
-        self.log(
-            "train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
-        )
-        # Not on the progress bar: Lightning converts on-step bar values to Python numbers after
-        # every step (.item(), bar or no bar), a host-device sync per step on a GPU.
-        self.log(
-            "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=False, batch_size=len(y)
-        )
-        self.log(
-            "train/acc",
-            self.train_acc,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(y),
-        )
+        # Epoch means only (comparable with val/loss): curves share x = epoch (_log_epoch_axis),
+        # where a step curve has no place. sync_dist: under DDP, averaged over ranks.
+        epoch = {"on_step": False, "on_epoch": True, "batch_size": len(y)}
+        self.log("train/loss", loss, sync_dist=True, **epoch)
+        self.log("train/acc", self.train_acc, prog_bar=True, **epoch)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -244,9 +248,13 @@ class TransferModule(L.LightningModule):
             return
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        self._log_epoch_axis()
 
     def test_step(self, batch, batch_idx: int):
         return self._eval_step(batch, "test", self.test_acc)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_axis()
 
     # -- optimisation ------------------------------------------------------------------------
     def param_groups(self) -> list[dict]:

@@ -13,20 +13,17 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from tlbench import atomic
-from tlbench.config import validation
-from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError
-from tlbench.models import registry
 from tlbench.runtime import distributed, resume, signals
-from tlbench.training import feature_cache, hparams, lr_groups, precision_probe, strategies
+from tlbench.training import feature_cache, hparams, precision_probe, strategies
 from tlbench.training import summary as run_summary
+from tlbench.training.build import build_run
 from tlbench.training.callbacks import EpochTable, checkpoint_io
 from tlbench.training.device import (
     apply_speed_settings,
-    check_speed_keys,
     deterministic_for,
     expected_ranks,
     rank_device,
@@ -37,22 +34,6 @@ from tlbench.training.module import TransferModule
 from tlbench.training.trainer import build_trainer, expected_lightning_notices
 
 log = logging.getLogger("tlbench")
-
-
-def _container(node) -> dict | None:
-    return OmegaConf.to_container(node, resolve=True) if node is not None else None
-
-
-def validate(cfg: DictConfig):
-    """Cheap checks of the whole config before any data is read or model built; returns the
-    preprocessing the model's weights expect (described once per run)."""
-    validation.validate_config(cfg)  # keys, types, values, folders (tlbench/config/)
-    check_speed_keys(cfg)  # compile, cudnn_benchmark, matmul_precision
-    pretrained = bool(cfg.strategy.get("pretrained", True)) and cfg.model.get("weights") is not None
-    size = cfg.data.get("image_size")
-    preprocess = registry.validate(cfg.model, image_size=size, pretrained=pretrained)
-    lr_groups.check_patterns(cfg.model, cfg.strategy, size)  # patterns matching nothing
-    return preprocess or registry.describe(cfg.model, pretrained, image_size=size)
 
 
 def train(cfg: DictConfig) -> dict:
@@ -109,28 +90,6 @@ def train(cfg: DictConfig) -> dict:
             lock.release()
             release_memory()  # nothing of this run stays on the GPU (or in RAM) for the next job
     return summary
-
-
-def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, TransferModule]:
-    """Validate, then wire data and model: the datamodule takes the weights' preprocessing, the
-    model takes the datamodule's classes."""
-    preprocess = validate(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data, "data", preprocess=preprocess.to_dict())
-    datamodule.prepare_data()  # the only step that may download (data.download=true)
-    datamodule.setup("fit")
-    module = TransferModule(
-        model=_container(cfg.model),
-        strategy=_container(cfg.strategy),
-        num_classes=datamodule.num_classes,
-        class_names=list(datamodule.class_names),
-        optimizer=_container(cfg.optimizer),
-        scheduler=_container(cfg.get("scheduler")),
-        preprocess=datamodule.preprocess.to_dict(),
-        channels_last=cfg.get("channels_last", "auto"),
-        load_pretrained=True,
-    )
-    return datamodule, module
 
 
 def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
@@ -193,7 +152,7 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
         summary.update(run_summary.epoch_facts(watch.table.rows, summary))  # times, phases run
         summary.update(watch.drift.findings)  # what trained: weight drift per stage
     # TensorBoard HParams, with each optimizer group's effective LR
-    hparams.log(trainer.loggers, cfg, summary, trainer.global_step, trainer.optimizers)
+    hparams.log(trainer.loggers, cfg, summary, trainer.current_epoch, trainer.optimizers)
 
 
 def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: dict) -> str:
