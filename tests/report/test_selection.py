@@ -135,8 +135,10 @@ def test_the_neutral_set_is_about_logging_not_results():
     for key in ("optimizer.lr", "callbacks.model_checkpoint", "trainer.precision", "seed"):
         assert not is_neutral(key), key
     assert run_name(["strategy=lp_ft", "resume=/r", "seed=1", "model=timm/resnet18"]) == (
-        "strategy=lp_ft,seed=1,model=timm_resnet18"
+        "lp_ft s1 timm_resnet18"
     )
+    assert run_name(["strategy=finetune", "optimizer.lr=0.0003", "seed=0"]) == "finetune lr=3e-4 s0"
+    assert run_name(["data.samples_per_class=10", "test_after_fit=false"]) == "samples_per_class=10"
     assert run_name(["hydra.run.dir=/x", "logger=none"]) == ""
 
 

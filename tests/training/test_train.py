@@ -39,7 +39,6 @@ def test_default_run_offline_end_to_end(tmp_path):
     ).is_file()
     assert {
         "train/loss",
-        "train/loss_step",
         "train/acc",
         "val/loss",
         "val/acc",

@@ -20,7 +20,6 @@ MONITORABLE = (
     "val/acc_best",
     "val/acc_class/*",
     "train/loss",
-    "train/loss_step",
     "train/acc",
     "train/images_per_sec",
     "lr/*",

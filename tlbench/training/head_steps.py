@@ -24,7 +24,7 @@ def slice_steps(
     # Lightning's wrapped step runs every callback's hooks and counts `global_step` (~10 ms a
     # step on a CPU, far more than a linear head's arithmetic). Within a slice the plain
     # optimizer steps; the slice's last minibatch goes through Lightning, so hooks run and
-    # `global_step` counts once per slice (cached runs log per slice). The slice already runs
+    # `global_step` counts once per slice (so curves use x = epoch: TransferModule). The slice runs
     # inside the precision plugin's autocast; only fp16 ("16-mixed") needs Lightning's
     # gradient scaler on every step, so then every step goes through Lightning.
     # Under DDP a plain `loss.backward()` is never all-reduced (the ranks' heads drift apart):

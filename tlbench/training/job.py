@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from tlbench import cluster
+from tlbench.config.overrides import sweep_of
 from tlbench.runtime import distributed, signals
 from tlbench.training.run import train
 
@@ -31,7 +32,7 @@ def _print_summary(s: dict) -> None:
         else "",
         f"  outputs: {s['run_dir']}  (summary.json, metrics.csv, checkpoints/, tensorboard/"
         f"{''.join(', ' + n for n in pngs)})",
-        f"  dashboards: tensorboard --logdir {Path(s['run_dir']).parent}",
+        f"  dashboards: tensorboard --logdir {sweep_of(run_dir) or run_dir}",  # this run or sweep
     ]
     print("\n".join(line for line in lines if line), flush=True)
 

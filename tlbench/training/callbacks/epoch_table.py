@@ -28,7 +28,7 @@ class EpochTable(L.Callback):
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for k, v in sorted(trainer.callback_metrics.items()):
-            if k.endswith("_step"):
+            if k == "step" or k.endswith("_step"):  # `step`: the x-axis value the module logs
                 continue
             value = float(v)
             row[k] = value if math.isfinite(value) else None

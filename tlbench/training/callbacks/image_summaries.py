@@ -186,7 +186,7 @@ class ImageSummaries(L.Callback):
         if writers:
             image = visuals.to_array(fig)
             for w in writers:
-                w.add_image(tag, image, trainer.global_step, dataformats="HWC")
+                w.add_image(tag, image, trainer.current_epoch, dataformats="HWC")  # x = epoch
         if png and self.out_dir is not None and trainer.is_global_zero:
             self.written[png] = visuals.save_png(fig, self.out_dir / png)
 
