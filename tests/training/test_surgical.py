@@ -50,3 +50,14 @@ def test_the_preset_sweeps_one_arm_per_stage_with_compares_grid():
     assert arms[:2] == ["transfer", "finetune"]
     assert arms[2:] == [f"surgical_{i}" for i in range(8)]  # EfficientNet-Lite0's 8 stages
     assert params["optimizer.lr"] == compare["optimizer.lr"] and params.seed == compare.seed
+
+
+def test_models_cli_lists_the_stages_and_the_surgical_sweep():
+    from tlbench.models.__main__ import stage_list
+
+    out = stage_list("resnet18", [])
+    assert out[0].startswith("resnet18: 5 stages")  # stem + layer1..4
+    assert [line.split()[1] for line in out[1:-1]] == ["stage0", "layer1", "layer2", "layer3",
+                                                       "layer4"]  # fmt: skip
+    assert out[-1].endswith("strategy=transfer,finetune," + ",".join(
+        f"surgical_{i}" for i in range(5)))  # fmt: skip

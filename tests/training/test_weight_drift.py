@@ -7,7 +7,8 @@ import lightning as L
 import pytest
 import torch
 
-from tlbench.training.callbacks.weight_drift import WeightDrift, stage_names
+from tlbench.models.stages import stage_names
+from tlbench.training.callbacks.weight_drift import WeightDrift
 from tlbench.training.run import build_run
 
 TINY_MINI = ["model=mini_vgg", "trainer.precision=32-true", "data.image_size=32"]

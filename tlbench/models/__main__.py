@@ -99,6 +99,26 @@ def layers(model: str, overrides: list[str]) -> list[str]:
     return out
 
 
+def stage_list(model: str, overrides: list[str]) -> list[str]:
+    """The stages of `model` (tlbench.models.stages): index, name, parameters, and the sweep of
+    `experiment=surgical` over them."""
+    from tlbench.config import compose
+    from tlbench.models.stages import stage_names, stages
+
+    _check_name(model)
+    cfg = compose([f"model={model}", "paths.output_dir=.", *overrides])
+    registry.validate(cfg.model)
+    built = registry.build(cfg.model, num_classes=10, pretrained=False)
+    groups = stages(built.net, built.head_names)
+    sizes = dict((n, p.numel()) for n, p in built.net.named_parameters())
+    out = [f"{model}: {len(groups)} stages, input side first (strategy.trainable: stage:<i>)"]
+    for i, (name, params) in enumerate(zip(stage_names(groups), groups, strict=True)):
+        out.append(f"  stage:{i:<3} {name:<36} {sum(sizes[p] for p in params):>12,}")
+    arms = ",".join(["transfer", "finetune", *(f"surgical_{i}" for i in range(len(groups)))])
+    out.append(f"experiment=surgical over all of them: strategy={arms}")
+    return out
+
+
 def _check_name(model: str) -> None:
     if model.startswith("timm/"):
         import timm
@@ -125,15 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         "--layers", action="store_true", help="print the module names of MODEL (for patterns)"
     )
     parser.add_argument(
+        "--stages", action="store_true", help="print the stages of MODEL (stage:<i>, surgical_<i>)"
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="extra config overrides, e.g. model.small_input=true"
     )
     args = parser.parse_intermixed_args(argv)
     try:
-        if args.model and args.layers:
+        if args.model and args.stages:
+            print("\n".join(stage_list(args.model, args.overrides)))
+        elif args.model and args.layers:
             print("\n".join(layers(args.model, args.overrides)))
         elif args.model:
             parser.error(
-                "add --layers to list the modules of a model, or give no model to list all"
+                "add --layers (module names) or --stages to a model, or give no model to list all"
             )
         else:
             print("\n".join(rows() + notes()))

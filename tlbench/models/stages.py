@@ -13,6 +13,8 @@ gradual unfreezing and layer-wise LR decay. Heads are never part of a stage (the
 
 from __future__ import annotations
 
+import os
+
 from torch import nn
 
 
@@ -111,3 +113,15 @@ def stages(net: nn.Module, head_names: list[str]) -> list[list[str]]:
         else:
             out = [rest]
     return out
+
+
+def stage_names(groups: list[list[str]]) -> list[str]:
+    """A readable, unique name per stage: its parameters' common module path ("layer1",
+    "features.3"), else `stage<i>`."""
+    names = []
+    for i, params in enumerate(groups):
+        modules = [p.rsplit(".", 1)[0] for p in params]
+        common = os.path.commonprefix([m.split(".") for m in modules])
+        name = ".".join(common) or f"stage{i}"
+        names.append(name if name not in names else f"{name}#{i}")
+    return names

@@ -1,38 +1,20 @@
 """What actually trained: per stage, how far the weights moved from where the run started.
 
-`weight_drift[stage] = ||w - w0|| / ||w0||` over the stage's parameters (tlbench.models.stages,
-named by their common module path), `head_norm` = ||w|| of the new head(s), and for BatchNorm
-layers whether their running statistics changed (`bn_stats_changed[stage]`). w0 is taken in
-`setup`, before Lightning restores a checkpoint, so a resumed run measures from the run's true
-start (the same pretrained weights, or the same seeded random init). Parameters that may train
-(any phase of the strategy) keep a copy of w0; the others keep a fingerprint, which is enough to
-notice that a stage declared frozen changed -- the most common fine-tuning bug (Lightning #21901
-re-freezing on resume, BN flags applied in the wrong phase): a warning in the summary.
-Logged per epoch as `drift/<stage>`. Cached-feature runs never run the backbone, so it is frozen
-by construction and not measured. The callback times itself (`weight_drift_seconds`).
+`weight_drift[stage] = ||w - w0|| / ||w0||` (stages from tlbench.models.stages), `head_norm`, and
+`bn_stats_changed[stage]` for BatchNorm running statistics; w0 is taken in `setup`, before a
+checkpoint is restored. A stage declared frozen that changed gets a warning in the summary.
+Logged per epoch as `drift/<stage>`; cached-feature runs are not measured.
+Why: docs/architecture.md, "What trained".
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 import lightning as L
 import torch
 
-from tlbench.models.stages import stages
-
-
-def stage_names(groups: list[list[str]]) -> list[str]:
-    """A readable, unique name per stage: its parameters' common module path ("layer1",
-    "features.3"), else `stage<i>`."""
-    names = []
-    for i, params in enumerate(groups):
-        modules = [p.rsplit(".", 1)[0] for p in params]
-        common = os.path.commonprefix([m.split(".") for m in modules])
-        name = ".".join(common) or f"stage{i}"
-        names.append(name if name not in names else f"{name}#{i}")
-    return names
+from tlbench.models.stages import stage_names, stages
 
 
 def _fingerprint(tensors) -> float:
