@@ -119,3 +119,32 @@ def test_features_that_carry_the_labels_rank_above_noise_on_every_metric():
     assert result["recommended"] == "signal"
     assert all(r == 1 for r in result["candidates"][0]["ranks"].values())
     assert set(result["candidates"][0]["ranks"]) == set(output.COLUMNS)
+
+
+def test_random_controls_are_added_once_per_source_architecture():
+    listed = ["efficientnet_lite0", "timm/convnext_atto", "random:efficientnet_lite0"]
+    found = candidates.with_controls(candidates.resolve_all(listed))
+    assert [c.label for c in found] == [*listed, "random:timm/convnext_atto"]  # lite0's was listed
+    added = found[-1]
+    assert (added.kind, added.pretrained, added.added, added.model["weights"]) == (
+        "random", False, True, None
+    )  # fmt: skip
+    assert not any(c.added for c in found[:-1])
+
+
+def test_every_source_is_held_to_its_own_random_init_unless_turned_off(tmp_path):
+    source = tmp_path / "source"
+    train_tiny(source)  # a lenet5 checkpoint: its control is random:lenet5, at no training cost
+    result = rank(_cfg(tmp_path, f"candidates=[{source}]"))
+    by = {c["kind"]: c for c in result["candidates"]}
+    assert by["random"]["candidate"] == "random:lenet5" and by["random"]["added"] is True
+    assert by["random"]["status"] == "ok" and by["random"]["linear_probe"] is not None
+    assert by["random"]["params"] == by["checkpoint"]["params"]  # the same architecture
+    assert "the same architecture randomly initialised" in result["verdict"]
+    assert "| random:lenet5 (added control) |" in (tmp_path / "rank" / "ranking.md").read_text()
+    only = rank(_cfg(tmp_path, f"candidates=[{source}]", "random_controls=false"))
+    assert [c["kind"] for c in only["candidates"]] == ["checkpoint"]
+    assert "add random:lenet5" in only["verdict"]
+    with pytest.raises(TlbenchError, match="must be true or false"):
+        rank(_cfg(tmp_path / "bad", "candidates=[random:lenet5]", "random_controls=maybe"))
+    assert not (tmp_path / "bad").exists()  # refused before any feature or file

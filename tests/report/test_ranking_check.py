@@ -139,3 +139,47 @@ def test_the_actual_accuracy_is_the_setting_selected_on_validation_never_on_test
         for s in (0, 1)
     ]  # fmt: skip
     assert ranking_check.actual(cand, runs) == pytest.approx((0.805, "finetune", 2))
+
+
+def _curve(run: Path, accs) -> None:
+    rows = "".join(f"{e},{a}\n" for e, a in enumerate(accs))
+    (run / "metrics.csv").write_text("epoch,val/acc\n" + rows)
+
+
+def test_the_check_says_what_each_actual_stands_on_seeds_strategies_and_curve(tmp_path):
+    """Per source: the selected setting, the strategies tried, the seeds (a warning below 2) and
+    the report's own curve reading of the selected setting (a warning while still rising)."""
+    ranking = {
+        "data": DATA,
+        "candidates": [
+            _cand("lite", "pretrained", "lite", 0.9, 0.9),
+            _cand("random:lite", "random", "lite", 0.5, 0.5),
+        ],
+    }
+    (tmp_path / "rank").mkdir()
+    (tmp_path / "rank" / "ranking.json").write_text(json.dumps(ranking))
+    for name, strategy, weights, seed, val, accs in [
+        ("ft0", "finetune", "DEFAULT", 0, 0.80, [0.5, 0.8, 0.7]),  # peaked: converged
+        ("ft1", "finetune", "DEFAULT", 1, 0.78, [0.5, 0.78, 0.75]),
+        ("tr0", "transfer", "DEFAULT", 0, 0.70, [0.6, 0.7, 0.7]),
+        ("sc0", "scratch", None, 0, 0.60, [0.2, 0.4, 0.6]),  # one seed, still rising
+    ]:
+        _run(tmp_path, name, "lite", strategy, weights, val)
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        summary.update(seed=seed, best_val_acc=val)
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+        _curve(tmp_path / name, accs)
+    runs = ranking_check.finished_runs(tmp_path)
+    picked = ranking_check.select(ranking["candidates"][0], runs)
+    assert (picked["strategy"], picked["seeds"], picked["tried"]) == (
+        "finetune", 2, ["finetune", "transfer"]
+    )  # fmt: skip
+    assert picked["rising"] is False and picked["test"] == pytest.approx(0.79)
+    text = "\n".join(ranking_check.section(tmp_path))
+    assert "- lite: finetune, the best of 2 setting(s) of finetune, transfer; 2 seed(s). " in text
+    assert "Validation curve: finetune peaks at epoch 2.0 on average (of 3)." in text
+    control = next(ln for ln in text.splitlines() if ln.startswith("- random:lite:"))
+    assert "1 seed(s). **Fewer than 2 seeds" in control
+    assert "still rising at the last epoch in 1/1 configurations" in control  # readings' words
+    assert "**So this actual may understate the source.**" in control
+    assert "Fewer than 2" not in text.split("- lite:")[1].split("\n")[0]

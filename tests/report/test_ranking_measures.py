@@ -93,3 +93,30 @@ def test_the_report_section_has_the_measures_with_the_size_baseline(tmp_path):
     text = "\n".join(lines)
     assert "5 sources have both a score and a fine-tuned result." in text
     assert "| linear probe | +1.00 | +1.00 | 0.0 points | yes | 5 |" in text
+
+
+def test_every_baseline_gets_its_row_over_the_candidates_that_have_it():
+    """ImageNet top-1 where the weights' metadata has it (2 of 4 here), the random control's
+    probe for every candidate whose architecture has one, size for all; estimators are marked
+    against size only."""
+    rows = [
+        {"candidate": "rn50", "arch": "rn50", "kind": "pretrained", "params": 23.5e6,
+         "imagenet_top1": 0.76, "linear_probe": 0.9, "actual": (0.90, "finetune", 2)},
+        {"candidate": "rn18", "arch": "rn18", "kind": "pretrained", "params": 11.2e6,
+         "imagenet_top1": 0.70, "linear_probe": 0.8, "actual": (0.80, "finetune", 2)},
+        {"candidate": "random:rn50", "arch": "rn50", "kind": "random", "params": 23.5e6,
+         "linear_probe": 0.7, "actual": (0.60, "scratch", 2)},
+        {"candidate": "random:rn18", "arch": "rn18", "kind": "random", "params": 11.2e6,
+         "linear_probe": 0.5, "actual": (0.50, "scratch", 2)},
+    ]  # fmt: skip
+    truth = [r["actual"][0] for r in rows]
+    per = {"linear_probe": ranking_measures.measures([r["linear_probe"] for r in rows], truth)}
+    for name, scores in ranking_measures.baseline_scores(rows).items():
+        pairs = [(scores[r["candidate"]], r["actual"][0]) for r in rows if r["candidate"] in scores]
+        per[name] = ranking_measures.measures(*ranking_check._columns(pairs))
+    assert [per[b]["n"] for b in ("size", "imagenet_top1", "control")] == [4, 2, 4]
+    text = "\n".join(ranking_measures.table(per, {"linear_probe": "linear probe"}))
+    assert "| *baseline: ImageNet top-1* | +1.00 | +1.00 | 0.0 points | yes | 2 |" in text
+    assert "| *baseline: random control* |" in text and "| *baseline: size (params)* |" in text
+    # the probe (tau 1) beats size (tied within each architecture): not marked
+    assert "| linear probe | +1.00 | +1.00 | 0.0 points | yes | 4 |" in text

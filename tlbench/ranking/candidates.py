@@ -5,12 +5,13 @@
 - a tlbench run dir or `.ckpt` (a model trained on another dataset): the architecture comes from
   the checkpoint's hyper-parameters and its backbone weights load through `model.weights=<path>`.
 - `random:<model>`: the same architecture randomly initialised, the control that tells whether
-  pretraining helps at all.
+  pretraining helps at all. `with_controls` adds one for every listed source's architecture
+  (`random_controls=true`, the default): it costs forward passes and probes, no training.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from torch import nn
 
 from tlbench.config.app import CONF_DIR, model_node
 from tlbench.errors import TlbenchError
-from tlbench.models import checkpoint_source, heads, registry, torchvision_source
+from tlbench.models import checkpoint_source, heads, registry
 
 RANDOM = "random:"
 CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt")
@@ -32,12 +33,12 @@ class Candidate:
     kind: str  # pretrained | checkpoint | random
     model: dict  # a model config (conf/model/*.yaml keys)
     pretrained: bool
+    added: bool = False  # a random control the ranking added (random_controls), not listed
 
     @property
     def arch(self) -> str:
         """The architecture, as `model=` spells it (random controls match on it)."""
-        source = self.model.get("source")
-        return f"timm/{self.model['name']}" if source == "timm" else self.model["name"]
+        return registry.spelling(self.model)
 
 
 def model_config(name: str) -> dict:
@@ -76,7 +77,7 @@ def _from_checkpoint(spec: str) -> Candidate:
         )
     run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     model = {**model, "weights": str(Path(spec).resolve())}
-    arch = f"timm/{model['name']}" if model.get("source") == "timm" else model["name"]
+    arch = registry.spelling(model)
     return Candidate(spec, f"{arch}@{run.name}", "checkpoint", model, True)
 
 
@@ -122,6 +123,19 @@ def resolve_all(specs) -> list[Candidate]:
     return found
 
 
+def with_controls(found: list[Candidate]) -> list[Candidate]:
+    """`found`, then `random:<arch>` for each architecture of a pretrained / checkpoint source
+    that has no random control listed: every source is held to its own random init. The control
+    is what `random:<arch>` composes to (conf/model), as if the user had listed it."""
+    have = {c.arch for c in found if c.kind == "random"}
+    added = []
+    for c in found:
+        if c.kind != "random" and c.arch not in have:
+            have.add(c.arch)
+            added.append(replace(resolve(RANDOM + c.arch), added=True))
+    return found + added
+
+
 def validate(candidate: Candidate, image_size: int | None) -> None:
     """registry.validate, the check `python -m tlbench` runs (names, weights files, sizes)."""
     registry.validate(OmegaConf.create(candidate.model), image_size, candidate.pretrained)
@@ -143,13 +157,8 @@ def source_head(candidate: Candidate, head_name: str) -> tuple[np.ndarray, np.nd
         if w is None or b is None or w.ndim != 2:
             return None
         return w.double().numpy(), b.double().numpy()
-    if candidate.kind != "pretrained" or model.get("source") == "timm":
+    net = registry.own_net(model) if candidate.kind == "pretrained" else None
+    if net is None:
         return None
-    if model.get("source") == "tlbench":
-        spec = registry.BUILTIN[model["name"]]
-        net = spec.build(True)
-    else:
-        weights = torchvision_source.resolve_weights(model["name"], model["weights"])
-        net = torchvision_source.build(model["name"], weights)
     names = heads.find_heads(net, getattr(net, "num_classes", 1000))
     return _linear(net.get_submodule(names[0])) if names else None

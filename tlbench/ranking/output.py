@@ -105,8 +105,9 @@ def table(result: dict) -> list[str]:
             continue
         cells = [_fmt(r.get(m), acc) for m, (_, acc) in COLUMNS.items()]
         rest = sum(v for k, v in r["seconds"].items() if k != "features")
+        name = r["candidate"] + (" (added control)" if r.get("added") else "")
         lines.append(
-            f"| {i} | {r['candidate']} | {r['feature_dim']} | "
+            f"| {i} | {name} | {r['feature_dim']} | "
             + " | ".join(cells)
             + f" | {_features_cell(r)} | {rest:.2f} |"
         )
@@ -141,7 +142,7 @@ def markdown(result: dict) -> str:
 def csv_text(result: dict) -> str:
     fields = ["rank", "candidate", "kind", "arch", "status", "feature_dim", "n_train", "n_val"]
     fields += [*COLUMNS, *(f"seconds_{m}" for m in ("features", *COLUMNS)), "cache_hit", "weights"]
-    fields += ["params", "imagenet_top1"]  # the baselines (report.ranking_measures)
+    fields += ["params", "imagenet_top1", "added"]  # baselines; added = a random control added
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

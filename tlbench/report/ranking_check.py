@@ -8,9 +8,11 @@ budget -- are matched to its candidates:
 - `random:<model>`: runs of that model without pretrained weights (strategy=scratch).
 A candidate's actual accuracy is the mean test accuracy of its best setting (strategy and
 overrides), selected on mean validation accuracy as the report selects (what starting from that
-source gets you); each estimator's scores are set beside it with Kendall's tau over the
-candidates that have both (tau = 1: same order, 0: unrelated, -1: reversed), and the field's
-other measures (weighted tau, top-1 regret and hit) next to the baselines every estimator must
+source gets you); under the table, what each actual stands on: its seeds (fewer than 2 warned),
+the strategies tried and the report's reading of its validation curve (still rising warned: the
+recipe was too short for that source). Each estimator's scores are set beside it with Kendall's
+tau over the candidates that have both (tau = 1: same order, 0: unrelated, -1: reversed), and
+the field's other measures (weighted tau, top-1 regret and hit) next to the baselines every estimator must
 beat: tlbench.report.ranking_measures.
 """
 
@@ -22,8 +24,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from tlbench.config.overrides import is_neutral, is_replicate
-from tlbench.report import ranking_measures
+from tlbench.config.key_roles import is_neutral, is_replicate
+from tlbench.report import health, ranking_measures, readings
+from tlbench.report.groups import Group
+from tlbench.report.runs import Run, read_curve
 
 RANKING_FILE = "ranking.json"
 METRICS = {  # ranking.json key -> column header
@@ -75,7 +79,8 @@ def finished_runs(root: Path) -> list[dict]:
     for path in _walk(root, "summary.json"):
         s = _read_json(path)
         if s and s.get("status") == "ok" and s.get("test_acc") is not None:
-            runs.append({**s, "_data": _run_data(path.parent, s)})
+            runs.append({**s, "_data": _run_data(path.parent, s), "_dir": str(path.parent)})
+            runs[-1]["_curve"] = read_curve(path.parent)  # val/acc per epoch, for the reading
     return runs
 
 
@@ -129,24 +134,46 @@ def _setting(run: dict) -> tuple[str, str]:
     return str(run.get("strategy")), " ".join(sorted(keep))
 
 
-def actual(candidate: dict, runs: list[dict]) -> tuple[float, str, int] | None:
+def _val(rs: list[dict]) -> float:
+    vals = [float(r["best_val_acc"]) for r in rs if r.get("best_val_acc") is not None]
+    return sum(vals) / len(vals) if vals else float("-inf")
+
+
+def select(candidate: dict, runs: list[dict]) -> dict | None:
     """What starting from this source got: among its runs' settings (strategy and overrides),
     the one with the best mean validation accuracy -- selected on validation, as the report
-    selects, never on test -- and that setting's (mean test accuracy, strategy, runs)."""
+    selects, never on test -- with its mean test accuracy and what stands behind that number:
+    its seeds, the strategies tried, and the report's reading of its mean validation curve."""
     settings: dict[tuple[str, str], list[dict]] = {}
     for r in runs:
         if matches(candidate, r):
             settings.setdefault(_setting(r), []).append(r)
     if not settings:
         return None
-
-    def val(rs: list[dict]) -> float:
-        vals = [float(r["best_val_acc"]) for r in rs if r.get("best_val_acc") is not None]
-        return sum(vals) / len(vals) if vals else float("-inf")
-
-    (strategy, _), chosen = max(settings.items(), key=lambda kv: val(kv[1]))
+    (strategy, config), chosen = max(settings.items(), key=lambda kv: _val(kv[1]))
     tests = [float(r["test_acc"]) for r in chosen]
-    return sum(tests) / len(tests), strategy, len(tests)
+    seeds = {r["seed"] for r in chosen if r.get("seed") is not None}
+    group = Group(
+        (), [Run(Path(r.get("_dir", ".")), r, "ok", curve=r.get("_curve") or []) for r in chosen]
+    )
+    epochs, means, stds = readings.mean_curve(group)  # the report's curve, and its reading
+    return {
+        "test": sum(tests) / len(tests),
+        "strategy": strategy,
+        "config": config,
+        "runs": len(tests),
+        "seeds": len(seeds) or len(tests),
+        "tried": sorted({k[0] for k in settings}),
+        "settings": len(settings),
+        "rising": health.rising(means),
+        "curve": readings.curves_reading([(group, epochs, means, stds)]) if epochs else None,
+    }
+
+
+def actual(candidate: dict, runs: list[dict]) -> tuple[float, str, int] | None:
+    """(mean test accuracy, strategy, runs) of the setting `select` picks, or None."""
+    s = select(candidate, runs)
+    return None if s is None else (s["test"], s["strategy"], s["runs"])
 
 
 def _fmt(metric: str, value) -> str:
@@ -161,7 +188,8 @@ def check(ranking: dict, runs: list[dict]) -> dict:
     rows = []
     for c in ranking.get("candidates", []):
         if c.get("status") == "ok":
-            rows.append({**c, "actual": actual(c, same)})
+            s = select(c, same)
+            rows.append({**c, "selected": s, "actual": s and (s["test"], s["strategy"], s["runs"])})
     have = [r for r in rows if r["actual"] is not None]
     taus, per_method = {}, {}
     for metric in METRICS:
@@ -203,9 +231,31 @@ def _section_for(path: Path, root: Path, ranking: dict, runs: list[dict]) -> lis
         f"{t:+.2f} (n={n})" if t is not None else f"n/a (n={n})" for t, n in result["tau"].values()
     ]
     lines.append("| **Kendall's tau vs actual** | | " + " | ".join(taus) + " |")
-    lines += ["", ranking_measures.caveat(result["matched"]), ""]
+    lines += ["", *evidence(result["rows"]), "", ranking_measures.caveat(result["matched"]), ""]
     lines += ranking_measures.table(result["measures"], METRICS)
     return lines + [""]
+
+
+def evidence(rows: list[dict]) -> list[str]:
+    """Per source, what its actual came from: the selected strategy and setting, the strategies
+    tried, the seeds (warned below 2) and the report's curve reading (warned while rising)."""
+    lines = ["What each actual stands on (selected on validation):", ""]
+    for r in rows:
+        if not (s := r.get("selected")):
+            continue
+        setting = f"{s['strategy']} {s['config']}".strip()
+        text = (
+            f"- {r['candidate']}: {setting}, the best of {s['settings']} setting(s) of "
+            f"{', '.join(s['tried'])}; {s['seeds']} seed(s)."
+        )
+        if s["seeds"] < 2:
+            text += " **Fewer than 2 seeds: one draw, its gap to the others may be noise.**"
+        if s["curve"]:
+            text += f" Validation curve: {s['curve']}"
+        if s["rising"]:
+            text += " **So this actual may understate the source.**"
+        lines.append(text)
+    return lines
 
 
 def section(root: str | Path) -> list[str]:
@@ -228,7 +278,8 @@ def section(root: str | Path) -> list[str]:
         "0 = no relation, -1 = reversed. With few candidates one swapped pair moves tau a lot. "
         "Below each table, the field's measures (weighted tau weighs the top of the ranking more; "
         "top-1 regret is what following the ranking's first choice cost) for every estimator "
-        "and for the baselines it must beat (model size, ImageNet top-1, random-weights control).",
+        "and for the baselines it must beat (model size, ImageNet top-1, random-weights control). "
+        "Under each table, what each actual stands on: seeds, strategies, validation curve.",
         "",
         *body,
     ]

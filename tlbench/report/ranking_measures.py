@@ -9,7 +9,8 @@ literature's measures, for every estimator and for the baselines an estimator mu
 Baselines, free for every candidate (Singh, Hess and Vanschoren, ICLR 2026, found model size
 alone beats most estimators): `size` (parameter count of the backbone), `imagenet_top1` (from
 the weights' metadata, where it has one) and `random control` (the linear probe of the same
-architecture with random weights, where the ranking included `random:<arch>`).
+architecture with random weights: the ranking adds `random:<arch>` for every source unless
+`random_controls=false`).
 With fewer than MIN_SOURCES sources, tau is noise: the table says so.
 """
 
