@@ -418,7 +418,7 @@ def _tiny_data_for(name: str, root: Path) -> list[str]:
     elif name.startswith("fashion_mnist"):  # torchvision's layout; the preset names Debian's
         write_mnist(root, folder="FashionMNIST", n=200, n_test=40)
         return [f"data.root={root}", "data.val_fraction=0.2"]  # its 2 % of 200: no val image
-    elif name == "compare":  # runs on the default data (digits, embedded): nothing to write
+    elif name in ("compare", "surgical"):  # the default data (digits, embedded): nothing to write
         return []
     elif name == "alien_vs_predator":
         image_tree(root / "train", {"alien": 4, "predator": 4})
