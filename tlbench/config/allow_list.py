@@ -1,26 +1,10 @@
 """The `_target_` allow-list: what a config may make tlbench (or Hydra) build, checked on the
 OBJECT a target names, never on its spelling.
 
-A string prefix is not enough: `torch.optim.optimizer.torch.load` starts with `torch.optim.` and
-is `torch.load`; `tlbench.atomic.os.system` starts with `tlbench.` and is `os.system`. So a target
-is resolved step by step without importing anything outside MODULES (only a module whose own
-dotted path lies inside MODULES is imported, and the walk goes only through such modules), and the
-object found must be a class that CLASSES allows, defined (`__module__`) where CLASSES says:
-
-- optimizers: `torch.optim.Optimizer` subclasses defined in torch.optim or timm.optim;
-- LR schedulers: `torch.optim.lr_scheduler.LRScheduler` subclasses defined in torch.optim, and
-  `timm.scheduler.scheduler.Scheduler` subclasses defined in timm.scheduler;
-- the Lightning Trainer and what a Trainer config may name (callbacks, loggers, strategies,
-  accelerators, precision plugins, profilers, cluster environments such as SLURMEnvironment,
-  which lightning.fabric defines);
-- tlbench's own classes meant for configs: DataModules of tlbench.data, Lightning callbacks of
-  tlbench.training.callbacks, the Hydra callback of tlbench.report;
-- Hydra's launcher and sweeper plugins (Hydra instantiates `hydra.launcher` / `hydra.sweeper`).
-
-No function is allowed: a function target is an arbitrary call, a class target is a constructor.
-Extend CLASSES deliberately. `check_config` applies the list to every `_target_` of a composed
-config, the `hydra` node included (Hydra builds `hydra.callbacks` itself at startup, before any
-tlbench code runs). tlbench.config.target_checks applies it to what an entry point is handed.
+A target is resolved step by step, importing only modules inside MODULES, and the object found
+must be a class that CLASSES allows, defined (`__module__`) where CLASSES says; no function is
+allowed. Extend CLASSES deliberately. `check_config` applies the list to every `_target_` of a
+composed config, the `hydra` node included. Why: docs/architecture.md, "Configuration".
 """
 
 from __future__ import annotations

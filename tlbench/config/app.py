@@ -1,12 +1,9 @@
 """Hydra plumbing: where the configs live, resolvers, and `model=<any name>`.
 
-`conf/model/` holds files only for models that need settings of their own (offline weights, small
-networks). Every other torchvision model, and every timm model as `model=timm/<name>`, is served by
-`ModelConfigSource`, a Hydra config source added to the search path in `conf/train.yaml`
-(`hydra.searchpath: [tlbench://models]`), so the config group always matches the libraries
-actually installed instead of a hand-kept list. It also serves `strategy=surgical_<i>`: fine-tuning's
-recipe with only the head and stage i trained (surgical fine-tuning, Lee et al. ICLR 2023), for any
-i, so no file per stage index is kept.
+`ModelConfigSource`, a Hydra config source (`hydra.searchpath: [tlbench://models]` in
+conf/train.yaml), serves every torchvision model and every `model=timm/<name>` that has no file
+in `conf/model/`, and `strategy=surgical_<i>` for any stage i.
+Why: docs/architecture.md, "Configuration".
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """The one place that turns config nodes into objects: Hydra's instantiate behind the allow-list of
 tlbench.config.allow_list, with the error policy of tlbench.cli.
 
-Only what tlbench knows to be a config mistake becomes a one-paragraph TlbenchError, and it is
-found BEFORE anything is called: a `_target_` that is not allowed or does not exist, and keys that
-do not bind to the constructor's signature (`inspect.signature(...).bind`). Whatever the
-constructor itself raises -- a bug in a tlbench module, a library's own error with its own hint
-(Lightning's "HINT: Use `--ntasks-per-node`") -- keeps its type, message and traceback; a
-TlbenchError raised by the constructor (a missing dataset folder) stays one.
+A config mistake (a `_target_` not allowed or missing, keys that do not bind to the constructor's
+signature) becomes a one-paragraph TlbenchError BEFORE anything is called; whatever the
+constructor itself raises keeps its type, message and traceback (a TlbenchError stays one).
+Why: docs/architecture.md, "Configuration".
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """Which keys a config may have, and the types of their values, read from where they are declared.
 
-- the top level: the keys and groups of conf/train.yaml (plus helper keys of experiment presets);
-- `paths`: conf/paths/default.yaml; `model`: conf/model/*.yaml and the generated model nodes;
-- `strategy`: the fields and annotations of tlbench.config.schema.StrategyConfig;
-- every node with a `_target_` (data, optimizer, scheduler, trainer, logger.*, callbacks.*): its
-  constructor's signature (`inspect`, following `**kwargs` up the class hierarchy) and simple
-  annotations (int, float, bool, str, lists, Literal, unions). Anything the checker does not
-  understand is accepted, so it never blocks a valid config.
-
-Hydra already refuses `data.foo=1` for a missing key; this also catches `+data.foo=1` and typos in
-files. `_target_`s are only imported through the allow-list of tlbench.config.allow_list.
+The config files (conf/train.yaml, conf/paths, conf/model), tlbench.config.schema for `strategy`,
+and each `_target_` node's constructor signature and simple annotations. Anything the checker does
+not understand is accepted, so it never blocks a valid config. `_target_`s are only imported
+through the allow-list of tlbench.config.allow_list. Why: docs/architecture.md, "Configuration".
 """
 
 from __future__ import annotations

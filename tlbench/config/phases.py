@@ -1,6 +1,6 @@
 """A freeze schedule (lp_ft, gradual: `strategy.schedule`) must fit in the run: a switch at or past
 `trainer.max_epochs` never happens, and the run would be reported under the strategy's name while
-it trained only its earlier phase (issue 24: `strategy=lp_ft trainer.max_epochs=3` stayed a linear
+it trained only its earlier phase (`strategy=lp_ft trainer.max_epochs=3` would stay a linear
 probe, with no warning). Refused with the config's other values, before any data is read: for
 every job of a sweep (training's `validate`) and for the config a `resume=<dir>
 trainer.max_epochs=N` composes.

@@ -1,11 +1,8 @@
 """Checks of a whole `python -m tlbench` command line before Hydra starts (and so before it creates
-any run dir): the command line is parsed, every job of a sweep is composed as Hydra will compose it
-(a single run is also validated: tlbench.config.validation), and Hydra's own composition errors (`model=resnet19`,
-an override of a missing key, a malformed override) become the same one-paragraph TlbenchErrors.
-
-The jobs of a sweep are expanded here with Hydra's public override parser and `itertools.product`,
-exactly as Hydra 1.3's basic sweeper does (the product of every swept key, in the order given, a
-repeated key keeping its last value); any other sweeper is left to Hydra.
+any run dir): every job of a sweep is composed as Hydra will compose it (a single run is also
+validated: tlbench.config.validation), and Hydra's own composition errors become the same
+one-paragraph TlbenchErrors. Sweeps are expanded as Hydra 1.3's basic sweeper expands them; any
+other sweeper is left to Hydra. Why: docs/architecture.md, "Configuration".
 """
 
 from __future__ import annotations
@@ -183,8 +180,9 @@ def preflight(
     limit: int = 64,
     then: Callable[[DictConfig], object] | None = None,
 ) -> None:
-    """Compose every job's config as Hydra will (the first `limit` of a sweep: ~0.3 s each),
-    resolve its interpolations, and raise Hydra's and OmegaConf's errors as TlbenchErrors;
+    """Compose every job's config as Hydra will (the first `limit` of a sweep; what one costs:
+    BENCHMARKS.md, "Small measurements"), resolve its interpolations, and raise Hydra's and
+    OmegaConf's errors as TlbenchErrors;
     validate a single run's config too, then `then(cfg)`: the checks that need the layers above
     config (the model registry, the strategy's patterns on the network), passed in by the entry
     point. So every check that does not need the data runs before Hydra creates the run dir. In a

@@ -1,14 +1,9 @@
 """Config schemas declared once, in Python, and registered in Hydra's ConfigStore.
 
 `StrategyConfig` is every key of a transfer-learning strategy (`strategy=`, conf/strategy/*.yaml)
-with its default and meaning. Each preset starts from it through its defaults list
-(`- /schema/strategy@_here_`) and writes only what differs, so a new key is added here and
-nowhere else: `tlbench.training.strategies.KEYS` and the config validation read these fields.
-
-The node is stored as a plain mapping (not a typed structured config) on purpose: Hydra would
-otherwise convert values (`head_lr_mult: 10` -> 10.0) and refuse a misspelt `+strategy.key` with
-its own text; tlbench's validation checks the keys and the annotated types below and explains
-them in one paragraph instead.
+with its default and meaning; each preset starts from it (`- /schema/strategy@_here_`) and writes
+only what differs, so a new key is added here and nowhere else. It is stored as a plain mapping,
+not a typed structured config. Why: docs/architecture.md, "Configuration".
 """
 
 from __future__ import annotations

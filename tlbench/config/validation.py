@@ -1,22 +1,10 @@
 """Whole-config validation: every problem a config can have, found before any data is read or any
 model is built, each reported as one paragraph (key, value, what is allowed, the fix).
 
-`validate_config(cfg)` runs the checks, cheapest first:
-- tlbench.config.keys: unknown keys (read from the config files, the schemas of
-  tlbench.config.schema and the constructors' signatures of `_target_` nodes), the allow-list of
-  `_target_`s, and the types of values from those annotations;
-- tlbench.config.values: top-level switches, seed, optimizer, scheduler and trainer values, and
-  the strategy's learning-rate multipliers (finite, > 0; 0 only in lr_mult, where it freezes);
-- tlbench.config.monitors: a callback's `monitor` names a metric tlbench logs;
-- tlbench.config.phases: every switch of a freeze schedule (lp_ft, gradual) happens before
-  trainer.max_epochs ends the run;
-- tlbench.config.data_values: the data node (sizes, budgets, fractions, classes, folders) and a run
-  dir inside the dataset.
-The model name (with close-match suggestions), its weights and its input size are checked by
-tlbench.models.registry.validate, and the strategy's patterns on the network by
-tlbench.training.lr_groups.check_patterns; training's validate calls both right after this.
-tlbench.config.preflight runs all of it (training's validate through its `then` hook) before
-Hydra starts, so before any run dir exists.
+`validate_config(cfg)` runs the checks cheapest first: keys, `_target_`s and types
+(config.keys), values (config.values), monitors (config.monitors), a freeze schedule's switches
+(config.phases), the data node (config.data_values). The model and the strategy's patterns follow
+in training's validate. Why: docs/architecture.md, "Configuration".
 """
 
 from __future__ import annotations

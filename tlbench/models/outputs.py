@@ -1,14 +1,9 @@
 """What a network returns, read one way everywhere: main logits, auxiliary logits, the loss.
 
-Most classifiers return a logits tensor. torchvision's googlenet and inception_v3 return a
-namedtuple in train mode while their auxiliary heads are on (`GoogLeNetOutputs(logits,
-aux_logits2, aux_logits1)`, `InceptionOutputs(logits, aux_logits)`), and scripted ones return it
-in eval mode too, with None for a head that is off. Any tuple is read the same way: its first
-element is the main logits, the others auxiliary logits (None skipped).
-
-Every place that runs a network goes through here -- the training step, the precision probe,
-feature extraction, evaluate/predict (through `TransferModule.forward`) and export -- so a family
-with extra outputs is taught once, and the probe times the very loss training computes.
+A tensor is the logits; any tuple (googlenet's and inception_v3's outputs while their auxiliary
+heads are on) is read as the main logits first, then auxiliary logits (None skipped). Every place
+that runs a network goes through here, so a family with extra outputs is taught once.
+Why: docs/architecture.md, "Models".
 """
 
 from __future__ import annotations

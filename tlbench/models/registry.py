@@ -1,15 +1,10 @@
 """The backbone registry: a model config (name, source, weights) -> a network with new heads.
 
-Sources (one `Source` each, tlbench.models.source; SOURCES maps `model.source` to it)
-- torchvision: every name in `torchvision.models.list_models(module=torchvision.models)`.
-- timm: `model=timm/<name>` (any `timm.list_models()` name); timm's own head reset and
-  `pretrained_cfg` preprocessing (tlbench.models.timm_source).
-- tlbench: builders of our own (BUILTIN): `efficientnet_lite0/1/2` with offline ImageNet weights,
-  `mini_vgg` and `lenet5` for 32 px images (tlbench.models.builtin_source).
-- a file: `model.weights=<run dir | .ckpt | .pth>` loads a backbone of the same architecture
-  (checkpoint_source.FromCheckpoint wraps the architecture's source).
-Weights are data: every source returns the preprocessing its weights expect, and the input size
-its architecture/weights accept (tlbench.models.sizes), checked against `data.image_size`.
+SOURCES maps `model.source` to its `Source` (tlbench.models.source): torchvision, timm
+(`model=timm/<name>`), tlbench's own builders; `model.weights=<run dir | .ckpt | .pth>` wraps the
+architecture's source (checkpoint_source.FromCheckpoint). Every source returns the preprocessing
+its weights expect and the input size they accept, checked against `data.image_size`.
+Why: docs/architecture.md, "Models".
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Input sizes a backbone accepts, checked before any data is read.
 
 Three facts per model, read off the source's own metadata rather than a hand-kept table:
-  minimum     the smallest side giving a valid forward pass (torchvision weights meta `min_size`:
-              inception_v3 75, alexnet 63, squeezenet 21, ...; timm `min_input_size`)
-  fixed       the only side the network accepts, when its size is baked in at construction
-              (ViT's position embeddings, MaxViT's attention partitions): with pretrained weights it
-              is the weights' size; with random init the network is built for the data's size
-  size_kwarg  the constructor argument that sets that baked-in size (torchvision ViT `image_size`,
-              MaxViT `input_size`, timm `img_size`) -- used for random-init builds
+`minimum` (the smallest side giving a valid forward pass), `fixed` (the only side accepted, when
+baked in at construction) and `size_kwarg` (the constructor argument that sets that size).
+Why: docs/architecture.md, "Models".
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
-"""Small-image backbones for 32 px data, trained from scratch (no ImageNet weights exist for them).
+"""Small-image backbones for 32 px data, trained from scratch (no ImageNet weights exist for them):
+`mini_vgg` (the classic CIFAR-10 -> CIFAR-100 experiment's 9 conv + 3 fc layers) and `lenet5`.
 
-mini_vgg  the "mini VGG" of the classic CIFAR-10 -> CIFAR-100 transfer experiment: 9 conv layers
-          (3 stages of 3, BatchNorm after every conv) + 3 fully-connected ("affine") layers.
-lenet5    LeNet-5 (LeCun et al. 1998) adapted to 3-channel 32 px input, with ReLU and max-pooling
-          instead of the original scaled tanh and trainable subsampling.
-
-Module names are chosen for strategy patterns (fnmatch over module names):
-  mini_vgg: features.conv1 ... features.conv9 (each conv + bn + relu), features.pool1..3,
-            classifier.fc1, classifier.fc2, classifier.fc3 (the head)
-            -> "the first 6 conv layers" = `features.conv[1-6]`, stage 3 = `features.conv[7-9]`
-  lenet5:   features.conv1..3, features.pool1..2, classifier.fc1, classifier.fc2 (the head)
-Both are built with a 1000-way head like every other source, so head discovery and replacement
-work the same way everywhere.
+Module names are chosen for strategy patterns: `features.conv<i>`, `features.pool<i>`,
+`classifier.fc<i>`, the last fc being the head. Both are built with a 1000-way head like every
+other source. Why: docs/architecture.md, "Models".
 """
 
 from __future__ import annotations
@@ -34,8 +26,8 @@ PREPROCESS = Preprocess(
 
 IMAGENET_CLASSES = 1000  # the placeholder head size every builder starts with
 
-# Stage widths of mini_vgg: half of VGG's first three stages (64/128/256), which keeps it ~8x
-# cheaper per image and still well above what 32 px CIFAR needs to pass 85 %.
+# Stage widths of mini_vgg: half of VGG's first three stages (64/128/256).
+# Why: docs/architecture.md, "Models".
 MINI_VGG_WIDTHS = (32, 64, 128)
 MINI_VGG_HIDDEN = 512  # width of fc1 and fc2
 

@@ -2,13 +2,8 @@
 
 A stage is an ordered group of parameters, input side first: the unit of `last_n_stages`,
 gradual unfreezing and layer-wise LR decay. Heads are never part of a stage (they always train).
-
-- timm models (and our timm-built efficientnet_lite0) bring their own `group_matcher`, the same
-  grouping timm uses for layer-wise LR decay.
-- torchvision families follow the architecture's papers: ResNet stem + layer1..4, VGG/AlexNet conv
-  blocks between max-pools, DenseNet dense block + transition, the `features.i` blocks of
-  EfficientNet/MobileNet/ConvNeXt/Swin/MNASNet, ViT encoder layers, ...
-- Anything else: its top-level children that hold parameters, in order.
+timm models bring their own `group_matcher`, torchvision families follow their papers, anything
+else uses its top-level children that hold parameters. Why: docs/architecture.md, "Models".
 """
 
 from __future__ import annotations

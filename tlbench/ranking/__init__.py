@@ -1,4 +1,4 @@
-"""Rank candidate pretrained sources from frozen features before any fine-tuning (issue 17).
+"""Rank candidate pretrained sources from frozen features before any fine-tuning.
 
 `python -m tlbench.rank data=<dataset> 'candidates=[...]'`: candidates.py resolves the sources,
 run.py computes features (through the feature cache), probes.py and estimators.py score them,

@@ -1,12 +1,9 @@
 """Candidate sources: `candidates=[...]` entries -> model configs with the weights they stand for.
 
-- `<model name>` (`efficientnet_lite0`, `resnet50`, `timm/convnext_atto`): that model with its
-  default pretrained weights (what `model=<name>` trains from).
-- a tlbench run dir or `.ckpt` (a model trained on another dataset): the architecture comes from
-  the checkpoint's hyper-parameters and its backbone weights load through `model.weights=<path>`.
-- `random:<model>`: the same architecture randomly initialised, the control that tells whether
-  pretraining helps at all. `with_controls` adds one for every listed source's architecture
-  (`random_controls=true`, the default): it costs forward passes and probes, no training.
+`<model name>` (its default pretrained weights), a tlbench run dir or `.ckpt` (the architecture
+from its checkpoint, the backbone weights through `model.weights=`), `random:<model>` (the same
+architecture randomly initialised: the control). `with_controls` adds a random control for every
+listed source's architecture. Why: docs/architecture.md, "Ranking sources".
 """
 
 from __future__ import annotations

@@ -1,21 +1,9 @@
 """Transferability estimators: how well frozen features suit target labels, without training.
 
-Written from the papers (TLlib's `tllib` is not on the package index these machines can reach, and
-no other maintained implementation installs here), in float64 numpy:
-
-- LogME (You et al., ICML 2021): the log marginal likelihood ("evidence") of Bayesian linear
-  regression from the features to each one-hot label column, with the prior precision alpha and
-  the noise precision beta set by the paper's fixed-point iteration; the mean over classes of the
-  evidence per sample. Higher is better.
-- H-score (Bao et al., ICIP 2019): tr(cov(f)^-1 cov(E[f|y])), the between-class share of the
-  feature variance. With fewer samples than dimensions cov(f) is singular and the plain score
-  saturates at (classes - 1) for any features, so by default the covariance is shrunk with
-  Ledoit-Wolf (the "regularised H-score" of Ibrahim et al., ICLR 2023). Higher is better.
-- TransRate (Huang et al., ICML 2022): the coding rate of all features minus the mean coding rate
-  of the features of each class, R(Z) - R(Z|Y), on centred features scaled to unit mean squared
-  norm. Higher is better.
-- LEEP (Nguyen et al., ICML 2020) and NCE (Tran et al., ICCV 2019) need the source model's class
-  probabilities on the target images: only candidates that keep a source classifier have them.
+LogME, H-score (covariance shrunk with Ledoit-Wolf by default) and TransRate on the features;
+LEEP and NCE on the source model's class probabilities, for candidates that keep a source
+classifier. Written from the papers, in float64 numpy; higher is better.
+Why: docs/architecture.md, "Ranking sources".
 """
 
 from __future__ import annotations
@@ -102,7 +90,7 @@ def hscore(features: np.ndarray, labels: np.ndarray, shrinkage: bool = True) -> 
     g = np.zeros_like(f)
     for c in np.unique(y):
         g[y == c] = f[y == c].mean(0)
-    if shrinkage:  # positive definite after shrinkage: a solve, 4x faster than pinv at d = 512
+    if shrinkage:  # positive definite after shrinkage: a solve, faster than pinv (BENCHMARKS.md)
         # LedoitWolf normalises by 1/n, so the between-class covariance does too
         cov_g = np.atleast_2d(np.cov(g, rowvar=False, bias=True))
         return float(np.trace(np.linalg.solve(np.atleast_2d(_shrunk_covariance(f)), cov_g)))

@@ -1,11 +1,9 @@
 """`rank(cfg)`: every candidate's frozen features once, then probes and estimators on them.
 
-Order matters: every candidate is resolved, validated and *built* (which loads its weights)
-before any feature is computed, so a missing weights file fails in seconds with the message
-training gives. Features go through tlbench.training.feature_cache with the model config,
-preprocessing, precision and seed a `strategy=transfer` run of the same model uses: a second
-ranking reads them back, and with `splits=all` (test extracted too) a later transfer run shares
-the cache file.
+Every candidate is resolved, validated and built before any feature is computed, so a missing
+weights file fails in seconds. Features go through tlbench.training.feature_cache as those of a
+`strategy=transfer` run of the same model, so later rankings and runs share them.
+Why: docs/architecture.md, "Ranking sources".
 """
 
 from __future__ import annotations
@@ -30,9 +28,8 @@ from tlbench.training.device import accelerator_kind, choose_precision
 log = logging.getLogger("tlbench.rank")
 
 # These matrices are small (n x d with n, d in the hundreds to thousands): one BLAS thread does
-# them fastest, and threads fight torch's and other processes' for cores. Measured here on a busy
-# 2-core machine: LogME on 100 x 512 features took 36.9 s with OpenBLAS's default threads, 0.32 s
-# with one.
+# them fastest, and threads fight torch's and other processes' for cores (BENCHMARKS.md, "Small
+# measurements").
 BLAS_THREADS = 1
 SPLITS = ("train_val", "all")
 METRICS = ("linear_probe", "knn", "logme", "hscore", "transrate", "leep", "nce")

@@ -1,11 +1,9 @@
 """Runs -> configurations: a `Group` is every run of one configuration (its seeds), with mean and
 std over the finished ones.
 
-A *configuration* is a run's command-line overrides minus the replicate keys (seeds) and the
-neutral keys (`tlbench.config.overrides`: logging, paths, resume, progress bars ...), plus the
-identity fields of its summary (data, model, strategy, label budget, image size, lr, ...), so
-runs composed without Hydra overrides still group correctly. An *arm* is one (data, model,
-strategy, label budget): the configurations of an arm are the settings a sweep tried for it.
+A *configuration* is a run's overrides minus the replicate and neutral keys, plus its summary's
+identity fields; an *arm* is one (data, model, strategy, label budget), whose configurations are
+the settings a sweep tried for it. Why: docs/architecture.md, "Costs and the verdict".
 """
 
 from __future__ import annotations

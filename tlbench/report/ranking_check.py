@@ -1,19 +1,9 @@
 """The shortcut checked against reality: rankings beside the fine-tuned results of the same sweep.
 
-For every `ranking.json` under the report root (written by `python -m tlbench.rank`), the finished
-runs (`summary.json`, status ok, a test accuracy) on the same data -- dataset, classes, label
-budget -- are matched to its candidates:
-- a pretrained model name: runs of that model from its own weights (transfer, finetune, ...);
-- a tlbench run dir / .ckpt: runs whose `model.weights` is that checkpoint;
-- `random:<model>`: runs of that model without pretrained weights (strategy=scratch).
-A candidate's actual accuracy is the mean test accuracy of its best setting (strategy and
-overrides), selected on mean validation accuracy as the report selects (what starting from that
-source gets you); under the table, what each actual stands on: its seeds (fewer than 2 warned),
-the strategies tried and the report's reading of its validation curve (still rising warned: the
-recipe was too short for that source). Each estimator's scores are set beside it with Kendall's
-tau over the candidates that have both (tau = 1: same order, 0: unrelated, -1: reversed), and
-the field's other measures (weighted tau, top-1 regret and hit) next to the baselines every estimator must
-beat: tlbench.report.ranking_measures.
+For every `ranking.json` under the report root, finished runs on the same data are matched to its
+candidates; a candidate's actual accuracy is the mean test accuracy of its best setting, selected
+on validation as the report selects. Each estimator's scores are set beside it (Kendall's tau and
+the measures of tlbench.report.ranking_measures). Why: docs/architecture.md, "Ranking sources".
 """
 
 from __future__ import annotations

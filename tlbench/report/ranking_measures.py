@@ -1,17 +1,9 @@
 """How well a ranking of sources predicted the fine-tuned results: the transferability
 literature's measures, for every estimator and for the baselines an estimator must beat.
 
-- Kendall's tau: the orders' agreement over all pairs (1 same, 0 unrelated, -1 reversed).
-- weighted tau (Vigna's, `scipy.stats.weightedtau`): the same with pairs near the top weighted
-  more -- the measure LogME and its successors report, since a ranking is used for its top.
-- top-1 regret: the best source's actual accuracy minus the accuracy reached from the source the
-  ranking recommends (its top score), in points; top-1 hit: that source is the best one.
-Baselines, free for every candidate (Singh, Hess and Vanschoren, ICLR 2026, found model size
-alone beats most estimators): `size` (parameter count of the backbone), `imagenet_top1` (from
-the weights' metadata, where it has one) and `random control` (the linear probe of the same
-architecture with random weights: the ranking adds `random:<arch>` for every source unless
-`random_controls=false`).
-With fewer than MIN_SOURCES sources, tau is noise: the table says so.
+Kendall's tau, weighted tau, top-1 regret and top-1 hit; baselines `size`, `imagenet_top1` and
+`random control`. With fewer than MIN_SOURCES sources, tau is noise: the table says so.
+Why: docs/architecture.md, "Ranking sources".
 """
 
 from __future__ import annotations

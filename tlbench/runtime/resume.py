@@ -1,39 +1,9 @@
 """Continue a killed run in its own directory, and skip or finish the jobs of a re-run sweep.
 
-`python -m tlbench resume=<run dir>` (design):
-- `main()` rewrites the command line before Hydra starts (`rewrite_argv`): the old run's
-  `.hydra/overrides.yaml` (and its non-directory `hydra.*` overrides) come first, then anything
-  typed now (e.g. `trainer.max_epochs=20` to train longer), then `hydra.run.dir=<run dir>`. So
-  the config is the old one and Hydra's run dir *is* the old dir: same summary.json, metrics.csv,
-  checkpoints/ and tensorboard/, and train.log is appended to.
-- Before anything in the dir is written, the overrides typed now are checked: the config with
-  them must compose, and it may differ from the run's own config only in keys that do not change
-  the experiment (`RESUMABLE`: max_epochs, devices, progress bars, workers, ...). Another model,
-  strategy, data or optimizer is refused (the checkpoint could not be loaded, or the run dir would
-  hold two experiments). A live run dir (see runtime.rundir.Lock) is refused too.
-- Training continues from `checkpoints/last.ckpt` (Lightning restores weights, optimizer,
-  scheduler, epoch, global step and the best-checkpoint bookkeeping). That file is written
-  after every epoch, so a run killed mid-epoch re-runs that epoch from its start: at most one
-  epoch of work is lost. A run killed before its first epoch ended starts again from scratch.
-- A longer (or shorter) `trainer.max_epochs` rebuilds the LR schedule for the new length
-  (runtime.schedule). A completed run is extended the same way: `resume=<dir>
-  trainer.max_epochs=N` with N above its epochs; without a larger N it has nothing to resume.
-- TensorBoard: the resumed logger writes a `purge_step` marker (SummaryWriter's own mechanism),
-  so TensorBoard drops the old events from the re-run epoch on: one point per epoch, none
-  missing, none duplicated. metrics.csv keeps the rows of the finished epochs.
-- summary.json ends with the usual fields; `segments` lists each part's fit_seconds, epochs and
-  images, and the top-level `fit_seconds` / `train_images_per_second` are the totals over them.
-
-`skip_completed=true`: a job whose run dir already holds a summary.json with status `ok` and the
-same overrides returns that summary without training or writing anything; a job whose dir holds
-an unfinished run with the same overrides continues from its last.ckpt. Job dirs are only
-deterministic with an explicit `hydra.sweep.dir` (the default contains the launch time), so:
-    python -m tlbench -m hydra.sweep.dir=outputs/multiruns/cmp strategy=transfer,finetune
-    python -m tlbench -m hydra.sweep.dir=outputs/multiruns/cmp strategy=transfer,finetune skip_completed=true
-Without skip_completed, `main()` refuses to start a run or sweep into a directory that already
-holds completed or unfinished work (before Hydra writes anything there); `overwrite=true` deletes
-what tlbench wrote there first (runtime.owned). A skipped job's `.hydra/` and `train.log` are left
-as they are: `${tlbench_unless_skipped:}` in conf/hydra/default.yaml (tlbench.config.runtime).
+`resume=<run dir>`: the old run's overrides, then those typed now (only RESUMABLE keys may
+differ), then `hydra.run.dir=<run dir>`; training continues from `checkpoints/last.ckpt`.
+`skip_completed=true`: a job whose dir holds an ok run with the same overrides returns its
+summary; an unfinished one continues. Why: docs/architecture.md, "Resume and interruption".
 """
 
 from __future__ import annotations

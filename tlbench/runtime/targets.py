@@ -22,7 +22,7 @@ from tlbench.errors import TlbenchError
 from tlbench.runtime import owned, rundir
 from tlbench.runtime.resume import arg_value, defining_overrides
 
-COMPOSE_LIMIT = 64  # as preflight: ~0.3 s per composed job
+COMPOSE_LIMIT = 64  # as preflight (the cost of one composed job: BENCHMARKS.md)
 
 
 @dataclass

@@ -1,11 +1,9 @@
 """TensorBoard's HParams view, written so that a sweep opens on what it compares.
 
-Logged once, at the end of a run (after the test). TensorBoard sorts the HPARAMS columns with
-`differs` first and ticks the first five: the swept keys, `strategy` and each optimizer group's
-effective LR (`lr/head`, ...: base lr x multiplier, 0 = frozen) are marked `differs`. The metric
-columns are summary.json's values (`summary/*` scalars, apart from the `val/*`/`test/*` curves).
-Protos by hand: no public writer sets `differs` (checked: torch's `summary.hparams`, Lightning's
-`log_hyperparams`, tensorboard's `hparams_config_pb`; its v1 `summary` needs TensorFlow).
+Logged once, at the end of a run: the swept keys, `strategy` and each optimizer group's effective
+LR (`lr/<group>`) are marked `differs`, so TensorBoard lists and ticks them first; the metric
+columns are summary.json's values. The protos are written by hand.
+Why: docs/architecture.md, "TensorBoard HParams".
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ class TransferModule(L.LightningModule):
             loss, logits = self._loss(x, y)
         # update, not forward: the epoch value is all that is logged (forward also computes
         # each batch's). Nothing in this step reads a value back from the device: Lightning
-        # reads the logged loss once per logging interval (issue 25, tests/training/test_syncs.py).
+        # reads the logged loss once per logging interval (tests/training/test_syncs.py).
         self.train_acc.update(logits, y)
         # Epoch means only (comparable with val/loss): curves share x = epoch (_log_epoch_axis),
         # where a step curve has no place. sync_dist: under DDP, averaged over ranks.

@@ -1,42 +1,10 @@
-"""Transfer-learning strategies: which parameters train (and when) and how frozen layers behave.
-The optimizer's named parameter groups, their learning-rate multipliers and warm-up are built from
-this plan in tlbench.training.lr_groups.
+"""Transfer-learning strategies: which parameters train (and when) and how frozen layers behave;
+tlbench.training.lr_groups builds the optimizer's groups, LR multipliers and warm-up from the plan.
 
-`strategy=` is the transfer-learning strategy (transfer / finetune / scratch ...), not Lightning's
-`trainer.strategy` (ddp, ...).
-
-Keys of a strategy config (conf/strategy/*.yaml; declared with defaults in tlbench/config/schema.py):
-  trainable       aliases and globs over module or parameter names: `head`, `all`, `stage:<i>` (stage i
-                  of the family, 0 = input side, as `python -m tlbench.models <model> --stages` lists),
-                  `layer4`, `features.2[4-9]*`. A pattern that matches nothing is an error listing the
-                  nearest names.
-  last_n_stages   also train the last k stages of the family (tlbench.models.stages defines them once)
-  train_bn        BatchNorm layers train even where their layer is frozen (default: truly frozen)
-  head_lr_mult, backbone_lr_mult   LR multipliers of the head group and of everything else
-  lr_mult         {pattern: multiplier of the base LR}; 0 freezes (the classic CIFAR experiment's trick)
-  layer_decay     layer-wise LR decay: stage i of n gets backbone_lr_mult * decay**(n-1-i)
-  schedule        [{epoch: e, trainable: [...], last_n_stages: k}, ...]: from epoch e on, these also
-                  train (LP-FT, gradual unfreezing). The trainable set is a pure function of the epoch,
-                  so a run resumed mid-schedule continues with the same set.
-  l2sp            {alpha, beta}: L2-SP penalty (alpha/2 |w - w_pretrained|^2 on the backbone,
-                  beta/2 |w|^2 on the head) for pretrained strategies
-  bn_mode         frozen | train: whether BatchNorm running statistics of a *pretrained* network
-                  keep their pretrained values (eval mode) while its layers fine-tune. A randomly
-                  initialised network has no statistics to keep: its BN always trains; nor
-                  does `train_bn: true`, which asks for BN statistics to train.
-  warmup_epochs   every non-head group's LR ramps linearly from 0 over this many epochs from the
-                  epoch it starts training (epoch 0 for finetune, the switch for LP-FT); 0 = off
-
-Why bn_mode and warmup_epochs (measured on digits, BENCHMARKS.md "Strategy recipes"): LP-FT
-collapsed at its switch (val 86.7 % -> 26.7 %) because the head had learned on features computed
-with ImageNet statistics, and the switch put every BN layer into train mode -- the features changed
-under the head at once (batch statistics of 64 upsampled digits) -- while AdamW's fresh
-second-moment estimates made the first backbone steps ~lr per weight whatever the gradient.
-
-Frozen BatchNorm is truly frozen: a norm layer none of whose parameters train stays in eval mode
-(running statistics untouched) however often Lightning calls `.train()`. When only the head trains,
-the whole backbone is a fixed feature extractor in eval mode (dropout off too), so its output for
-an image never changes.
+`strategy=` (conf/strategy/*.yaml, keys declared in tlbench.config.schema) is not Lightning's
+`trainer.strategy`. The trainable set is a pure function of the epoch. Frozen BatchNorm is truly
+frozen: a norm layer none of whose parameters train stays in eval mode.
+Why: docs/architecture.md, "Strategies".
 """
 
 from __future__ import annotations
