@@ -57,3 +57,16 @@ def test_a_single_seed_end_has_no_paired_test():
     (c,) = crossover.find(arms, "test_acc")
     assert c.distinguishable == (None, None)
     assert "no paired test at 10 (fewer than 2 shared seeds)" in c.sentence()
+
+
+def test_only_swaps_among_the_leaders_change_the_answer():
+    """The winner at 5 overtaken by the winner at 20, and the two leaders of a budget swapping,
+    are reported; a third-placed strategy passing the old winner is not (it changes no answer)."""
+    arms = [
+        _arm("transfer", 5, [0.60, 0.61]), _arm("partial", 5, [0.55, 0.56]),
+        _arm("finetune", 5, [0.50, 0.51]), _arm("scratch", 5, [0.20, 0.21]),
+        _arm("transfer", 20, [0.70, 0.71]), _arm("partial", 20, [0.84, 0.85]),
+        _arm("finetune", 20, [0.88, 0.89]), _arm("scratch", 20, [0.75, 0.76]),
+    ]  # fmt: skip
+    pairs = {(c.rising, c.falling) for c in crossover.find(arms, "test_acc")}
+    assert pairs == {("finetune", "transfer"), ("finetune", "partial"), ("partial", "transfer")}

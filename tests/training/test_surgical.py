@@ -57,7 +57,7 @@ def test_models_cli_lists_the_stages_and_the_surgical_sweep():
 
     out = stage_list("resnet18", [])
     assert out[0].startswith("resnet18: 5 stages")  # stem + layer1..4
-    assert [line.split()[1] for line in out[1:-1]] == ["stage0", "layer1", "layer2", "layer3",
+    assert [line.split()[1] for line in out[1:-1]] == ["conv1+bn1", "layer1", "layer2", "layer3",
                                                        "layer4"]  # fmt: skip
     assert out[-1].endswith("strategy=transfer,finetune," + ",".join(
         f"surgical_{i}" for i in range(5)))  # fmt: skip

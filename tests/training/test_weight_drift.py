@@ -28,7 +28,7 @@ def fit(cfg, callback, steps=3):
 def test_stage_names_are_common_module_paths():
     groups = [["conv1.weight", "bn1.weight"], ["layer1.0.conv1.weight", "layer1.1.bn2.bias"],
               ["features.3.weight", "features.3.bias"]]  # fmt: skip
-    assert stage_names(groups) == ["stage0", "layer1", "features.3"]
+    assert stage_names(groups) == ["conv1+bn1", "layer1", "features.3"]
 
 
 def test_finetune_moves_every_stage_and_its_bn_statistics(cfg_factory):

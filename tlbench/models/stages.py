@@ -112,11 +112,16 @@ def stages(net: nn.Module, head_names: list[str]) -> list[list[str]]:
 
 def stage_names(groups: list[list[str]]) -> list[str]:
     """A readable, unique name per stage: its parameters' common module path ("layer1",
-    "features.3"), else `stage<i>`."""
+    "features.3"), else its top-level modules joined ("conv1+bn1"; `stage<i>` past three)."""
     names = []
     for i, params in enumerate(groups):
         modules = [p.rsplit(".", 1)[0] for p in params]
         common = os.path.commonprefix([m.split(".") for m in modules])
-        name = ".".join(common) or f"stage{i}"
+        tops = {}  # top-level module -> the common path of this stage's modules under it
+        for m in modules:
+            parts = m.split(".")
+            tops[parts[0]] = os.path.commonprefix([tops.get(parts[0], parts), parts])
+        joined = "+".join(".".join(c) for c in tops.values())
+        name = ".".join(common) or (joined if len(tops) <= 3 else f"stage{i}")
         names.append(name if name not in names else f"{name}#{i}")
     return names

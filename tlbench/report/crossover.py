@@ -53,28 +53,35 @@ def _points(arms, metric: str) -> dict:
 
 
 def find(arms, metric: str) -> list[Crossover]:
-    """The crossovers that change the answer: two strategies swap order between adjacent
-    budgets, and one of them is the winner at one of those budgets."""
+    """The crossovers that change the answer between adjacent budgets: the winner at the smaller
+    budget overtaken by the winner at the larger one, or the winner and runner-up of either
+    budget swapping order. Swaps further down the ranking are left out of the verdict."""
     found = []
     for cell, by_strategy in _points(arms, metric).items():
-        winner = _winners(by_strategy, metric)
+        leaders = _leaders(by_strategy, metric)
         names = sorted(by_strategy)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 for c in _pair(cell, a, by_strategy[a], b, by_strategy[b], metric):
-                    if winner.get(c.high) == c.rising or winner.get(c.low) == c.falling:
+                    if _changes_the_answer(c, leaders):
                         found.append(c)
     return found
 
 
-def _winners(by_strategy: dict, metric: str) -> dict[float, str]:
-    best: dict[float, tuple[float, str]] = {}
+def _changes_the_answer(c: Crossover, leaders: dict[float, list[str]]) -> bool:
+    pair = {c.rising, c.falling}
+    low, high = leaders.get(c.low, []), leaders.get(c.high, [])
+    flip = low[:1] == [c.falling] and high[:1] == [c.rising]
+    return flip or pair <= set(low) or pair <= set(high)
+
+
+def _leaders(by_strategy: dict, metric: str) -> dict[float, list[str]]:
+    """{budget: [winner, runner-up]} by the verdict's metric."""
+    at: dict[float, list[tuple[float, str]]] = {}
     for name, points in by_strategy.items():
         for budget, g in points.items():
-            v = g.stat(metric)[0]
-            if budget not in best or v > best[budget][0]:
-                best[budget] = (v, name)
-    return {b: name for b, (_, name) in best.items()}
+            at.setdefault(budget, []).append((g.stat(metric)[0], name))
+    return {b: [name for _, name in sorted(vs, reverse=True)[:2]] for b, vs in at.items()}
 
 
 def _pair(cell, a: str, ga: dict, b: str, gb: dict, metric: str) -> list[Crossover]:
