@@ -84,6 +84,15 @@ def test_the_flag_is_for_epoch_times_more_than_2x_apart(tmp_path, slow, noisy):
     assert costs.run_cost(run).total == pytest.approx(4 * (10.0 + slow) / 2)
 
 
+def test_sub_second_epochs_are_not_flagged_however_far_apart(tmp_path):
+    # a cached head: 20 ms epochs and a 185 ms one (its checkpoint) are not a loaded machine
+    extra = {"epoch_seconds": [0.075, 0.019, 0.022, 0.028, 0.185], "epochs": 5}
+    make_run(tmp_path, "r", strategy="transfer", seed=0, spc=5, best=0.9, test=0.9, fit=1.0,
+             summary_extra=extra)  # fmt: skip
+    (run,) = load_runs(tmp_path)
+    assert costs.run_cost(run).spread > costs.NOISY and not costs.run_cost(run).noisy
+
+
 def test_two_runs_sharing_a_cache_key_count_the_extraction_once(tmp_path):
     # transfer: two learning rates on the same features (one key): the first job extracted,
     # the second read the cache in 0.5 s. Each run's fit_seconds replayed the extraction.

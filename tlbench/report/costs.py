@@ -17,6 +17,9 @@ from tlbench.report.groups import Group, mean_std
 from tlbench.report.runs import Run, num
 
 NOISY = 2.0  # max / min epoch time above which a run's timings are flagged
+# ...unless its slowest epoch is this short: sub-second epochs (cached heads) swing several-fold
+# with per-epoch fixed work (checkpoint, logging), not with load, and cost nothing either way.
+NOISE_FLOOR_S = 0.5
 EXTRACTION, PROBE, CACHE_READ = "feature extraction", "precision probe", "feature cache read"
 
 
@@ -26,6 +29,7 @@ class RunCost:
     own: dict[str, float] = field(default_factory=dict)  # one-offs this run paid, by name
     shared: dict[str, tuple[str, float]] = field(default_factory=dict)  # name -> (key, seconds)
     spread: float | None = None  # max / min epoch time (None below two timed epochs)
+    slowest: float | None = None  # the slowest epoch the spread counts
     measured: bool = False  # from epoch_seconds (else fit_seconds)
 
     @property
@@ -34,7 +38,9 @@ class RunCost:
 
     @property
     def noisy(self) -> bool:
-        return self.spread is not None and self.spread > NOISY
+        return (
+            self.spread is not None and self.spread > NOISY and (self.slowest or 0) >= NOISE_FLOOR_S
+        )
 
 
 def _times(summary: dict) -> list[float]:
@@ -53,6 +59,7 @@ def run_cost(run: Run) -> RunCost:
     cost = RunCost(
         statistics.median(times) * epochs,
         spread=max(checked) / min(checked) if len(checked) > 1 else None,
+        slowest=max(checked),
         measured=True,
     )
     if s.get("feature_cache_hit") is True and num(s.get("feature_cache_seconds")) is not None:
