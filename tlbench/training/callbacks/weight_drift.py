@@ -18,7 +18,10 @@ from tlbench.models.stages import stage_names, stages
 
 
 def _fingerprint(tensors) -> float:
-    return float(sum(t.detach().double().abs().sum() for t in tensors)) if tensors else 0.0
+    # summed in float64 without a float64 copy of each tensor (the copy made this 5x slower)
+    return (
+        float(sum(t.detach().abs().sum(dtype=torch.float64) for t in tensors)) if tensors else 0.0
+    )
 
 
 class WeightDrift(L.Callback):
