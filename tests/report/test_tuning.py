@@ -108,3 +108,19 @@ def test_the_report_has_the_tuning_section_plot_and_verdict_note(tmp_path):
     verdict = md.split("## Verdict")[1].split("\n## ")[0]
     assert "- **Tuning**: 10/class: transfer is ahead with 1 trial; then finetune" in verdict
     assert "## What trained" in md and "| finetune | 0.1 |" in md
+
+
+def test_the_plot_tells_every_arm_apart(tmp_path):
+    """Across models, two arms of one strategy share its colour but not its marker, and a
+    strategy without a fixed colour (partial) gets its own, not black."""
+
+    def c(name):
+        return tuning.Curve(name, "10/class", 2, [0.5, 0.6], [0.0, 0.0], [0.5, 0.6], [1.0, 2.0])
+
+    names = ["transfer · a", "transfer · b", "partial · a", "finetune · a"]
+    fig = tuning.draw({"10/class": [c(n) for n in names]}, tmp_path / "t.png")
+    acc = [line for line in fig.axes[0].get_lines()]
+    looks = {(line.get_color(), line.get_marker()) for line in acc}
+    assert len(acc) == 4 and len(looks) == 4
+    assert all(line.get_color() not in ("k", "black") for line in acc)
+    assert (tmp_path / "t.png").stat().st_size > 0

@@ -28,7 +28,9 @@ COST_PNG, CURVES_PNG, EFFICIENCY_PNG = (
 )
 # Fixed colours per strategy so every plot (and every report) reads the same way.
 COLORS = {"transfer": "tab:blue", "finetune": "tab:orange", "scratch": "tab:green"}
-OTHER_COLORS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+# 12 more: a surgical sweep has one arm per stage (EfficientNet-Lite0: 8) beside the three above
+OTHER_COLORS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
+                "tab:gray", "gold", "navy", "lime", "teal", "maroon")  # fmt: skip
 LINESTYLES = ("-", "--", ":", "-.")
 FADED = 0.2  # alpha of the settings selection did not pick
 

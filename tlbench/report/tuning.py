@@ -221,28 +221,40 @@ def _plot_lines(by_budget: dict[str, list[Curve]], root) -> list[str]:
     return [f"![expected best validation accuracy after k trials]({TUNING_PNG})", ""]
 
 
-def draw(by_budget: dict[str, list[Curve]], path) -> None:
+def draw(by_budget: dict[str, list[Curve]], path):
     """One panel per label budget, a line per strategy (band: per-seed spread); dotted, on the
-    right axis: the expected cumulative cost of k trials."""
+    right axis: the expected cumulative cost of k trials. Colour = strategy; when several models
+    share a strategy, each gets its own marker. One legend under the panels."""
+    from matplotlib.ticker import MaxNLocator
+
     from tlbench.report import plots
 
-    strategies = sorted({c.strategy for cs in by_budget.values() for c in cs})
-    fig, axes = plots._figure(width=4.2 * len(by_budget), height=4.0, ncols=len(by_budget))
+    bases = sorted({c.strategy.split(" · ")[0] for cs in by_budget.values() for c in cs})
+    markers: dict[str, str] = {}
+    for name in sorted({c.strategy for cs in by_budget.values() for c in cs}):
+        same = sum(m.split(" · ")[0] == name.split(" · ")[0] for m in markers)
+        markers[name] = "os^Dv"[same % 5]
+    fig, axes = plots._figure(width=4.2 * len(by_budget), height=4.4, ncols=len(by_budget))
+    handles: dict[str, object] = {}
     for ax, (budget, cs) in zip(axes[0], by_budget.items(), strict=True):
         cost_ax = ax.twinx()
         for c in cs:
             ks = list(range(1, c.n + 1))
-            col = plots.color(c.strategy.split(" · ")[0], strategies)
+            col = plots.color(c.strategy.split(" · ")[0], bases)
             val = [100 * v for v in c.val]
-            ax.plot(ks, val, marker="o", color=col, label=c.strategy)
+            (handles[c.strategy],) = ax.plot(ks, val, marker=markers[c.strategy], color=col)
             lo = [v - 100 * b for v, b in zip(val, c.band, strict=True)]
             hi = [v + 100 * b for v, b in zip(val, c.band, strict=True)]
             ax.fill_between(ks, lo, hi, color=col, alpha=0.15)
-            cost_ax.plot(ks, c.seconds, linestyle=":", color=col)
+            cost_ax.plot(ks, c.seconds, linestyle=":", color=col, marker=markers[c.strategy],
+                         markersize=3)  # fmt: skip
         ax.set_title(f"{budget}")
         ax.set_xlabel("trials k (settings drawn)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("expected best val acc (%)")
         cost_ax.set_ylabel("expected cost of k trials (s, dotted)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+               ncols=min(len(handles), 4), fontsize=8)  # fmt: skip
     plots._save(fig, path)
+    return fig
