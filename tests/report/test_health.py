@@ -139,3 +139,19 @@ def test_old_run_dirs_without_the_new_fields_leave_the_marks_out(tmp_path):
     md = report.write_report(tmp_path, plots=False).read_text()
     assert "final val acc" not in md and "⚠" not in md and "Warnings" not in md
     assert "**Sweep**" not in md  # no multirun.yaml: nothing to count
+
+
+def test_the_advice_does_not_name_a_cheaper_arm_that_collapsed(tmp_path):
+    """As in the surgical showcase: a cheap arm whose selected setting fell at the end in one
+    seed is no alternative to recommend; the next cheaper arm that held is named instead."""
+    for seed, (acc, final) in enumerate([(0.66, 0.64), (0.66, 0.60)]):
+        make_run(tmp_path, f"s7_{seed}", strategy="surgical_7", seed=seed, spc=5, best=acc,
+                 final=final, test=acc, fit=1.0)  # fmt: skip
+    for seed, acc in enumerate([0.70, 0.72]):
+        make_run(tmp_path, f"ft_{seed}", strategy="finetune", seed=seed, spc=5, best=acc,
+                 test=acc, fit=10.0)  # fmt: skip
+        make_run(tmp_path, f"tr_{seed}", strategy="transfer", seed=seed, spc=5, best=acc - 0.08,
+                 test=acc - 0.08, fit=1.0)  # fmt: skip
+    line = verdict_lines(tmp_path)[0]
+    assert "Advice: transfer reaches" in line and "prefer surgical_7" not in line
+    assert "surgical_7 collapsed at the end in 1/2 seeds" in line

@@ -84,8 +84,9 @@ class Verdict:
 
     def advice(self) -> str:
         """The best arm against the most accurate arm that costs clearly less (at most 1/SAVING
-        of its cost): not simply the cheapest, since a cheaper arm at chance level is no
-        alternative when a better one also saves, and not one that saves a few percent."""
+        of its cost) and did not collapse: not simply the cheapest, since a cheaper arm at chance
+        level is no alternative when a better one also saves, and not one that saves a few
+        percent."""
         best = self.ranked[0]
         cost = self.cost(best)
         costed = [a for a in self.ranked[1:] if self.cost(a)]
@@ -93,7 +94,10 @@ class Verdict:
             return ""
         if all(self.cost(a) >= cost for a in costed):
             return f"{best.strategy} is the most accurate and the cheapest: use it."
-        cheaper = [a for a in costed if self.cost(a) * SAVING <= cost]
+        # an arm whose selected setting collapsed in a seed is no advice to follow
+        cheaper = [
+            a for a in costed if self.cost(a) * SAVING <= cost and not health.collapses(a.selected)
+        ]
         if not cheaper:
             return (
                 f"{best.strategy} is the most accurate, and no strategy costs less than "
