@@ -23,6 +23,16 @@ def _clean(value):
     return value
 
 
+def val_accuracies(rows: list[dict], fallback: float | None = None) -> dict:
+    """`best_val_acc` / `final_val_acc` from metrics.csv's rows (every segment of the run); the
+    one place both the finished and the interrupted run compute them."""
+    val = [r["val/acc"] for r in rows if r.get("val/acc") is not None]
+    return {
+        "best_val_acc": max(val) if val else fallback,
+        "final_val_acc": val[-1] if val else fallback,
+    }
+
+
 def write(run_dir: str | Path, summary: dict) -> Path:
     """Write atomically (tmp + rename) so a reader never sees half a file."""
     text = json.dumps({k: _clean(v) for k, v in summary.items()}, indent=2, default=str)

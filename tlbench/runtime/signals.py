@@ -19,7 +19,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from tlbench import cluster
+from tlbench import cluster, summary_file
 
 log = logging.getLogger("tlbench")
 
@@ -196,13 +196,11 @@ class InterruptCallback(L.Callback):
 
     def record(self, trainer: L.Trainer, path: Path | None) -> None:
         rows = list(getattr(self.table, "rows", []) or [])
-        val = [r["val/acc"] for r in rows if r.get("val/acc") is not None]
         self.findings = dict(
             epochs=len(rows),
             interrupted_at={"epoch": trainer.current_epoch, "step": trainer.global_step},
             interrupted_checkpoint=str(path) if path else None,
-            best_val_acc=max(val) if val else None,
-            final_val_acc=val[-1] if val else None,
+            **summary_file.val_accuracies(rows),
         )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from tlbench import atomic
+from tlbench import atomic, summary_file
 from tlbench.errors import TlbenchError
 from tlbench.runtime import distributed, resume, signals
 from tlbench.training import feature_cache, hparams, precision_probe, strategies
@@ -206,11 +206,9 @@ def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: 
 def _record_fit(trainer: L.Trainer, table: EpochTable, summary: dict) -> None:
     """Epochs, best/final val acc (from metrics.csv's rows, all segments), checkpoints."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    val_history = [row["val/acc"] for row in table.rows if row.get("val/acc") is not None]
     summary.update(
         epochs=trainer.current_epoch if not trainer.fast_dev_run else 1,
-        best_val_acc=max(val_history) if val_history else metrics.get("val/acc"),
-        final_val_acc=val_history[-1] if val_history else metrics.get("val/acc"),
+        **summary_file.val_accuracies(table.rows, fallback=metrics.get("val/acc")),
         final_train_loss=metrics.get("train/loss"),
     )
     summary.update(run_summary.checkpoints(trainer))  # best.ckpt, last.ckpt (the final epoch)
