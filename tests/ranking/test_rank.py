@@ -46,7 +46,7 @@ def test_rank_writes_the_three_files_best_first_and_reuses_the_feature_cache(tmp
     assert by["checkpoint"]["source_classes"] == 3 and by["checkpoint"]["leep"] <= 0
     # the size baseline: LeNet-5's 62,006 parameters less its 10-way head (84 x 10 + 10)
     assert by["random"]["params"] == by["checkpoint"]["params"] == 62_006 - 850
-    assert by["random"]["imagenet_top1"] is None  # only torchvision weights carry it
+    assert by["random"]["imagenet_top1"] is None and by["checkpoint"]["imagenet_top1"] is None
     assert all(isinstance(v, float) for v in by["checkpoint"]["seconds"].values())
     assert "random:lenet5" in stored["verdict"]  # the control the pretrained source is held to
     rows = list(csv.DictReader((out / "ranking.csv").open()))

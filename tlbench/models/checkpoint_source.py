@@ -125,5 +125,8 @@ class FromCheckpoint(Source):
         made = self.inner.build(name, None, num_classes, image_size, small_input)
         return replace(made, weights=load_backbone(made.net, self.path, made.head_names))
 
+    def imagenet_top1(self, name: str, weights: str) -> None:
+        return None  # a tlbench checkpoint was trained on its own data, not ImageNet
+
     def own_net(self, name: str, weights: str) -> None:
         return None  # the file's head is read directly (ranking.candidates.source_head)

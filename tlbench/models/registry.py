@@ -165,6 +165,13 @@ def own_net(model) -> nn.Module | None:
     return source.own_net(name, weights) if weights is not None else None
 
 
+def imagenet_top1(model) -> float | None:
+    """The published ImageNet top-1 of a model config's pretrained weights; None for random
+    init, checkpoints and sources that do not publish it."""
+    source, name, weights = _resolve(model, pretrained=True)
+    return source.imagenet_top1(name, weights) if weights is not None else None
+
+
 def spelling(model) -> str:
     """How `model=` names this model config (`timm/<name>` for timm). Never raises: summaries
     are started before validation refuses an unknown source (spelled as the bare name)."""

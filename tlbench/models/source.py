@@ -49,6 +49,10 @@ class Source(Protocol):
     ) -> Net:
         """The network at `image_size` with its weights loaded and `num_classes`-way heads."""
 
+    def imagenet_top1(self, name: str, weights: str) -> float | None:
+        """The ImageNet-1K top-1 accuracy (a fraction) these weights are published with; None
+        where the source does not say (a ranking baseline: report.ranking_measures)."""
+
     def own_net(self, name: str, weights: str) -> nn.Module | None:
         """The network with these weights and its own (ImageNet) head, for LEEP/NCE; None where
         the source's head is not read."""

@@ -120,5 +120,8 @@ class TimmSource(Source):
         net = build(name, num_classes, weights is not None, image_size)
         return Net(net, head_names(net), f"timm:{name}" if weights is not None else "random")
 
+    def imagenet_top1(self, name: str, weights: str) -> None:
+        return None  # timm's pretrained_cfg carries no accuracy (its results CSVs are not shipped)
+
     def own_net(self, name: str, weights: str) -> None:
         return None  # LEEP/NCE read torchvision's and tlbench's ImageNet heads only

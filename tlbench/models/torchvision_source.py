@@ -275,5 +275,8 @@ class TorchvisionSource(Source):
         origin = f"torchvision:{w.name}" if w is not None else "random"
         return Net(net, heads.new_heads(net, num_classes), origin, notes)
 
+    def imagenet_top1(self, name: str, weights: str) -> float | None:
+        return imagenet_top1(name, weights)
+
     def own_net(self, name: str, weights: str) -> nn.Module:
         return build(name, resolve_weights(name, weights))

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from tlbench.errors import TlbenchError, one_of, require
-from tlbench.models import registry, torchvision_source
+from tlbench.models import registry
 from tlbench.ranking import candidates as cands
 from tlbench.ranking import estimators, output, probes
 from tlbench.training import feature_cache
@@ -96,14 +96,11 @@ def measure(c, datamodule, module, cfg, precision: str, device: torch.device) ->
 
 def _baselines(c, module) -> dict:
     """What the ranking's baselines need (report.ranking_measures): the backbone's parameter
-    count (the new head excluded: it depends on the target classes) and, for torchvision
-    weights, their ImageNet top-1 from the weights' metadata."""
+    count (the new head excluded: it depends on the target classes) and the ImageNet top-1 its
+    weights are published with (registry.imagenet_top1; None for random and checkpoints)."""
     heads = tuple(f"{h}." for h in module.head_names)
     params = sum(p.numel() for n, p in module.net.named_parameters() if not n.startswith(heads))
-    origin = str(module.weights_origin)
-    top1 = None
-    if origin.startswith("torchvision:"):
-        top1 = torchvision_source.imagenet_top1(c.arch, origin.split(":", 1)[1])
+    top1 = registry.imagenet_top1(c.model) if c.kind != "random" else None
     return {"params": int(params), "imagenet_top1": top1}
 
 
