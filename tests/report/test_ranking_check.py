@@ -183,3 +183,18 @@ def test_the_check_says_what_each_actual_stands_on_seeds_strategies_and_curve(tm
     assert "still rising at the last epoch in 1/1 configurations" in control  # readings' words
     assert "**So this actual may understate the source.**" in control
     assert "Fewer than 2" not in text.split("- lite:")[1].split("\n")[0]
+
+
+def test_the_evidence_names_only_what_sets_each_actual_apart():
+    def row(name, strategy, config):
+        selected = {"strategy": strategy, "config": config, "settings": 2, "tried": [strategy],
+                    "seeds": 2, "curve": None, "rising": False}  # fmt: skip
+        return {"candidate": name, "selected": selected}
+
+    lines = ranking_check.evidence([
+        row("a", "finetune", "optimizer.lr=0.001 strategy=finetune trainer.max_epochs=10"),
+        row("b", "scratch", "optimizer.lr=0.003 strategy=scratch trainer.max_epochs=10"),
+    ])  # fmt: skip
+    assert "Every actual shares trainer.max_epochs=10." in lines
+    assert any(ln.startswith("- a: finetune optimizer.lr=0.001, the best of") for ln in lines)
+    assert any(ln.startswith("- b: scratch optimizer.lr=0.003, the best of") for ln in lines)

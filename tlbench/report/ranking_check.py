@@ -229,11 +229,17 @@ def _section_for(path: Path, root: Path, ranking: dict, runs: list[dict]) -> lis
 def evidence(rows: list[dict]) -> list[str]:
     """Per source, what its actual came from: the selected strategy and setting, the strategies
     tried, the seeds (warned below 2) and the report's curve reading (warned while rising)."""
+    chosen = [r["selected"] for r in rows if r.get("selected")]
+    tokens = [set(s["config"].split()) for s in chosen]
+    common = set.intersection(*tokens) if len(tokens) > 1 else set()
     lines = ["What each actual stands on (selected on validation):", ""]
+    if common:
+        lines += [f"Every actual shares {' '.join(sorted(common))}.", ""]
     for r in rows:
         if not (s := r.get("selected")):
             continue
-        setting = f"{s['strategy']} {s['config']}".strip()
+        own = [t for t in s["config"].split() if t not in common and not t.startswith("strategy=")]
+        setting = " ".join([s["strategy"], *own])
         text = (
             f"- {r['candidate']}: {setting}, the best of {s['settings']} setting(s) of "
             f"{', '.join(s['tried'])}; {s['seeds']} seed(s)."
