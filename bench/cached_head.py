@@ -1,7 +1,7 @@
 """Cached-feature head training: tlbench's path (a Lightning Trainer over `CachedFeatures`, the
 head trained slice by slice) vs a plain PyTorch loop doing the same optimizer steps.
 
-    python bench/cached_head.py                      # 50,000 x 4,096 features, 10 epochs (issue 16)
+    python bench/cached_head.py                      # 50,000 x 4,096 features, 10 epochs
     python bench/cached_head.py --n 5000 --epochs 2  # quicker
 
 Random features stand in for a VGG16 backbone's 4,096-wide head inputs (the arithmetic and the

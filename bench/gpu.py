@@ -23,7 +23,7 @@ over that phase's seconds (`timed_images` / `timed_s` in the row): the training 
 seconds (summary.json `segments`), or for the cached run the feature extraction of the train and
 val images (what fit time covers; the test split's features are not part of it). FLOPs per image
 are counted with torch.utils.flop_counter on one forward pass.
-Targets (issue 16, one H100/H200): transfer <= 30 s, cached <= 10 s, scratch <= 60 s, GPU busy
+Targets (one H100/H200): transfer <= 30 s, cached <= 10 s, scratch <= 60 s, GPU busy
 >= 80 % of fit time.
 """
 

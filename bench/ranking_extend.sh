@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Second step of bench/ranking_study.sh: longer recipes for the sources whose selected validation
+# curve was still rising in the first pass (the ranking check's curve reading, 2026-12-07: the
+# four random controls' scratch at both budgets, Lite1 finetune and the Fashion-MNIST 0-4 LeNet
+# at 20/class, that LeNet's finetune at 100/class), with the LR grid moved up where the first pass
+# selected its top LR. 2.5x the epochs (25 at 20 labels/class, 15 at 100), 2 LRs x 2 seeds each.
+# The check then selects, per source, the best setting on validation over both passes.
+#   bench/ranking_extend.sh [out dir]     the ranking_study.sh out dir (default outputs/ranking_study)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-outputs/ranking_study}
+py=${PYTHON:-.venv/bin/python}
+sources=$out/sources
+fm=(data=fashion_mnist data.root=/usr/share/datasets/fashion-mnist data.image_size=48
+    data.val_fraction=0.02 data.batch_size=32 'data.classes=[Sandal,Shirt,Sneaker,Bag,"Ankle boot"]')
+train=(trainer.precision=32-true trainer.enable_progress_bar=false logger=none
+       trainer.limit_test_batches=64 hydra.callbacks.report.enabled=false seed=0,1)
+start=$SECONDS
+for budget in 20 100; do
+    root=$out/target$budget
+    epochs=$(( budget == 20 ? 25 : 15 ))
+    ft=(--multirun "${fm[@]}" data.samples_per_class=$budget "${train[@]}" trainer.max_epochs=$epochs)
+    for m in efficientnet_lite0 efficientnet_lite1 efficientnet_lite2; do
+        "$py" -m tlbench "${ft[@]}" model=$m strategy=scratch optimizer.lr=3e-3,1e-2 \
+            hydra.sweep.dir="$root/random_$m/scratch_long"
+    done
+    "$py" -m tlbench "${ft[@]}" model=lenet5 strategy=scratch optimizer.lr=3e-3,1e-2 \
+        hydra.sweep.dir="$root/random_lenet5_long"
+done
+long=(--multirun "${fm[@]}" "${train[@]}")
+"$py" -m tlbench "${long[@]}" data.samples_per_class=20 trainer.max_epochs=25 \
+    model=efficientnet_lite1 strategy=finetune optimizer.lr=1e-3,3e-3 \
+    hydra.sweep.dir="$out/target20/efficientnet_lite1/finetune_long"
+"$py" -m tlbench "${long[@]}" data.samples_per_class=20 trainer.max_epochs=25 \
+    model=lenet5 model.weights="$sources/fmnist04" strategy=transfer optimizer.lr=3e-3,1e-2 \
+    hydra.sweep.dir="$out/target20/lenet5_fmnist04_long"
+"$py" -m tlbench "${long[@]}" data.samples_per_class=100 trainer.max_epochs=15 \
+    model=lenet5 model.weights="$sources/fmnist04" strategy=finetune optimizer.lr=3e-3,1e-2 \
+    hydra.sweep.dir="$out/target100/lenet5_fmnist04_long"
+for budget in 20 100; do
+    "$py" -m tlbench.report "$out/target$budget"
+done
+echo "longer recipes: $((SECONDS - start)) s"
