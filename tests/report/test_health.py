@@ -155,3 +155,16 @@ def test_the_advice_does_not_name_a_cheaper_arm_that_collapsed(tmp_path):
     line = verdict_lines(tmp_path)[0]
     assert "Advice: transfer reaches" in line and "prefer surgical_7" not in line
     assert "surgical_7 collapsed at the end in 1/2 seeds" in line
+
+
+def test_the_advice_says_when_every_cheaper_arm_collapsed(tmp_path):
+    for seed, acc in enumerate([0.70, 0.72]):
+        make_run(tmp_path, f"ft_{seed}", strategy="finetune", seed=seed, spc=5, best=acc,
+                 test=acc, fit=10.0)  # fmt: skip
+        make_run(tmp_path, f"tr_{seed}", strategy="transfer", seed=seed, spc=5, best=0.66,
+                 final=0.6 if seed else 0.66, test=0.66, fit=1.0)  # fmt: skip
+    line = verdict_lines(tmp_path)[0]
+    assert (
+        "Advice: finetune is the most accurate, and the strategies that cost less than 1/1.5 of "
+        "it collapsed (transfer): use it." in line
+    )

@@ -94,14 +94,15 @@ class Verdict:
             return ""
         if all(self.cost(a) >= cost for a in costed):
             return f"{best.strategy} is the most accurate and the cheapest: use it."
+        saving = [a for a in costed if self.cost(a) * SAVING <= cost]
         # an arm whose selected setting collapsed in a seed is no advice to follow
-        cheaper = [
-            a for a in costed if self.cost(a) * SAVING <= cost and not health.collapses(a.selected)
-        ]
+        cheaper = [a for a in saving if not health.collapses(a.selected)]
         if not cheaper:
-            return (
-                f"{best.strategy} is the most accurate, and no strategy costs less than "
-                f"1/{SAVING:g} of it: use it."
+            fell = ", ".join(a.strategy for a in saving)
+            return f"{best.strategy} is the most accurate, and " + (
+                f"the strategies that cost less than 1/{SAVING:g} of it collapsed ({fell}): use it."
+                if saving
+                else f"no strategy costs less than 1/{SAVING:g} of it: use it."
             )
         alt = max(cheaper, key=lambda a: self.score(a)[0])  # ranked order breaks ties
         if alt in self.tied:
