@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Second step of bench/ranking_study.sh: longer recipes for the sources whose selected validation
 # curve was still rising in the first pass (the ranking check's curve reading, 2026-12-07: the
-# four random controls' scratch at both budgets, Lite1 finetune and the Fashion-MNIST 0-4 LeNet
-# at 20/class, that LeNet's finetune at 100/class), with the LR grid moved up where the first pass
-# selected its top LR. 2.5x the epochs (25 at 20 labels/class, 15 at 100), 2 LRs x 2 seeds each.
-# The check then selects, per source, the best setting on validation over both passes.
+# random controls' scratch -- all four at 20/class; Lite0, Lite1 and LeNet-5 at 100/class --, Lite1
+# finetune and the Fashion-MNIST 0-4 LeNet at 20/class, that LeNet's finetune at 100/class), with
+# the LR grid moved up where the first pass selected its top LR. 2.5x the epochs (25 at 20
+# labels/class, 15 at 100), 2 LRs x 2 seeds each; skip_completed=true, so a re-run finishes what
+# an interrupted one left. The check then selects, per source, the best setting on validation
+# over both passes.
 #   bench/ranking_extend.sh [out dir]     the ranking_study.sh out dir (default outputs/ranking_study)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,13 +16,16 @@ sources=$out/sources
 fm=(data=fashion_mnist data.root=/usr/share/datasets/fashion-mnist data.image_size=48
     data.val_fraction=0.02 data.batch_size=32 'data.classes=[Sandal,Shirt,Sneaker,Bag,"Ankle boot"]')
 train=(trainer.precision=32-true trainer.enable_progress_bar=false logger=none
-       trainer.limit_test_batches=64 hydra.callbacks.report.enabled=false seed=0,1)
+       trainer.limit_test_batches=64 hydra.callbacks.report.enabled=false seed=0,1
+       skip_completed=true)
 start=$SECONDS
 for budget in 20 100; do
     root=$out/target$budget
     epochs=$(( budget == 20 ? 25 : 15 ))
     ft=(--multirun "${fm[@]}" data.samples_per_class=$budget "${train[@]}" trainer.max_epochs=$epochs)
-    for m in efficientnet_lite0 efficientnet_lite1 efficientnet_lite2; do
+    lites=(efficientnet_lite0 efficientnet_lite1)
+    [ "$budget" = 20 ] && lites+=(efficientnet_lite2)  # Lite2's scratch peaked at 100/class
+    for m in "${lites[@]}"; do
         "$py" -m tlbench "${ft[@]}" model=$m strategy=scratch optimizer.lr=3e-3,1e-2 \
             hydra.sweep.dir="$root/random_$m/scratch_long"
     done
