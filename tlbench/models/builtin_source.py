@@ -40,20 +40,20 @@ BUILTIN = {
         )
         for name, v in efficientnet_lite.VARIANTS.items()
     },
-    "mini_vgg": Builtin(
-        small.mini_vgg,
-        small.PREPROCESS,
-        "9 conv (BN) + 3 affine layers for 32 px images (CIFAR-10 -> CIFAR-100 experiment)",
-        min_input_size=small.MIN_INPUT_SIZE["mini_vgg"],
-        heads=small.HEADS["mini_vgg"],
-    ),
-    "lenet5": Builtin(
-        small.lenet5,
-        small.PREPROCESS,
-        "LeNet-5 for 3-channel 32 px images",
-        min_input_size=small.MIN_INPUT_SIZE["lenet5"],
-        heads=small.HEADS["lenet5"],
-    ),
+    **{
+        name: Builtin(
+            getattr(small, name),
+            small.PREPROCESS,
+            about,
+            min_input_size=small.MIN_INPUT_SIZE[name],
+            heads=small.HEADS[name],
+        )
+        for name, about in {
+            "mini_vgg": "9 conv (BN) + 3 affine layers for 32 px images "
+            "(CIFAR-10 -> CIFAR-100 experiment)",
+            "lenet5": "LeNet-5 for 3-channel 32 px images",
+        }.items()
+    },
 }
 
 
