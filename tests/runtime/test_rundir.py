@@ -166,6 +166,17 @@ def test_a_frozen_random_backbone_is_named(cfg_factory):
     )
 
 
+def test_finetuning_a_model_without_weights_says_it_is_scratch(cfg_factory):
+    """finetune with model.weights=null trains every layer from random: scratch by another name,
+    which the report would compare as finetune."""
+    cfg = cfg_factory("model=lenet5", "strategy=finetune")
+    warning = run_summary.random_backbone(cfg, 100, 100)
+    assert "strategy=finetune starts from pretrained weights" in warning
+    assert "as strategy=scratch does" in warning and "model.weights=" in warning
+    with_weights = cfg_factory("model=lenet5", "strategy=finetune", "model.weights=/x.ckpt")
+    assert run_summary.random_backbone(with_weights, 100, 100) is None
+
+
 def test_a_sweep_job_with_checkpoints_but_no_summary_counts_as_unfinished(tmp_path):
     sweep = tmp_path / "sweep"
     (sweep / "0" / "checkpoints").mkdir(parents=True)

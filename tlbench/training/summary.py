@@ -223,17 +223,23 @@ def add_killed_segments(summary: dict, rows: list[dict]) -> None:
 
 
 def random_backbone(cfg, trainable: int, total: int) -> str | None:
-    """The warning for a frozen backbone without pretrained weights (e.g. model=lenet5
-    strategy=transfer): only the head learns, on features of a random network."""
+    """The warning for a strategy that starts from pretrained weights on a model without any
+    (e.g. model=lenet5 strategy=transfer): a frozen part keeps its random initialisation; with
+    every layer trained (finetune) the run is strategy=scratch under another name."""
     strategy, model = cfg.get("strategy") or {}, cfg.get("model") or {}
     if not strategy.get("pretrained", True) or model.get("weights") is not None:
         return None
+    name = _choice("strategy", strategy.get("name"))
+    fix = "Give model.weights=<a run dir or .ckpt of this model> to start from trained weights"
     if trainable >= total:
-        return None
+        return (
+            f"strategy={name} starts from pretrained weights, but model={model.get('name')} has "
+            "none (model.weights=null): every layer starts from its random initialisation, so "
+            f"this run trains as strategy=scratch does while the report calls it {name}. {fix}, "
+            "or use strategy=scratch"
+        )
     return (
-        f"strategy={_choice('strategy', strategy.get('name'))} freezes most of "
-        f"model={model.get('name')}, which has no pretrained weights (model.weights=null): "
-        "the frozen part keeps its random initialisation and only the rest trains on random "
-        "features. Give model.weights=<a run dir or .ckpt of this model> to transfer, or use "
-        "strategy=scratch / finetune"
+        f"strategy={name} freezes most of model={model.get('name')}, which has no pretrained "
+        "weights (model.weights=null): the frozen part keeps its random initialisation and only "
+        f"the rest trains on random features. {fix}, or use strategy=scratch / finetune"
     )
