@@ -5,8 +5,8 @@
 # finetune and the Fashion-MNIST 0-4 LeNet at 20/class, that LeNet's finetune at 100/class), with
 # the LR grid moved up where the first pass selected its top LR. 2.5x the epochs (25 at 20
 # labels/class, 15 at 100), 2 LRs x 2 seeds each; skip_completed=true, so a re-run finishes what
-# an interrupted one left. The check then selects, per source, the best setting on validation
-# over both passes.
+# an interrupted one left. A third step doubles the epochs of the one still rising after that.
+# The check then selects, per source, the best setting on validation over all passes.
 #   bench/ranking_extend.sh [out dir]     the ranking_study.sh out dir (default outputs/ranking_study)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,11 @@ long=(--multirun "${fm[@]}" "${train[@]}")
 "$py" -m tlbench "${long[@]}" data.samples_per_class=100 trainer.max_epochs=15 \
     model=lenet5 model.weights="$sources/fmnist04" strategy=finetune optimizer.lr=3e-3,1e-2 \
     hydra.sweep.dir="$out/target100/lenet5_fmnist04_long"
+# Third step: the one actual still rising after the second pass (random Lite1's scratch at
+# 100/class, LR 3e-3, 15 epochs) at twice the epochs.
+"$py" -m tlbench "${long[@]}" data.samples_per_class=100 trainer.max_epochs=30 \
+    model=efficientnet_lite1 strategy=scratch optimizer.lr=3e-3 \
+    hydra.sweep.dir="$out/target100/random_efficientnet_lite1/scratch_30"
 for budget in 20 100; do
     "$py" -m tlbench.report "$out/target$budget"
 done

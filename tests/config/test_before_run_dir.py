@@ -65,6 +65,12 @@ def refused(tmp_path, *overrides: str) -> str:
         (["optimizer.lr=0"], ["optimizer.lr=0", "positive"]),
         (["optimizer.lr=-1e-3"], ["optimizer.lr=-0.001", "positive"]),
         (["optimizer.weight_decay=nan"], ["optimizer.weight_decay=nan", "not a finite number"]),
+        # a misspelt key without +: Hydra's "Could not override" with the keys beside it
+        (
+            ["data.batchsize=8"],
+            ["data.batchsize='8'", "unknown config key", "Allowed:", "did you mean 'batch_size'"],
+        ),
+        (["qqq=1"], ["qqq='1'", "Allowed:", "seed", "(see Allowed)"]),
         # low items: interpolations, callbacks watching a metric nobody logs
         (["optimizer.lr=${nonexistent.key}"], ["optimizer.lr=", "nonexistent.key", "resolve"]),
         (

@@ -51,6 +51,8 @@ def _refused(command: str, tmp_path, *overrides: str, match: str) -> str:
     [
         ("export", ["+fromat=onnx"], "fromat='onnx': unknown key for tlbench.export.*did you mean 'format'"),
         ("export", ["fromat=onnx"], "fromat='onnx': unknown key for tlbench.export.*did you mean 'format'"),
+        ("evaluate", ["run=x"], "run='x': unknown key for tlbench.evaluate.*did you mean 'ckpt'"),
+        ("predict", ["qqq=1"], r"qqq=1: unknown key for tlbench.predict.*spelling \(see Allowed\)"),
         ("export", ["format=onnx", "opset=3"], "opset=3: the .* ONNX exporter does not write this opset. Allowed: "),
         ("predict", ["top_k=five"], "top_k='five': must be an integer >= 1"),
         ("predict", ["input={bad}"], "input=.*scan.png': cannot be read as an image"),

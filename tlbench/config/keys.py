@@ -8,6 +8,7 @@ through the allow-list of tlbench.config.allow_list. Why: docs/architecture.md, 
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import types
@@ -16,7 +17,7 @@ import typing
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from tlbench.errors import TlbenchError, nearest
+from tlbench.errors import TlbenchError
 
 TARGET_GROUPS = ("data", "optimizer", "scheduler", "trainer")  # single nodes with a _target_
 TARGET_MAPS = ("logger", "callbacks")  # name -> node with a _target_ (or null)
@@ -49,16 +50,16 @@ def allowed_keys() -> dict[str, set[str]]:
     }
 
 
-def unknown_key(key: str, allowed: set[str], value) -> TlbenchError:
-    name = key.rsplit(".", 1)[-1]
-    close = nearest(name, allowed, n=3)
+def unknown_key(key: str, allowed: set[str], value, command: str | None = None) -> TlbenchError:
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], sorted(allowed), n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see Allowed"
     return TlbenchError(
         "unknown config key",
         key=key,
         value=value,
         allowed=", ".join(sorted(allowed)),
-        fix=f"check the spelling (did you mean {' or '.join(repr(c) for c in close)}?); a key "
-        "added with + must be one the component accepts",
+        fix=f"check the spelling ({hint}); a key added with + must be one the component accepts"
+        + (f"; every key: `python -m {command} --cfg job`" if command else ""),
     )
 
 

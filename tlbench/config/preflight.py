@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from tlbench.config.keys import unknown_key
 from tlbench.config.resolution import check_resolves, omegaconf_error
 from tlbench.errors import TlbenchError, one_of
 
@@ -67,6 +68,9 @@ def compose_error(
         value = next(
             (o.partition("=")[2] for o in overrides if o.lstrip("+~").startswith(f"{key}=")), None
         )
+        siblings = _siblings(key, overrides, command) if key else None
+        if siblings:  # the same paragraph as for a key added with +: Allowed, close matches
+            return unknown_key(key, siblings, value, command)
         return TlbenchError(
             f"this key does not exist in the config ({first})",
             key=key,
@@ -83,6 +87,22 @@ def compose_error(
         + "check the override syntax (key=value, group=option, +new_key=value); "
         f"see `python -m {command} --help`",
     )
+
+
+def _siblings(key: str, overrides: list[str], command: str) -> set[str] | None:
+    """The keys beside `key` in the config that the other overrides compose (None: unknown)."""
+    from tlbench.config import compose
+
+    parent = key.rpartition(".")[0]
+    rest = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
+    try:
+        cfg = compose(rest, config_name=command.partition(".")[2] or "train")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+    except Exception:
+        return None
+    if not isinstance(node, DictConfig):
+        return None
+    return {str(k) for k in node if not str(k).startswith("_")}  # not _target_, _partial_
 
 
 def quote_dict_keys(argv: list[str]) -> list[str]:

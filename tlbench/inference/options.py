@@ -9,6 +9,7 @@ Why: docs/architecture.md, "Command options of evaluate, predict, export".
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import re
@@ -19,7 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from tlbench.data import loading
-from tlbench.errors import TlbenchError, nearest, one_of
+from tlbench.errors import TlbenchError, one_of
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 EXAMPLES = {"batch_size": 64, "top_k": 5, "num_workers": 2}
@@ -39,14 +40,26 @@ def allowed_keys(command: str) -> frozenset[str]:
     return frozenset({str(k) for k in base if k not in ("defaults", "hydra")} | groups - {"hydra"})
 
 
+# What people type for these commands' keys, by analogy with other tools (`run=` for a run dir).
+SYNONYMS = {
+    "ckpt": ("run", "run_dir", "checkpoint", "model", "weights", "path"),
+    "input": ("inputs", "images", "image", "files", "folder", "dir"),
+    "output": ("out", "output_dir", "dest"),
+    "split": ("subset",),
+}
+
+
 def unknown_key(command: str, key: str, allowed, value=None) -> TlbenchError:
-    close = nearest(key.rsplit(".", 1)[-1], allowed, n=3)
+    name = key.rsplit(".", 1)[-1]
+    meant = [k for k, words in SYNONYMS.items() if name in words and k in allowed]
+    close = meant or difflib.get_close_matches(name, sorted(allowed), n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see Allowed"
     return TlbenchError(
         f"unknown key for tlbench.{command}",
         key=key,
         value=value,
         allowed=", ".join(sorted(allowed)),
-        fix=f"check the spelling (did you mean {' or '.join(repr(c) for c in close)}?)",
+        fix=f"check the spelling ({hint})",
     )
 
 
