@@ -168,3 +168,25 @@ def test_the_advice_says_when_every_cheaper_arm_collapsed(tmp_path):
         "Advice: finetune is the most accurate, and the strategies that cost less than 1/1.5 of "
         "it collapsed (transfer): use it." in line
     )
+
+
+def test_a_plateau_whose_last_epoch_is_higher_by_a_hair_is_not_rising():
+    """The mean validation curve of random Lite1 scratch at 30 epochs (cosine, 2 seeds, the README
+    ranking study): its last epoch is its best, by 0.08 points over epoch 24 and 0.25 over the
+    best before its last quarter -- a plateau, not a curve that more epochs would lift."""
+    from tlbench.report import health, readings
+
+    plateau = [0.3183, 0.6708, 0.6608, 0.7192, 0.8025, 0.7292, 0.8375, 0.8242, 0.8508, 0.8542,
+               0.8508, 0.8592, 0.8842, 0.8583, 0.8225, 0.88, 0.8767, 0.875, 0.8858, 0.8842,
+               0.8958, 0.8958, 0.8983, 0.9, 0.8983, 0.8958, 0.8992, 0.8992, 0.9, 0.9008]  # fmt: skip
+    assert not health.rising(plateau)
+    group = type("G", (), {"strategy": "scratch"})()
+    reading = readings.curves_reading([(group, list(range(1, 31)), plateau, None)])
+    assert reading == (
+        "scratch peaks at epoch 30.0 on average (of 30), best at the last epoch but level (under "
+        "0.5 points above the epochs before the last quarter) in 1/1 configurations."
+    )
+    assert health.rising([*plateau[:-1], 0.91])  # a point above the rest: still rising
+    assert health.rising([0.1, 0.2, 0.4]) and health.rising([0.5, 0.6])
+    assert not health.rising([0.5, 0.7, 0.6]) and not health.rising([0.5])
+    assert not health.rising([0.60, 0.601])  # within half a point

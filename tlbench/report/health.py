@@ -70,9 +70,17 @@ def failed_note(g: Group) -> str:
     return f"{k} of {len(g.runs)} seed{'s' if len(g.runs) != 1 else ''} failed" if k else ""
 
 
+RISING_GAIN = 0.005  # half a point: a few hundred validation images move by more epoch to epoch
+
+
 def rising(means: list[float]) -> bool:
-    """Still rising: the best epoch is the last one and it beats the first epoch."""
-    return len(means) > 1 and means.index(max(means)) == len(means) - 1 and means[-1] > means[0]
+    """Still rising: the best epoch is the last one, and it beats every epoch before the run's
+    last quarter by more than RISING_GAIN. A plateau whose last epoch happens to be higher by a
+    hair (likely under a cosine schedule, whose last epochs barely move) is not rising."""
+    if len(means) < 2 or means.index(max(means)) != len(means) - 1:
+        return False
+    earlier = means[: -max(1, len(means) // 4)]
+    return means[-1] > max(earlier) + RISING_GAIN
 
 
 def grid_edge(selected: Group, settings: list[Group]) -> list[str]:

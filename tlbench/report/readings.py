@@ -91,9 +91,15 @@ def curves_reading(curves) -> str:
         peaks = [epochs[means.index(max(means))] for epochs, means in items]
         last = [epochs[-1] for epochs, _ in items]
         rising = sum(health.rising(means) for _, means in items)  # the verdict's rule too
+        level = sum(p == e[-1] for p, (e, _) in zip(peaks, items, strict=True)) - rising
         text = f"{strat} peaks at epoch {sum(peaks) / len(peaks):.1f} on average (of {max(last)})"
         if rising:
             text += f", still rising at the last epoch in {rising}/{len(items)} configurations"
+        if level:  # best at the end by a hair: no more epochs needed, but say why it is no warning
+            text += (
+                f", best at the last epoch but level (under {100 * health.RISING_GAIN:g} points"
+                f" above the epochs before the last quarter) in {level}/{len(items)} configurations"
+            )
         parts.append(text)
     tail = (
         " Curves still rising suggest more epochs would pay off."
