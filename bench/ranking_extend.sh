@@ -5,8 +5,9 @@
 # finetune and the Fashion-MNIST 0-4 LeNet at 20/class, that LeNet's finetune at 100/class), with
 # the LR grid moved up where the first pass selected its top LR. 2.5x the epochs (25 at 20
 # labels/class, 15 at 100), 2 LRs x 2 seeds each; skip_completed=true, so a re-run finishes what
-# an interrupted one left. A third step doubles the epochs of the one still rising after that.
-# The check then selects, per source, the best setting on validation over all passes.
+# an interrupted one left. A third step doubles the epochs of the one still rising after that; a
+# fourth tries one LR beyond the grid's edge where the selected LR was at it. The check then
+# selects, per source, the best setting on validation over all passes.
 #   bench/ranking_extend.sh [out dir]     the ranking_study.sh out dir (default outputs/ranking_study)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,40 @@ long=(--multirun "${fm[@]}" "${train[@]}")
 "$py" -m tlbench "${long[@]}" data.samples_per_class=100 trainer.max_epochs=30 \
     model=efficientnet_lite1 strategy=scratch optimizer.lr=3e-3 \
     hydra.sweep.dir="$out/target100/random_efficientnet_lite1/scratch_30"
+# Fourth step: one LR beyond the grid's edge for every actual whose selected LR was the largest
+# (or smallest) tried, at the selected setting's epochs -- and lenet5@fmnist04's finetune at
+# 20/class, whose top LR came within a point of the selected transfer.
+edge() {  # budget epochs sweep-dir args...
+    local budget=$1 epochs=$2 dir=$3
+    shift 3
+    "$py" -m tlbench "${long[@]}" data.samples_per_class="$budget" trainer.max_epochs="$epochs" \
+        "$@" hydra.sweep.dir="$out/target$budget/$dir"
+}
+edge 20 25 random_lenet5_edge model=lenet5 strategy=scratch optimizer.lr=3e-2
+edge 20 25 lenet5_fmnist04_edge model=lenet5 model.weights="$sources/fmnist04" strategy=transfer \
+    optimizer.lr=3e-2
+edge 20 10 lenet5_fmnist04_edge_ft model=lenet5 model.weights="$sources/fmnist04" \
+    strategy=finetune optimizer.lr=1e-2
+edge 20 10 lenet5_digits_edge model=lenet5 model.weights="$sources/digits" strategy=transfer \
+    optimizer.lr=3e-4
+edge 20 25 efficientnet_lite1/finetune_edge model=efficientnet_lite1 strategy=finetune \
+    optimizer.lr=1e-2
+edge 20 25 random_efficientnet_lite0/scratch_edge model=efficientnet_lite0 strategy=scratch \
+    optimizer.lr=3e-2
+for m in efficientnet_lite0 efficientnet_lite2; do
+    edge 20 10 $m/finetune_edge model=$m strategy=finetune optimizer.lr=3e-3
+done
+for m in efficientnet_lite0 efficientnet_lite1 efficientnet_lite2; do
+    edge 100 6 $m/finetune_edge model=$m strategy=finetune optimizer.lr=3e-3
+done
+edge 100 6 lenet5_digits_edge model=lenet5 model.weights="$sources/digits" strategy=finetune \
+    optimizer.lr=1e-2
+edge 100 15 lenet5_fmnist04_edge model=lenet5 model.weights="$sources/fmnist04" \
+    strategy=finetune optimizer.lr=3e-2
+edge 100 6 random_efficientnet_lite2/scratch_edge model=efficientnet_lite2 strategy=scratch \
+    optimizer.lr=1e-2
+edge 100 15 random_efficientnet_lite0/scratch_edge model=efficientnet_lite0 strategy=scratch \
+    optimizer.lr=3e-2
 for budget in 20 100; do
     "$py" -m tlbench.report "$out/target$budget"
 done

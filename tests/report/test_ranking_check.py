@@ -198,3 +198,27 @@ def test_the_evidence_names_only_what_sets_each_actual_apart():
     assert "Every actual shares trainer.max_epochs=10." in lines
     assert any(ln.startswith("- a: finetune optimizer.lr=0.001, the best of") for ln in lines)
     assert any(ln.startswith("- b: scratch optimizer.lr=0.003, the best of") for ln in lines)
+
+
+def test_a_selected_lr_at_the_grid_edge_is_named_epochs_are_left_to_the_curve():
+    settings = [
+        ("finetune", "optimizer.lr=0.001 trainer.max_epochs=6"),
+        ("finetune", "optimizer.lr=0.003 trainer.max_epochs=6"),
+        ("finetune", "optimizer.lr=0.003 trainer.max_epochs=15"),
+        ("transfer", "optimizer.lr=0.03 trainer.max_epochs=6"),  # another strategy's grid
+    ]
+    edge = ranking_check.grid_edge(settings[2], settings)
+    assert edge == ["optimizer.lr=0.003 is the largest tried"]  # not max_epochs=15
+    assert ranking_check.grid_edge(settings[0], settings) == [
+        "optimizer.lr=0.001 is the smallest tried"
+    ]
+    middle = [*settings, ("finetune", "optimizer.lr=0.01 trainer.max_epochs=6")]
+    assert ranking_check.grid_edge(settings[1], middle) == []
+    assert ranking_check.grid_edge(settings[3], settings) == []  # one value tried: no grid
+    selected = {"strategy": "finetune", "config": "optimizer.lr=0.003", "settings": 3,
+                "tried": ["finetune"], "seeds": 2, "curve": None, "rising": False, "edge": edge}  # fmt: skip
+    (line,) = [ln for ln in ranking_check.evidence([{"candidate": "a", "selected": selected}])
+               if ln.startswith("- a:")]  # fmt: skip
+    assert line.endswith(
+        "At its grid's edge: optimizer.lr=0.003 is the largest tried (the best may lie beyond)."
+    )

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from tlbench.config.key_roles import is_neutral, is_replicate
 from tlbench.report import health, ranking_measures, readings
 from tlbench.report.groups import Group
-from tlbench.report.runs import Run, read_curve
+from tlbench.report.runs import Run, num, read_curve
 
 RANKING_FILE = "ranking.json"
 METRICS = {  # ranking.json key -> column header
@@ -129,6 +129,27 @@ def _val(rs: list[dict]) -> float:
     return sum(vals) / len(vals) if vals else float("-inf")
 
 
+def grid_edge(chosen: tuple[str, str], settings) -> list[str]:
+    """'optimizer.lr=0.01 is the largest tried': each numeric value of the selected setting at
+    the edge of what its strategy tried (the best may lie beyond). Epochs are left to the curve
+    reading, which says whether more would pay off."""
+    strategy, config = chosen
+    tried: dict[str, set] = {}
+    for strat, other in settings:
+        for token in other.split() if strat == strategy else ():
+            key, _, value = token.partition("=")
+            tried.setdefault(key, set()).add(num(value))
+    notes = []
+    for token in config.split():
+        key, _, value = token.partition("=")
+        x, values = num(value), tried.get(key, set())
+        if key == "trainer.max_epochs" or x is None or None in values or len(values) < 2:
+            continue
+        if x in (max(values), min(values)):
+            notes.append(f"{token} is the {'largest' if x == max(values) else 'smallest'} tried")
+    return notes
+
+
 def select(candidate: dict, runs: list[dict]) -> dict | None:
     """What starting from this source got: among its runs' settings (strategy and overrides),
     the one with the best mean validation accuracy -- selected on validation, as the report
@@ -156,6 +177,7 @@ def select(candidate: dict, runs: list[dict]) -> dict | None:
         "tried": sorted({k[0] for k in settings}),
         "settings": len(settings),
         "rising": health.rising(means),
+        "edge": grid_edge((strategy, config), settings),
         "curve": readings.curves_reading([(group, epochs, means, stds)]) if epochs else None,
     }
 
@@ -228,7 +250,8 @@ def _section_for(path: Path, root: Path, ranking: dict, runs: list[dict]) -> lis
 
 def evidence(rows: list[dict]) -> list[str]:
     """Per source, what its actual came from: the selected strategy and setting, the strategies
-    tried, the seeds (warned below 2) and the report's curve reading (warned while rising)."""
+    tried, the seeds (warned below 2), the report's curve reading (warned while rising) and the
+    values at the edge of their grid."""
     chosen = [r["selected"] for r in rows if r.get("selected")]
     tokens = [set(s["config"].split()) for s in chosen]
     common = set.intersection(*tokens) if len(tokens) > 1 else set()
@@ -248,6 +271,8 @@ def evidence(rows: list[dict]) -> list[str]:
             text += " **Fewer than 2 seeds: one draw, its gap to the others may be noise.**"
         if s["curve"]:
             text += f" Validation curve: {s['curve']}"
+        if s.get("edge"):
+            text += f" At its grid's edge: {'; '.join(s['edge'])} (the best may lie beyond)."
         if s["rising"]:
             text += " **So this actual may understate the source.**"
         lines.append(text)
