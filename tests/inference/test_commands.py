@@ -386,3 +386,27 @@ def test_export_legacy_onnx_exporter_and_bad_format(trained, tmp_path):
                   config_name="export")  # fmt: skip
     with pytest.raises(TlbenchError, match="unknown export format"):
         export(bad)
+
+
+def test_a_class_mismatch_names_the_data_the_checkpoint_was_trained_on(tmp_path):
+    """`tlbench.evaluate ckpt=<run>` on the default data (digits) of a model trained on a folder:
+    the fix names the run's own data overrides (images and split, not the label budget, batch or
+    image size), read from its summary.json."""
+    from tlbench.inference.evaluate import class_mapping, trained_on
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    overrides = ["model=resnet18", "data=imagefolder", "data.root=/my photos", "data.split_seed=3",
+                 "data.samples_per_class=20", "data.image_size=32", "data.batch_size=8",
+                 "optimizer.lr=0.01", "seed=1"]  # fmt: skip
+    (run / "summary.json").write_text(json.dumps({"data": "imagefolder", "overrides": overrides}))
+    hint = trained_on(run / "checkpoints" / "best.ckpt")
+    assert hint == "data=imagefolder 'data.root=/my photos' data.split_seed=3"
+    with pytest.raises(TlbenchError) as info:
+        class_mapping([str(d) for d in range(10)], ["cat", "dog"], "digits", hint)
+    assert str(info.value).endswith(
+        f"; it was trained with {hint}: add that to evaluate it on its own data."
+    )
+    (run / "summary.json").write_text(json.dumps({"data": "digits", "overrides": ["seed=1"]}))
+    assert trained_on(run / "checkpoints" / "best.ckpt") == "data=digits"  # the default data
+    assert trained_on(tmp_path / "elsewhere.ckpt") is None  # no run dir: no hint

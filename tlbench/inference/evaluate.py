@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from tlbench import atomic
+from tlbench import atomic, summary_file
+from tlbench.config import key_roles
 from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError, one_of, require
 from tlbench.inference import checkpoint, options
@@ -28,9 +30,35 @@ log = logging.getLogger("tlbench.evaluate")
 SPLITS = ("test", "val", "train")
 
 
-def class_mapping(data_names: list[str], ckpt_names: list[str], data_label: str) -> np.ndarray:
+def _defines_the_data(key: str) -> bool:
+    """A data key that picks the images or their split (the label budget's keys carry a column)."""
+    found = key_roles.role(key)
+    identity = found is not None and found.report == key_roles.IDENTITY and not found.column
+    return key == "data.split_seed" or (key.split(".")[0] == "data" and identity)
+
+
+def trained_on(ckpt: Path) -> str | None:
+    """The data overrides of the run that wrote `ckpt` that define its images and their splits
+    (not the label budget, batch size or image size), from its summary.json: what a user adds to
+    evaluate it on its own data, e.g. `data=imagefolder data.root=/photos`."""
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    try:
+        summary = summary_file.read(run_dir)
+    except (OSError, ValueError):
+        return None
+    given = [str(o) for o in summary.get("overrides") or []]
+    keep = [o for o in given if _defines_the_data(o.partition("=")[0].lstrip("+~"))]
+    if summary.get("data") and not any(o.startswith("data=") for o in keep):
+        keep.insert(0, f"data={summary['data']}")
+    return " ".join(shlex.quote(o) for o in keep) or None
+
+
+def class_mapping(
+    data_names: list[str], ckpt_names: list[str], data_label: str, trained: str | None = None
+) -> np.ndarray:
     """Index in the data's classes -> index in the checkpoint's logits. Same names in any order
-    are remapped; a class one side has and the other lacks is an error (its accuracy is undefined)."""
+    are remapped; a class one side has and the other lacks is an error (its accuracy is undefined);
+    its fix names the data the checkpoint was `trained` on, when known."""
     data_names, ckpt_names = [str(n) for n in data_names], [str(n) for n in ckpt_names]
     missing = [n for n in ckpt_names if n not in data_names]
     extra = [n for n in data_names if n not in ckpt_names]
@@ -49,7 +77,12 @@ def class_mapping(data_names: list[str], ckpt_names: list[str], data_label: str)
             key="data",
             value=data_label,
             allowed=f"data with exactly the checkpoint's classes ({show(ckpt_names)}), in any order",
-            fix="pick matching data, or select its classes with data.classes=[...] when it has more",
+            fix="pick matching data, or select its classes with data.classes=[...] when it has more"
+            + (
+                f"; it was trained with {trained}: add that to evaluate it on its own data"
+                if trained
+                else ""
+            ),
         )
     return np.array([ckpt_names.index(n) for n in data_names], dtype=np.int64)
 
@@ -88,7 +121,9 @@ def _data(cfg: DictConfig, loaded: checkpoint.Loaded):
     datamodule.prepare_data()  # downloads happen here only (data.download=true)
     datamodule.setup("test")
     label = getattr(datamodule, "name", cfg.data.get("_target_"))
-    to_ckpt = torch.as_tensor(class_mapping(datamodule.class_names, loaded.class_names, label))
+    to_ckpt = torch.as_tensor(
+        class_mapping(datamodule.class_names, loaded.class_names, label, trained_on(loaded.path))
+    )
     split = datamodule.splits.get(cfg.split)
     if split is None or len(split.targets) == 0:
         raise TlbenchError(
