@@ -6,8 +6,9 @@
 # the LR grid moved up where the first pass selected its top LR. 2.5x the epochs (25 at 20
 # labels/class, 15 at 100), 2 LRs x 2 seeds each; skip_completed=true, so a re-run finishes what
 # an interrupted one left. A third step doubles the epochs of the one still rising after that; a
-# fourth tries one LR beyond the grid's edge where the selected LR was at it. The check then
-# selects, per source, the best setting on validation over all passes.
+# fourth tries one LR beyond the grid's edge where the selected LR was at it, a fifth goes on
+# where the fourth moved the edge or left a curve rising. The check then selects, per source,
+# the best setting on validation over all passes.
 #   bench/ranking_extend.sh [out dir]     the ranking_study.sh out dir (default outputs/ranking_study)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +82,28 @@ edge 100 15 lenet5_fmnist04_edge model=lenet5 model.weights="$sources/fmnist04" 
 edge 100 6 random_efficientnet_lite2/scratch_edge model=efficientnet_lite2 strategy=scratch \
     optimizer.lr=1e-2
 edge 100 15 random_efficientnet_lite0/scratch_edge model=efficientnet_lite0 strategy=scratch \
+    optimizer.lr=3e-2
+# Fifth step: the fourth moved several actuals to the new edge (the Lite finetunes to 3e-3) or
+# left them rising at their epochs: one LR further up, and 2.5x the epochs where still rising.
+edge 20 10 lenet5_fmnist04_edge2_ft model=lenet5 model.weights="$sources/fmnist04" \
+    strategy=finetune optimizer.lr=3e-2
+edge 20 25 efficientnet_lite2/finetune_long model=efficientnet_lite2 strategy=finetune \
+    optimizer.lr=3e-3
+for m in efficientnet_lite0 efficientnet_lite2; do
+    edge 20 10 $m/finetune_edge2 model=$m strategy=finetune optimizer.lr=1e-2
+done
+for m in efficientnet_lite0 efficientnet_lite1 efficientnet_lite2; do
+    edge 100 6 $m/finetune_edge2 model=$m strategy=finetune optimizer.lr=1e-2
+done
+edge 100 15 efficientnet_lite2/finetune_long model=efficientnet_lite2 strategy=finetune \
+    optimizer.lr=3e-3
+edge 100 15 lenet5_digits_long model=lenet5 model.weights="$sources/digits" strategy=finetune \
+    optimizer.lr=1e-2
+edge 100 6 lenet5_digits_edge2 model=lenet5 model.weights="$sources/digits" strategy=finetune \
+    optimizer.lr=3e-2
+edge 100 15 lenet5_fmnist04_edge2 model=lenet5 model.weights="$sources/fmnist04" \
+    strategy=finetune optimizer.lr=1e-1
+edge 100 6 random_efficientnet_lite2/scratch_edge2 model=efficientnet_lite2 strategy=scratch \
     optimizer.lr=3e-2
 for budget in 20 100; do
     "$py" -m tlbench.report "$out/target$budget"

@@ -52,6 +52,13 @@ def nearest(word: str, choices: Iterable[str], n: int = 5) -> list[str]:
     return close or choices[:n]
 
 
+def did_you_mean(word: str, choices: Iterable[str], close: list[str] | None = None) -> str:
+    """The hint "did you mean 'a' or 'b'?" for the close matches (or the given ones), or "see
+    Allowed" when nothing is close, rather than suggesting unrelated names."""
+    close = close or difflib.get_close_matches(word, sorted(set(choices)), n=3, cutoff=0.5)
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see Allowed"
+
+
 def one_of(key: str, value: str, choices: Iterable[str], what: str = "value") -> TlbenchError:
     """Error for a value that is not among `choices`, with close-match suggestions."""
     choices = sorted(set(choices))

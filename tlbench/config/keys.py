@@ -8,7 +8,6 @@ through the allow-list of tlbench.config.allow_list. Why: docs/architecture.md, 
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 import types
@@ -17,7 +16,7 @@ import typing
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from tlbench.errors import TlbenchError
+from tlbench.errors import TlbenchError, did_you_mean
 
 TARGET_GROUPS = ("data", "optimizer", "scheduler", "trainer")  # single nodes with a _target_
 TARGET_MAPS = ("logger", "callbacks")  # name -> node with a _target_ (or null)
@@ -51,8 +50,7 @@ def allowed_keys() -> dict[str, set[str]]:
 
 
 def unknown_key(key: str, allowed: set[str], value, command: str | None = None) -> TlbenchError:
-    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], sorted(allowed), n=3, cutoff=0.5)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see Allowed"
+    hint = did_you_mean(key.rsplit(".", 1)[-1], allowed)
     return TlbenchError(
         "unknown config key",
         key=key,

@@ -9,7 +9,6 @@ Why: docs/architecture.md, "Command options of evaluate, predict, export".
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import re
@@ -20,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from tlbench.data import loading
-from tlbench.errors import TlbenchError, one_of
+from tlbench.errors import TlbenchError, did_you_mean, one_of
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 EXAMPLES = {"batch_size": 64, "top_k": 5, "num_workers": 2}
@@ -52,8 +51,7 @@ SYNONYMS = {
 def unknown_key(command: str, key: str, allowed, value=None) -> TlbenchError:
     name = key.rsplit(".", 1)[-1]
     meant = [k for k, words in SYNONYMS.items() if name in words and k in allowed]
-    close = meant or difflib.get_close_matches(name, sorted(allowed), n=3, cutoff=0.5)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "see Allowed"
+    hint = did_you_mean(name, allowed, meant)
     return TlbenchError(
         f"unknown key for tlbench.{command}",
         key=key,
