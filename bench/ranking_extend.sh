@@ -105,6 +105,11 @@ edge 100 15 lenet5_fmnist04_edge2 model=lenet5 model.weights="$sources/fmnist04"
     strategy=finetune optimizer.lr=1e-1
 edge 100 6 random_efficientnet_lite2/scratch_edge2 model=efficientnet_lite2 strategy=scratch \
     optimizer.lr=3e-2
+# Sixth: the Fashion-MNIST 0-4 LeNet's finetune still chose the top LR at both budgets.
+edge 20 10 lenet5_fmnist04_edge3_ft model=lenet5 model.weights="$sources/fmnist04" \
+    strategy=finetune optimizer.lr=1e-1
+edge 100 15 lenet5_fmnist04_edge3 model=lenet5 model.weights="$sources/fmnist04" \
+    strategy=finetune optimizer.lr=3e-1
 for budget in 20 100; do
     "$py" -m tlbench.report "$out/target$budget"
 done
