@@ -83,14 +83,15 @@ def rising(means: list[float]) -> bool:
     return means[-1] > max(earlier) + RISING_GAIN
 
 
-def grid_edge(selected: Group, settings: list[Group]) -> list[str]:
-    """'optimizer.lr=0.003 is the largest tried': each numeric setting the arm varied whose
-    selected value is the smallest or largest of its grid (the optimum may lie beyond it)."""
+def grid_edge(selected: dict, settings: list[dict], skip: tuple[str, ...] = ()) -> list[str]:
+    """'optimizer.lr=0.003 is the largest tried': each numeric value of the `selected` setting
+    ({key: value}) that is the smallest or largest of what `settings` tried for its key (the
+    optimum may lie beyond it); keys in `skip` are judged elsewhere."""
     notes = []
-    for key, value in sorted(selected.extras.items()):
-        tried = {num(g.extras.get(key)) for g in settings}
+    for key, value in sorted(selected.items()):
+        tried = {num(s.get(key)) for s in settings}
         x = num(value)
-        if x is None or None in tried or len(tried) < 2:
+        if key in skip or x is None or None in tried or len(tried) < 2:
             continue
         if x in (max(tried), min(tried)):
             notes.append(

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from tlbench.config.key_roles import is_neutral, is_replicate
 from tlbench.report import health, ranking_measures, readings
 from tlbench.report.groups import Group
-from tlbench.report.runs import Run, num, read_curve
+from tlbench.report.runs import Run, read_curve
 
 RANKING_FILE = "ranking.json"
 METRICS = {  # ranking.json key -> column header
@@ -130,24 +130,15 @@ def _val(rs: list[dict]) -> float:
 
 
 def grid_edge(chosen: tuple[str, str], settings) -> list[str]:
-    """'optimizer.lr=0.01 is the largest tried': each numeric value of the selected setting at
-    the edge of what its strategy tried (the best may lie beyond). Epochs are left to the curve
-    reading, which says whether more would pay off."""
+    """health.grid_edge for the selected (strategy, overrides) among its strategy's settings.
+    Epochs are left to the curve reading, which says whether more would pay off."""
     strategy, config = chosen
-    tried: dict[str, set] = {}
-    for strat, other in settings:
-        for token in other.split() if strat == strategy else ():
-            key, _, value = token.partition("=")
-            tried.setdefault(key, set()).add(num(value))
-    notes = []
-    for token in config.split():
-        key, _, value = token.partition("=")
-        x, values = num(value), tried.get(key, set())
-        if key == "trainer.max_epochs" or x is None or None in values or len(values) < 2:
-            continue
-        if x in (max(values), min(values)):
-            notes.append(f"{token} is the {'largest' if x == max(values) else 'smallest'} tried")
-    return notes
+
+    def values(overrides: str) -> dict:
+        return dict(token.partition("=")[::2] for token in overrides.split())
+
+    tried = [values(other) for strat, other in settings if strat == strategy]
+    return health.grid_edge(values(config), tried, skip=("trainer.max_epochs",))
 
 
 def select(candidate: dict, runs: list[dict]) -> dict | None:

@@ -203,7 +203,7 @@ def warnings(arms: list[Arm]) -> list[str]:
         if len(a.settings) > 1:
             notes += [
                 f"{a.strategy}: selected {e} (the best may lie beyond the grid)"
-                for e in health.grid_edge(g, a.settings)
+                for e in health.grid_edge(g.extras, [other.extras for other in a.settings])
             ]
         if note := costs.noise_note(g):
             notes.append(f"{_where(a, g)}: {note}; its cost uses the median epoch")
