@@ -156,7 +156,10 @@ def test_target_outside_the_allow_list_is_never_imported():
     "args, words",
     [
         (["model=resnet19"], ["model='resnet19'", "resnet18"]),
-        (["data.sample_per_class=5"], ["data.sample_per_class", "does not exist"]),
+        (
+            ["data.sample_per_class=5"],
+            ["data.sample_per_class", "unknown config key", "'samples_per_class'"],
+        ),
         (["optimizer.lr=0", *CLI_FAST], ["optimizer.lr=0", "positive"]),
     ],
 )
