@@ -9,7 +9,6 @@ training device: the input pipeline the GPU runs use. Weights are random (`model
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +78,7 @@ class Context:
             base.append("trainer.precision=32-true")  # no precision probe on the CPU
         return list({_key(o): o for o in [*base, *extra]}.values())
 
-    def train(self, name: str, *extra: str, callbacks=(), cache: str | None = None) -> dict:
+    def train(self, name: str, *extra: str, callbacks=(), cache: str | None = None):
         """One run through `tlbench.training.run.train`; its summary, also when it failed."""
         from tlbench.config import compose
         from tlbench.training.run import train
@@ -93,18 +92,21 @@ class Context:
             try:
                 return train(cfg)
             except Exception as exc:  # train() wrote its summary first: read it back
-                path = run_dir / "summary.json"
-                summary = json.loads(path.read_text()) if path.is_file() else {"status": "failed"}
-                summary["error"] = summary.get("error") or f"{type(exc).__name__}: {exc}"
+                from tlbench import summary_file
+
+                path = run_dir / summary_file.NAME
+                failed = summary_file.RunSummary(status="failed")
+                summary = summary_file.read(path) if path.is_file() else failed
+                summary.error = summary.error or f"{type(exc).__name__}: {exc}"
                 return summary
 
 
 def not_ok(**summaries) -> dict | None:
     """FAIL naming the first run that did not end `ok`, else None."""
     for name, s in summaries.items():
-        if s.get("status") != "ok":
-            error = str(s.get("error") or "no error recorded").strip().splitlines()
-            return result(FAIL, f"run {name} ended {s.get('status')}: {error[0][:400]}")
+        if s.status != "ok":
+            error = str(s.error or "no error recorded").strip().splitlines()
+            return result(FAIL, f"run {name} ended {s.status}: {error[0][:400]}")
     return None
 
 
@@ -117,7 +119,7 @@ def bf16(ctx: Context) -> dict:
     s = ctx.train("bf16_auto", "trainer.precision=auto", callbacks=[rec])
     if bad := not_ok(bf16_auto=s):
         return bad
-    loss, got = s.get("final_train_loss"), s.get("precision")
+    loss, got = s.final_train_loss, s.precision
     data = {"precision": got, "capability": f"{major}.{minor}", "scaler": rec.scaler, "loss": loss}
     if got != want:
         return result(FAIL, f"precision=auto chose {got} on capability {major}.{minor}", **data)
@@ -137,14 +139,14 @@ def fp16(ctx: Context) -> dict:
         s = ctx.train(f"fp16_{label}", "trainer.precision=16-mixed", *extra, callbacks=[rec])
         if bad := not_ok(**{f"fp16_{label}": s}):
             return bad
-        scale, loss = rec.scaler["scale"], s.get("final_train_loss")
-        data[label] = {**rec.scaler, "loss": loss, "cached": s.get("cached_features")}
+        scale, loss = rec.scaler["scale"], s.final_train_loss
+        data[label] = {**rec.scaler, "loss": loss, "cached": s.cached_features}
         if rec.scaler["grad_scaler"] != "GradScaler" or not (finite(scale) and scale > 0):
             return result(FAIL, f"{label}: no working GradScaler ({rec.scaler})", **data)
-        if not finite(loss) or s.get("precision") != "16-mixed":
-            return result(FAIL, f"{label}: loss {loss}, precision {s.get('precision')}", **data)
-        if label == "cached_head" and s.get("cached_features") is not True:
-            return result(FAIL, f"cached run trained uncached: {s.get('cache_reason')}", **data)
+        if not finite(loss) or s.precision != "16-mixed":
+            return result(FAIL, f"{label}: loss {loss}, precision {s.precision}", **data)
+        if label == "cached_head" and s.cached_features is not True:
+            return result(FAIL, f"cached run trained uncached: {s.cache_reason}", **data)
     return result(PASS, "16-mixed trains with a GradScaler on images and cached features", **data)
 
 
@@ -164,7 +166,7 @@ def syncs(ctx: Context) -> dict:
         if bad := not_ok(**{f"syncs_{augment}": s}):
             return bad
         data[augment] = {
-            "input_pipeline": s.get("input_pipeline"),
+            "input_pipeline": s.input_pipeline,
             "syncs_per_step": counter.per_step,
             "steps_with_syncs": sum(1 for n in counter.per_step if n),
             "where": dict(counter.where.most_common(8)),
@@ -195,14 +197,14 @@ def feature_cache(ctx: Context) -> dict:
     s2 = ctx.train("cache_second", *CACHED, *precision, callbacks=[second], cache="shared")
     if bad := not_ok(cache_first=s1, cache_second=s2):
         return bad
-    path = Path(str(s1.get("feature_cache")))
+    path = Path(str(s1.feature_cache))
     data = {
-        "hits": [s1.get("feature_cache_hit"), s2.get("feature_cache_hit")],
+        "hits": [s1.feature_cache_hit, s2.feature_cache_hit],
         "file": str(path),
         "file_mb": round(path.stat().st_size / 2**20, 2) if path.is_file() else None,
         "features": [first.features, second.features],
-        "val_acc": [s1.get("final_val_acc"), s2.get("final_val_acc")],
-        "extraction_s": s1.get("feature_extraction_seconds"),
+        "val_acc": [s1.final_val_acc, s2.final_val_acc],
+        "extraction_s": s1.feature_extraction_seconds,
     }
     if data["hits"] != [False, True]:
         return result(FAIL, f"expected a miss then a hit, got hits {data['hits']}", **data)
@@ -216,9 +218,9 @@ def feature_cache(ctx: Context) -> dict:
         gpu = ctx.train("cache_after_cpu", *CACHED, *precision, cache="cpu")
         if bad := not_ok(cache_cpu=cpu, cache_after_cpu=gpu):
             return bad
-        cost = (cpu.get("feature_extraction_seconds"), gpu.get("feature_extraction_seconds"))
-        data["cpu_made"] = {"gpu_hit": gpu.get("feature_cache_hit"), "extraction_s": cost}
-        if gpu.get("feature_cache_hit") and cost[0] != cost[1]:
+        cost = (cpu.feature_extraction_seconds, gpu.feature_extraction_seconds)
+        data["cpu_made"] = {"gpu_hit": gpu.feature_cache_hit, "extraction_s": cost}
+        if gpu.feature_cache_hit and cost[0] != cost[1]:
             return result(FAIL, f"a CPU-made cache reused at another cost: {cost}", **data)
     f = first.features
     return result(PASS, f"miss then hit; {f['dtype']} features on {f['device']}", **data)
@@ -230,8 +232,8 @@ def lp_ft(ctx: Context) -> dict:
     s = ctx.train("lp_ft", *LP_FT, callbacks=[rec])
     if bad := not_ok(lp_ft=s):
         return bad
-    phases = s.get("trainable_params_by_phase") or []
-    data = {"epochs": rec.epochs, "phases": phases, "val_acc": s.get("final_val_acc")}
+    phases = s.trainable_params_by_phase or []
+    data = {"epochs": rec.epochs, "phases": phases, "val_acc": s.final_val_acc}
     want = [
         {"backbone_trained": False, "head_trained": True},
         {"backbone_trained": True, "head_trained": True},

@@ -31,19 +31,19 @@ def deterministic(ctx: Context) -> dict:
     sc = ctx.train("deterministic_all_layers", "trainer.deterministic=true")
     if bad := not_ok(deterministic_a=sa, deterministic_b=sb, deterministic_all_layers=sc):
         return bad
-    warned = [w for w in sc.get("warnings") or [] if "deterministic" in w]
+    warned = [w for w in sc.warnings or [] if "deterministic" in w]
     data = {
         "weights": [a.weights, b.weights],
-        "loss": [sa.get("final_train_loss"), sb.get("final_train_loss")],
-        "cudnn_benchmark": sa.get("cudnn_benchmark"),
+        "loss": [sa.final_train_loss, sb.final_train_loss],
+        "cudnn_benchmark": sa.cudnn_benchmark,
         "all_layers_warning": warned[:1],
     }
     if a.weights != b.weights or data["loss"][0] != data["loss"][1]:
         return result(FAIL, f"two deterministic runs differ: {data}", **data)
     if ctx.cuda and not warned:
         return result(FAIL, "all-layers run on CUDA gave no deterministic=warn notice", **data)
-    if ctx.cuda and sa.get("cudnn_benchmark") is not False:
-        return result(FAIL, f"summary says cudnn_benchmark={sa.get('cudnn_benchmark')}", **data)
+    if ctx.cuda and sa.cudnn_benchmark is not False:
+        return result(FAIL, f"summary says cudnn_benchmark={sa.cudnn_benchmark}", **data)
     fallback = "; all-layers run fell back to warn with a notice" if ctx.cuda else ""
     return result(PASS, f"two deterministic runs bit-identical{fallback}", **data)
 
@@ -72,7 +72,7 @@ def inference(ctx: Context) -> dict:
     if bad := not_ok(for_inference=s):
         return bad
     run, device = ctx.runs["for_inference"], "cuda" if ctx.cuda else "cpu"
-    common = [f"ckpt={run}", f"device={device}", f"precision={s['precision']}"]
+    common = [f"ckpt={run}", f"device={device}", f"precision={s.precision}"]
     r = evaluate(
         compose(
             [*common, "data=cifar10", f"data.root={ctx.data}", "split=val"]
@@ -93,11 +93,11 @@ def inference(ctx: Context) -> dict:
     )
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    val = (s.get("split_sizes") or {}).get("val") or 1
+    val = (s.split_sizes or {}).get("val") or 1
     data = {
         "evaluate_device": r.get("device"),
         "evaluate_val_acc": r.get("accuracy"),
-        "run_best_val_acc": s.get("best_val_acc"),
+        "run_best_val_acc": s.best_val_acc,
         "predicted_rows": len(rows),
         "predict_cuda_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)
         if ctx.cuda
@@ -105,7 +105,7 @@ def inference(ctx: Context) -> dict:
     }
     if not str(r.get("device")).startswith(device):
         return result(FAIL, f"evaluate ran on {r.get('device')}, asked {device}", **data)
-    if abs(r["accuracy"] - s["best_val_acc"]) > max(0.02, 1.5 / val):
+    if abs(r["accuracy"] - s.best_val_acc) > max(0.02, 1.5 / val):
         return result(FAIL, "evaluate's val accuracy is not the run's", **data)
     errors = [row for row in rows if any(v for k, v in row.items() if "error" in k.lower())]
     if len(rows) != len(files) or errors:
@@ -130,7 +130,7 @@ def memory(ctx: Context) -> dict:
     if bad := not_ok(memory_big=sa, memory_small=sb):
         return bad
     leftover = (torch.cuda.memory_allocated() - before) / 2**20 if cuda else None
-    peaks = [sa.get("cuda_max_allocated_mb"), sb.get("cuda_max_allocated_mb")]
+    peaks = [sa.cuda_max_allocated_mb, sb.cuda_max_allocated_mb]
     data = {"module_alive_after_run": alive, "leftover_mb": leftover, "peak_mb": peaks}
     if any(alive):
         return result(FAIL, f"a module outlived train() (alive: {alive})", **data)
@@ -169,7 +169,7 @@ def ddp(ctx: Context) -> dict:
         os.environ.update(environ)
     if bad := not_ok(ddp_nccl=s):
         return bad
-    return result(PASS, f"DDP run ok, val acc {s.get('final_val_acc')}", loss=s["final_train_loss"])
+    return result(PASS, f"DDP run ok, val acc {s.final_val_acc}", loss=s.final_train_loss)
 
 
 class _Lines(logging.Handler):
@@ -204,15 +204,15 @@ def compile_run(ctx: Context) -> dict:
     graphs = counters["stats"]["unique_graphs"] - before
     limit = [line for line in lines.lines if "_limit" in line]  # "hit config.recompile_limit"
     data = {
-        "compiled": s.get("compiled"),
+        "compiled": s.compiled,
         "graphs": graphs,
         "dynamo_warnings": lines.lines[:5],
-        "fit_s": s.get("fit_seconds"),
+        "fit_s": s.fit_seconds,
         "module_alive_after_run": rec.module_alive,
         "epochs": rec.epochs,
     }
-    if s.get("compiled") != "net" or limit:
-        return result(FAIL, f"compiled={s.get('compiled')}; {limit[:1]}", **data)
+    if s.compiled != "net" or limit:
+        return result(FAIL, f"compiled={s.compiled}; {limit[:1]}", **data)
     if [e["backbone_trained"] for e in rec.epochs] != [False, True]:
         return result(FAIL, f"the lp_ft switch under compile: {rec.epochs}", **data)
     return result(PASS, f"{graphs} graphs, no recompile limit hit, fit {data['fit_s']} s", **data)

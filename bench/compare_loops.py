@@ -50,12 +50,12 @@ def tlbench_run(overrides: list[str], epochs: int, workdir: str) -> dict:
     with open(f"{workdir}/tlbench/metrics.csv", newline="") as f:
         epoch_seconds = [float(row["time/epoch_seconds"]) for row in csv.DictReader(f)]
     return {
-        "seconds": s["fit_seconds"],
-        "images": s["split_sizes"]["train"] * epochs,
+        "seconds": s.fit_seconds,
+        "images": s.split_sizes["train"] * epochs,
         "epoch_seconds": epoch_seconds,
-        "val_acc": s["final_val_acc"],
-        "precision": s["precision"],
-        "cached": s.get("cached_features"),
+        "val_acc": s.final_val_acc,
+        "precision": s.precision,
+        "cached": s.cached_features,
     }
 
 

@@ -165,10 +165,10 @@ def timed_work(name: str, s: dict) -> tuple[int, float, int]:
     cost ~nothing). Otherwise the training steps: 3 forwards per image when every layer trains
     (backward ~2x forward), 1 when only the head trains (its backward is negligible)."""
     if name.endswith("_cached"):
-        sizes, spent = s.get("split_sizes") or {}, s.get("feature_extraction_seconds") or {}
+        sizes, spent = s.split_sizes or {}, s.feature_extraction_seconds or {}
         fit_splits = ("train", "val")
         return sum(sizes.get(k, 0) for k in fit_splits), sum(spent.get(k, 0) for k in fit_splits), 1
-    segments = s.get("segments") or []
+    segments = s.segments or []
     images = sum(seg.get("images") or 0 for seg in segments)
     seconds = sum(seg.get("train_seconds") or 0 for seg in segments)
     return images, seconds, 3 if "scratch" in name else 1
@@ -206,22 +206,22 @@ def run_one(name: str, overrides: list[str], out: Path, peak: float | None) -> d
     images, seconds, passes = timed_work(name, s)
     flops = forward_flops(cfg) * passes * images
     tflops = flops / seconds / 1e12 if seconds else None
-    peak_mb = s.get("cuda_max_allocated_mb")
+    peak_mb = s.cuda_max_allocated_mb
     row = {
         "run": name,
-        "status": s["status"],
-        "fit_s": s.get("fit_seconds"),
+        "status": s.status,
+        "fit_s": s.fit_seconds,
         # checkpoint writing, which summary.json keeps out of fit_seconds (None where it does not)
-        "checkpoint_s": s.get("checkpoint_seconds"),
-        "img_s": s.get("train_images_per_second"),
+        "checkpoint_s": s.checkpoint_seconds,
+        "img_s": s.train_images_per_second,
         "gpu_util_%": round(sampler.mean, 1) if sampler.mean is not None else None,
         "peak_mem_gb": round(peak_mb / 1024, 2) if peak_mb is not None else None,
         "timed_images": images,
         "timed_s": round(seconds, 2),
         "tflops": round(tflops, 1) if tflops else None,
         "of_peak_%": round(100 * tflops / peak, 1) if tflops and peak else None,
-        "cached": s.get("cached_features"),
-        "precision": s.get("precision"),
+        "cached": s.cached_features,
+        "precision": s.precision,
     }
     print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     return row

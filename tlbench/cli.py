@@ -9,7 +9,6 @@ Why: docs/architecture.md, "Errors and entry points".
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from tlbench import config
+from tlbench import config, summary_file
 from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError, full_errors, say_error
 
@@ -25,8 +24,8 @@ from tlbench.errors import TlbenchError, full_errors, say_error
 def recorded_traceback(summary_json: Path) -> str | None:
     """`summary_json` when it holds a traceback (a failure before the run wrote it leaves none)."""
     try:
-        saved = json.loads(summary_json.read_text(encoding="utf-8")).get("traceback")
-    except (OSError, ValueError, AttributeError):
+        saved = summary_file.read(summary_json).traceback
+    except (OSError, ValueError):
         return None
     return str(summary_json) if saved else None
 

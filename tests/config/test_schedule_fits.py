@@ -89,7 +89,7 @@ def test_a_sweep_job_with_too_few_epochs_fails_alone_before_its_data(cfg_factory
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["failed_before_training"] is True
     assert "trainer.max_epochs=2:" in summary["error"] and "Fix:" in summary["error"]
-    assert "split_sizes" not in summary  # the data was never set up
+    assert summary["split_sizes"] is None  # the data was never set up
     assert not (tmp_path / "run" / "metrics.csv").exists()
 
 

@@ -482,7 +482,7 @@ def test_train_end_to_end_on_an_image_folder(cfg_factory, tmp_path):
     save_image(root / "red" / "broken.jpg", "truncated")
     cfg = cfg_factory("data=imagefolder", f"data.root={root}")  # tiny: 8 images per class
     summary = train(cfg)
-    assert summary["status"] == "ok" and summary["num_classes"] == 2
-    assert summary["split_sizes"]["train"] == 16
+    assert summary.status == "ok" and summary.num_classes == 2
+    assert summary.split_sizes["train"] == 16
     written = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
     assert [Path(b["path"]).name for b in written.get("bad_files", [])] == ["broken.jpg"]

@@ -33,7 +33,7 @@ def train_tiny(run_dir: Path, *overrides: str) -> dict:
     cfg = compose([*TINY_RUN, f"paths.output_dir={run_dir}", *overrides])
     result = train(cfg)
     summary = result[0] if isinstance(result, tuple) else result  # train(cfg) -> (summary, objects)
-    assert summary["status"] == "ok", summary
+    assert summary.status == "ok", summary
     return summary
 
 

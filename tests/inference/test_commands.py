@@ -74,7 +74,7 @@ def trained(tmp_path_factory):
                 ]
             )
         )
-        assert summary["status"] == "ok" and summary["weights"].startswith("torchvision:")
+        assert summary.status == "ok" and summary.weights.startswith("torchvision:")
         weights_file.unlink()  # from here on, nothing may need the pretrained weights
         mp.setenv("TORCH_HOME", str(empty_home))
         yield {
@@ -106,7 +106,7 @@ def test_checkpoint_alone_rebuilds_the_trained_model(trained):
     loaded = checkpoint.load(trained["run_dir"])  # a run dir means its checkpoints/best.ckpt
     assert loaded.path == trained["run_dir"] / "checkpoints" / "best.ckpt"
     assert loaded.class_names == CLASSES
-    assert loaded.preprocess.to_dict() == trained["summary"]["preprocess"]
+    assert loaded.preprocess.to_dict() == trained["summary"].preprocess
     assert loaded.preprocess.crop_size == 32
     hp = loaded.module.hparams
     assert hp["model"]["name"] == "resnet18" and hp["strategy"]["name"] == "finetune"
@@ -226,14 +226,14 @@ def test_evaluate_other_splits_and_wrong_classes(trained, tmp_path):
         tmp_path / "val",
         f"data.classes={_quoted(CLASSES)}",
         "split=val",
-        f"precision={trained['summary']['precision']}",  # the precision training validated with
+        f"precision={trained['summary'].precision}",  # the precision training validated with
         "data.batch_size=16",  # and its batches
     )
     assert val["split"] == "val" and (tmp_path / "val" / "evaluation.json").is_file()
     # The val/acc that training logged; a 1-epoch model's close logits may round differently.
     assert val["accuracy"] == pytest.approx(
-        trained["summary"]["final_val_acc"], abs=1.01 / val["num_images"]
-    ), (val["accuracy"], trained["summary"]["final_val_acc"], val["num_images"])
+        trained["summary"].final_val_acc, abs=1.01 / val["num_images"]
+    ), (val["accuracy"], trained["summary"].final_val_acc, val["num_images"])
     with pytest.raises(TlbenchError) as info:  # '6' missing, '7' extra
         _evaluate_in_process(
             trained["run_dir"], tmp_path / "bad", f"data.classes={_quoted([*CLASSES[:6], '7'])}"
@@ -354,7 +354,7 @@ def test_export_command_matches_the_checkpoint(trained, tmp_path, fmt):
     model_file = out / ("model.pt" if fmt == "torchscript" else "model.onnx")
     sidecar = json.loads((out / "model.json").read_text())
     assert sidecar["class_names"] == CLASSES and sidecar["format"] == fmt
-    assert sidecar["preprocess"] == trained["summary"]["preprocess"]
+    assert sidecar["preprocess"] == trained["summary"].preprocess
     assert sidecar["input"]["shape"] == ["batch", 3, 32, 32]
     assert sidecar["check"]["max_abs_diff"] <= 1e-4
     x = _inputs(32, n=5, seed=7)  # a batch size the export never saw

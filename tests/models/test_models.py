@@ -251,8 +251,8 @@ def test_a_trained_run_is_the_pretrained_source_of_another_dataset(cfg_factory):
     from tlbench.training.run import build_run, train
 
     summary = train(cfg_factory("model=lenet5", "strategy=scratch", "test_after_fit=false"))
-    assert summary["status"] == "ok"
-    run_dir = summary["run_dir"]
+    assert summary.status == "ok"
+    run_dir = summary.run_dir
     ckpt = checkpoint_source.read(run_dir)
     trained = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     assert trained["classifier.fc2.weight"].shape[0] == 10

@@ -11,12 +11,13 @@ from tlbench.report import crossover
 from tlbench.report.groups import Group
 from tlbench.report.runs import Run
 from tlbench.report.selection import Arm
+from tlbench.summary_file import RunSummary
 
 
 def _arm(strategy, budget, accs):
     runs = [
-        Run(dir=None, summary={"data": "d", "model": "m", "strategy": strategy,
-            "samples_per_class": budget, "seed": s, "test_acc": a, "best_val_acc": a},
+        Run(dir=None, summary=RunSummary(data="d", model="m", strategy=strategy,
+            samples_per_class=budget, seed=s, test_acc=a, best_val_acc=a),
             status="ok", overrides={"seed": str(s)})
         for s, a in enumerate(accs)
     ]  # fmt: skip

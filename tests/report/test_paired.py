@@ -15,13 +15,14 @@ from tlbench.report.paired import compare, seeds_for_power
 from tlbench.report.runs import Run
 from tlbench.report.selection import Arm
 from tlbench.report.verdict import verdicts
+from tlbench.summary_file import RunSummary
 
 from .test_verdict import add, verdict_lines
 
 
 def _arm(strategy: str, accs: list[float]) -> Arm:
     runs = [
-        Run(Path(f"{strategy}{i}"), {"seed": i, "test_acc": acc, "strategy": strategy}, "ok")
+        Run(Path(f"{strategy}{i}"), RunSummary(seed=i, test_acc=acc, strategy=strategy), "ok")
         for i, acc in enumerate(accs)
     ]
     g = Group((strategy,), runs)

@@ -339,7 +339,7 @@ def test_offline_demo_preset_passes_fast_dev_run(cfg_factory):
         "experiment=offline_demo", "trainer.fast_dev_run=true", "test_after_fit=false"
     )
     summary = train(cfg)
-    assert summary["status"] == "ok" and summary["data"] == "digits"
+    assert summary.status == "ok" and summary.data == "digits"
 
 
 def test_callback_logs_a_report_failure_instead_of_raising(tmp_path, caplog):
@@ -446,5 +446,5 @@ def test_photo_presets_pass_fast_dev_run_on_tiny_files(name, cfg_factory, tmp_pa
         "test_after_fit=false",
     )
     summary = train(cfg)
-    assert summary["status"] == "ok", summary["error"]
-    assert summary["model"] == cfg.model.name and summary["trainable_params"] > 0
+    assert summary.status == "ok", summary.error
+    assert summary.model == cfg.model.name and summary.trainable_params > 0

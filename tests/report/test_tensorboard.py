@@ -11,6 +11,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from tests.helpers.cli import run_cli
 from tlbench.config.overrides import MULTIRUN_YAML, swept_keys, tensorboard_version
+from tlbench.summary_file import RunSummary
 
 SWEEP = [
     "--multirun",
@@ -87,7 +88,7 @@ def test_swept_keys_come_from_the_sweep_record(tmp_path):
     assert keys == ["strategy", "optimizer.lr", "seed"]
     job = ["strategy=finetune", "optimizer.lr=1e-3", "seed=2", "strategy.backbone_lr_mult=0.1"]
     cfg = OmegaConf.create({"data": {"augment": True}})
-    summary = {"strategy": "finetune", "lr": 1e-3, "seed": 2}
+    summary = RunSummary(strategy="finetune", lr=1e-3, seed=2)
     hp, differs = columns(
         cfg, summary, job, [*keys, "strategy.backbone_lr_mult"], {"lr/head": 1e-2}
     )

@@ -11,6 +11,7 @@ import pytest
 from tlbench.report import tuning
 from tlbench.report.groups import Group
 from tlbench.report.runs import Run
+from tlbench.summary_file import RunSummary
 
 
 def brute_max(values, k):
@@ -47,8 +48,8 @@ def test_one_trial_is_the_mean_and_many_trials_approach_the_best():
 
 def _group(strategy, lr, vals, tests, fit=10.0):
     runs = [
-        Run(dir=None, summary={"strategy": strategy, "samples_per_class": 10, "seed": s,
-            "best_val_acc": v, "test_acc": t, "fit_seconds": fit}, status="ok",
+        Run(dir=None, summary=RunSummary(strategy=strategy, samples_per_class=10, seed=s,
+            best_val_acc=v, test_acc=t, fit_seconds=fit), status="ok",
             overrides={"optimizer.lr": lr, "seed": str(s)})
         for s, (v, t) in enumerate(zip(vals, tests, strict=True))
     ]  # fmt: skip

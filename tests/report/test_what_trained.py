@@ -9,14 +9,15 @@ from tlbench.report import what_trained
 from tlbench.report.groups import Group
 from tlbench.report.runs import Run
 from tlbench.report.selection import Arm
+from tlbench.summary_file import RunSummary
 
 
 def _arm(strategy, drifts, bn=None, warnings=None, basis="from the run's start"):
     runs = [
         Run(dir=Path(f"/x/{strategy}{i}"), status="ok", overrides={"seed": str(i)},
-            summary={"strategy": strategy, "seed": i, "weight_drift": d,
-                     "bn_stats_changed": bn or {}, "weight_drift_basis": basis,
-                     "weight_drift_warnings": (warnings or [None])[i] if warnings else None})
+            summary=RunSummary(strategy=strategy, seed=i, weight_drift=d,
+                               bn_stats_changed=bn or {}, weight_drift_basis=basis,
+                               weight_drift_warnings=warnings[i] if warnings else []))
         for i, d in enumerate(drifts)
     ]  # fmt: skip
     g = Group(key=(strategy,), runs=runs)

@@ -11,18 +11,20 @@ import csv
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf, open_dict
 
 from tests.helpers.cli import TINY, TWO_STEPS, run_cli
+from tlbench import summary_file
 from tlbench.config import compose
 from tlbench.config.app import REPO_ROOT
 from tlbench.config.preflight import sweep_jobs
 from tlbench.errors import TlbenchError
 from tlbench.runtime import launch, rundir
-from tlbench.training import summary as run_summary
+from tlbench.summary_file import RunSummary
 from tlbench.training.run import train
 
 FAST = [  # two steps per epoch, no test: the trained run is short
@@ -78,7 +80,7 @@ def test_two_fresh_runs_into_one_dir_exactly_one_trains_and_the_other_changes_no
     run = tmp_path / "run"
     results = _together(*[[*FAST, f"seed={s}", f"hydra.run.dir={run}"] for s in (1, 2)])
     seed = (1, 2)[_finished(results, late="already holds a completed run")]
-    assert run_summary.read(run)["seed"] == seed  # the winner's settings everywhere
+    assert summary_file.read(run).seed == seed  # the winner's settings everywhere
     assert f"seed={seed}" in OmegaConf.load(run / ".hydra" / "overrides.yaml")
     assert OmegaConf.load(run / ".hydra" / "config.yaml").seed == seed
     assert not (run / rundir.LOCK).exists()
@@ -91,13 +93,13 @@ def test_two_resumes_started_together_train_once(tmp_path):
     train(compose([*overrides, f"paths.output_dir={run}", "+trainer.max_steps=2"]))  # epoch 0
     (run / ".hydra").mkdir()
     OmegaConf.save(OmegaConf.create(overrides), run / ".hydra" / "overrides.yaml")
-    run_summary.write(run, {**run_summary.read(run), "status": "interrupted"})
+    summary_file.write(run, replace(summary_file.read(run), status="interrupted"))
     _finished(
         _together([f"resume={run}"], [f"resume={run}"]),
         late="nothing to resume|while this one was starting",
     )
-    summary = run_summary.read(run)
-    assert summary["status"] == "ok" and [s["epochs"] for s in summary["segments"]] == [1, 1]
+    summary = summary_file.read(run)
+    assert summary.status == "ok" and [s["epochs"] for s in summary.segments] == [1, 1]
     with open(run / "metrics.csv", newline="") as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]  # no epoch twice
     assert not list(run.rglob("*.tmp*")) and not (run / rundir.LOCK).exists()
@@ -114,8 +116,8 @@ def test_two_sweeps_sharing_a_sweep_dir_run_each_job_once(tmp_path):
         "hydra.callbacks.report.enabled=false",
     ]
     _finished(_together(cmd, cmd), late="already holds completed jobs")
-    summary = run_summary.read(sweep / "0")
-    assert summary["status"] == "ok" and len(summary.get("segments") or [None]) == 1
+    summary = summary_file.read(sweep / "0")
+    assert summary.status == "ok" and len(summary.segments or [None]) == 1
     assert len((sweep / "0" / "metrics.csv").read_text().splitlines()) == 2  # header + 1 epoch
 
 
@@ -171,7 +173,7 @@ def test_default_run_dirs_of_launches_in_the_same_second_differ(tmp_path, monkey
 def test_skip_completed_makes_hydra_write_nothing_into_a_finished_job(tmp_path):
     done = tmp_path / "done"
     done.mkdir()
-    run_summary.write(done, {"status": "ok"})
+    summary_file.write(done, RunSummary(status="ok"))
     cfg = compose(["skip_completed=true"], return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(done)
@@ -192,7 +194,7 @@ def test_cli_skip_completed_leaves_finished_jobs_files_untouched(tmp_path):
         (job / ".hydra").mkdir(parents=True)
         (job / ".hydra" / "config.yaml").write_text("original\n")
         (job / "train.log").write_text("the first run's log\n")
-        run_summary.write(job, {"status": "ok", "overrides": overrides})
+        summary_file.write(job, RunSummary(status="ok", overrides=overrides))
     before = {
         p: p.read_bytes() for p in sweep.rglob("*") if p.is_file() and "summary" not in p.name
     }
@@ -222,7 +224,7 @@ def test_a_stale_interrupted_ckpt_is_removed_after_a_successful_resume(tmp_path)
     train(compose([*base, "+trainer.max_steps=2"]))  # epoch 0 done
     stale = run / "checkpoints" / "interrupted.ckpt"
     stale.write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())  # as SIGINT leaves it
-    run_summary.write(run, {**run_summary.read(run), "status": "interrupted"})
+    summary_file.write(run, replace(summary_file.read(run), status="interrupted"))
     resumed = train(compose([*base, f"resume={run}"]))
-    assert resumed["status"] == "ok" and resumed["epochs"] == 2
+    assert resumed.status == "ok" and resumed.epochs == 2
     assert not stale.exists() and (run / "checkpoints" / "last.ckpt").is_file()

@@ -11,10 +11,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.helpers.cli import TINY, run_cli
+from tlbench import summary_file
 from tlbench.config.app import CONF_DIR, PACKAGE_DIR, REPO_ROOT
 from tlbench.errors import TlbenchError
 from tlbench.runtime import launch, owned, rundir
-from tlbench.training import summary as run_summary
+from tlbench.summary_file import RunSummary
 
 CLI = ["model=lenet5", "strategy=scratch", *TINY]
 
@@ -31,7 +32,7 @@ def _old_run(path: Path, status: str = "interrupted") -> Path:
     OmegaConf.save(OmegaConf.create(["model=lenet5"]), path / ".hydra" / "overrides.yaml")
     (path / "checkpoints").mkdir()
     (path / "checkpoints" / "last.ckpt").write_bytes(b"ckpt")
-    run_summary.write(path, {"status": status, "epochs": 1, "overrides": ["model=lenet5"]})
+    summary_file.write(path, RunSummary(status=status, epochs=1, overrides=["model=lenet5"]))
     owned.claim(path)
     return path
 

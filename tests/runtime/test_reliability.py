@@ -22,13 +22,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tests.helpers.cli import run_cli
 from tests.helpers.configs import train_groups
+from tlbench import summary_file
 from tlbench.config import REPO_ROOT
 from tlbench.config.instantiate import instantiate
 from tlbench.config.validation import validate_config
 from tlbench.errors import TlbenchError
 from tlbench.inference import checkpoint as ckpt_mod
 from tlbench.models import checkpoint_source
-from tlbench.training import summary as run_summary
+from tlbench.summary_file import RunSummary
 from tlbench.training.run import train
 
 FAST = ["model=lenet5", "strategy=scratch"]  # 62 k parameters: a step takes milliseconds
@@ -225,18 +226,18 @@ def test_non_finite_loss_stops_the_run_with_step_and_lr(cfg_factory):
     assert "the training loss became" in message and "at step" in message
     assert "lr" in message.lower() and "1e+12" in message
     assert "no epoch had finished" in message and "last good epoch" not in message  # no ckpt yet
-    s = run_summary.read(cfg.paths.output_dir)
-    assert s["status"] == "failed" and "training loss became" in s["error"]
+    s = summary_file.read(cfg.paths.output_dir)
+    assert s.status == "failed" and "training loss became" in s.error
 
 
 def test_skip_completed_keeps_a_finished_run_untouched(cfg_factory):
     cfg = cfg_factory(*FAST, "test_after_fit=false")
     first = train(cfg)
-    assert first["status"] == "ok"
+    assert first.status == "ok"
     path = Path(cfg.paths.output_dir) / "summary.json"
     before, mtime = path.read_text(), path.stat().st_mtime_ns
     again = train(cfg_factory(*FAST, "test_after_fit=false", "skip_completed=true"))
-    assert again["skipped"] and again["status"] == "ok"
+    assert again.status == "ok" and again.fit_seconds == first.fit_seconds  # the earlier run's
     assert path.read_text() == before and path.stat().st_mtime_ns == mtime
 
 
@@ -249,18 +250,18 @@ def test_a_failed_run_never_deletes_what_a_dir_already_holds(cfg_factory):
     with pytest.raises(TlbenchError):
         train(cfg_factory(*FAST, "optimizer.lr=-1"))
     assert keep.read_text() == "mine"
-    assert run_summary.read(run_dir)["status"] == "failed"
+    assert summary_file.read(run_dir).status == "failed"
 
 
 def test_cli_refuses_to_overwrite_a_completed_run_dir(tmp_path):
     run_dir = tmp_path / "done"
     (run_dir / ".hydra").mkdir(parents=True)
-    run_summary.write(run_dir, {"status": "ok", "model": "x"})
+    summary_file.write(run_dir, RunSummary(status="ok", model="x"))
     (run_dir / ".hydra" / "config.yaml").write_text("original\n")
     proc = run_cli(*CLI_FAST, f"hydra.run.dir={run_dir}")
     assert proc.returncode == 2 and "already holds a completed run" in proc.stderr
     assert (run_dir / ".hydra" / "config.yaml").read_text() == "original\n"
-    assert run_summary.read(run_dir) == {"status": "ok", "model": "x"}
+    assert summary_file.read(run_dir) == RunSummary(status="ok", model="x")
 
 
 # -- interruption and resume (subprocesses) ------------------------------------------------------
@@ -295,12 +296,12 @@ def test_signal_saves_a_checkpoint_and_marks_the_run_interrupted(tmp_path, sig, 
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-3000:]
     assert "Traceback" not in err and "resume=" in err
-    s = run_summary.read(run_dir)
-    assert s["status"] == "interrupted" and signal.Signals(sig).name in s["error"]
-    assert s["epochs"] >= 1 and s["best_val_acc"] is not None
+    s = summary_file.read(run_dir)
+    assert s.status == "interrupted" and signal.Signals(sig).name in s.error
+    assert s.epochs >= 1 and s.best_val_acc is not None
     # the interrupt callback's findings, merged into summary.json by the run (its one writer)
-    assert s["interrupted_checkpoint"].endswith("interrupted.ckpt")
-    assert s["interrupted_at"]["epoch"] >= 1
+    assert s.interrupted_checkpoint.endswith("interrupted.ckpt")
+    assert s.interrupted_at["epoch"] >= 1
     loaded = ckpt_mod.load(run_dir / "checkpoints" / "interrupted.ckpt")  # weights_only=True
     assert loaded.num_classes == 10
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
@@ -331,15 +332,14 @@ def test_resume_after_sigkill_ends_like_an_uninterrupted_run(tmp_path):
     proc.kill()  # SIGKILL right after epoch 1 (or 2) was checkpointed: no handler runs
     proc.communicate()
     restored = _last_epoch(run_dir)
-    assert restored >= 1 and run_summary.read(run_dir)["status"] == "running"
+    assert restored >= 1 and summary_file.read(run_dir).status == "running"
     assert len((run_dir / "metrics.csv").read_text().splitlines()) - 1 >= restored + 1
     done = run_cli(f"resume={run_dir}")
     assert done.returncode == 0, done.stderr[-3000:]
-    s = run_summary.read(run_dir)
-    assert s["status"] == "ok" and s["epochs"] == 4 and s["resumed_from"].endswith("last.ckpt")
-    assert s["segments"][-1]["epochs"] == 4 - (restored + 1)  # at most the epoch in progress lost
-    assert set(run_summary.REQUIRED) <= set(s)
-    assert _last_epoch(run_dir) == 3 and s["last_checkpoint"].endswith("last.ckpt")
+    s = summary_file.read(run_dir)
+    assert s.status == "ok" and s.epochs == 4 and s.resumed_from.endswith("last.ckpt")
+    assert s.segments[-1]["epochs"] == 4 - (restored + 1)  # at most the epoch in progress lost
+    assert _last_epoch(run_dir) == 3 and s.last_checkpoint.endswith("last.ckpt")
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1", "2", "3"]
     acc = EventAccumulator(str(run_dir / "tensorboard"))
@@ -362,7 +362,7 @@ def _unfinished_run(tmp_path: Path) -> Path:
     run_dir = tmp_path / "run dir"  # a space: the hints must be shell-quoted
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text("- model=lenet5\n- strategy=scratch\n")
-    run_summary.write(run_dir, {"status": "interrupted", "overrides": ["model=lenet5"]})
+    summary_file.write(run_dir, RunSummary(status="interrupted", overrides=["model=lenet5"]))
     return run_dir
 
 
@@ -410,7 +410,7 @@ def test_sweep_with_skip_completed_runs_only_unfinished_jobs(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "skipped" in second.stdout
     assert (sweep / "0" / "summary.json").read_text() == kept
-    assert run_summary.read(sweep / "1")["status"] == "ok"
+    assert summary_file.read(sweep / "1").status == "ok"
 
 
 @pytest.mark.slow
@@ -428,8 +428,8 @@ def test_ddp_on_cpu_two_ranks_one_set_of_outputs(tmp_path):
     out = proc.stdout + proc.stderr
     assert "MEMBER: 2/2" in out and "distributed_backend=gloo" in out
     assert sorted(p.name for p in runs.iterdir()) == ["ddp"]  # no second run dir
-    s = run_summary.read(run_dir)
-    assert s["status"] == "ok" and s["epochs"] == 2 and 0 <= s["best_val_acc"] <= 1
+    s = summary_file.read(run_dir)
+    assert s.status == "ok" and s.epochs == 2 and 0 <= s.best_val_acc <= 1
     pids = {p.name.split(".")[4] for p in (run_dir / "tensorboard").glob("events.out.tfevents.*")}
     assert len(pids) == 1  # every event file written by one process (rank 0)
     assert len((run_dir / "metrics.csv").read_text().splitlines()) == 3

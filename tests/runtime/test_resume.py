@@ -11,14 +11,15 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.helpers.cli import TWO_STEPS, run_cli
+from tlbench import summary_file
 from tlbench.runtime.resume import LAST
-from tlbench.training import summary as run_summary
 from tlbench.training.run import train
 
 FAST = [
@@ -44,9 +45,9 @@ def _epoch(path: Path) -> int:
 @pytest.mark.slow  # three short runs: ~35 s on a busy 2-core machine
 def test_last_ckpt_every_epoch_and_resume_follows_the_straight_run(cfg_factory, tmp_path):
     straight = train(cfg_factory(*FAST, "trainer.max_epochs=3", f"paths.output_dir={tmp_path}/a"))
-    a = Path(straight["run_dir"])
+    a = Path(straight.run_dir)
     assert _epoch(a / "checkpoints" / "last.ckpt") == 2  # the final epoch, not the best one
-    assert straight["last_checkpoint"] == str(a / "checkpoints" / "last.ckpt")
+    assert straight.last_checkpoint == str(a / "checkpoints" / "last.ckpt")
     best_epoch = max(range(3), key=lambda e: float(_rows(a)[e]["val/acc"]))  # first max wins
     assert _epoch(a / "checkpoints" / "best.ckpt") == best_epoch
     assert sorted(p.name for p in (a / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
@@ -56,38 +57,36 @@ def test_last_ckpt_every_epoch_and_resume_follows_the_straight_run(cfg_factory, 
     train(cfg_factory(*stopped, f"+trainer.max_steps={STEPS_PER_EPOCH}"))  # "killed" after epoch 0
     assert _epoch(b / "checkpoints" / "last.ckpt") == 0 and len(_rows(b)) == 1
     resumed = train(cfg_factory(*stopped, f"resume={b}"))
-    assert resumed["resumed_from"] == str(b / "checkpoints" / "last.ckpt")
+    assert resumed.resumed_from == str(b / "checkpoints" / "last.ckpt")
     assert [r["epoch"] for r in _rows(b)] == ["0", "1", "2"]
     assert [r["step"] for r in _rows(b)] == [r["step"] for r in _rows(a)]
     assert _lrs(b) == pytest.approx(_lrs(a), rel=1e-6)  # the same LR every epoch
-    assert _epoch(b / "checkpoints" / "last.ckpt") == 2 and resumed["epochs"] == 3
+    assert _epoch(b / "checkpoints" / "last.ckpt") == 2 and resumed.epochs == 3
     # issue 14: a resumed run's cost covers all its segments
-    segments = resumed["segments"]
+    segments = resumed.segments
     assert [s["epochs"] for s in segments] == [1, 2]
-    assert resumed["fit_seconds"] == pytest.approx(
-        sum(s["fit_seconds"] for s in segments), abs=0.02
-    )
+    assert resumed.fit_seconds == pytest.approx(sum(s["fit_seconds"] for s in segments), abs=0.02)
     images = sum(s["images"] for s in segments)
     assert images == 3 * 20
     rate = images / sum(s["train_seconds"] for s in segments)
-    assert resumed["train_images_per_second"] == pytest.approx(rate, rel=0.01)
+    assert resumed.train_images_per_second == pytest.approx(rate, rel=0.01)
 
 
 def test_extending_max_epochs_rebuilds_the_schedule_for_the_new_length(cfg_factory, tmp_path):
     run = tmp_path / "run"
     base = [*FAST, f"paths.output_dir={run}"]
     first = train(cfg_factory(*base, "trainer.max_epochs=2"))
-    assert first["status"] == "ok"
+    assert first.status == "ok"
     extended = train(cfg_factory(*base, "trainer.max_epochs=4", f"resume={run}"))
-    assert extended["status"] == "ok" and extended["epochs"] == 4
-    assert extended["schedule_rebuilt"]["changed"] == {"T_max": [2, 4]}
+    assert extended.status == "ok" and extended.epochs == 4
+    assert extended.schedule_rebuilt["changed"] == {"T_max": [2, 4]}
     lr0 = float(_rows(run)[0]["lr/head"])
     cosine = [lr0 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]  # a straight 4-epoch run
     lrs = _lrs(run)
     assert lrs[:2] == pytest.approx([lr0, lr0 / 2], rel=1e-5)  # history: the 2-epoch schedule
     assert lrs[2:] == pytest.approx(cosine[2:], rel=1e-5)  # then the 4-epoch one: no zero, no rise
     assert all(lr > 0 for lr in lrs) and lrs[2] > lrs[3]
-    assert [s["epochs"] for s in extended["segments"]] == [2, 2]
+    assert [s["epochs"] for s in extended.segments] == [2, 2]
     # the second segment wrote into the same files: never best-v1.ckpt / last-v1.ckpt
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
@@ -96,11 +95,11 @@ def test_skip_completed_continues_an_interrupted_job_from_its_last_ckpt(cfg_fact
     run = tmp_path / "job"
     base = [*FAST, "trainer.max_epochs=2", f"paths.output_dir={run}"]
     train(cfg_factory(*base, f"+trainer.max_steps={STEPS_PER_EPOCH}"))  # epoch 0 done
-    summary = run_summary.read(run)
-    run_summary.write(run, {**summary, "status": "interrupted"})  # as SIGINT leaves it
+    summary = summary_file.read(run)
+    summary_file.write(run, replace(summary, status="interrupted"))  # as SIGINT leaves it
     again = train(cfg_factory(*base, "skip_completed=true"))
-    assert again["status"] == "ok" and again["resumed_from"] == str(run / LAST)
-    assert [s["epochs"] for s in again["segments"]] == [1, 1]  # epoch 0 was not trained again
+    assert again.status == "ok" and again.resumed_from == str(run / LAST)
+    assert [s["epochs"] for s in again.segments] == [1, 1]  # epoch 0 was not trained again
     assert [r["epoch"] for r in _rows(run)] == ["0", "1"]
 
 
@@ -109,12 +108,12 @@ def test_a_corrupt_feature_cache_is_named_moved_aside_and_rebuilt(cfg_factory, t
     # frozen features are cached -- the path under test
     overrides = [*FAST, "strategy=transfer", "trainer.max_epochs=1"]
     first = train(cfg_factory(*overrides, f"paths.output_dir={tmp_path}/a"))
-    assert first["cached_features"] and "no pretrained weights" in first["warnings"][0]
-    cache = Path(first["feature_cache"])
+    assert first.cached_features and "no pretrained weights" in first.warnings[0]
+    cache = Path(first.feature_cache)
     cache.write_bytes(cache.read_bytes()[:100])  # truncated, as a crash elsewhere could leave it
     with caplog.at_level(logging.WARNING, logger="tlbench"):
         second = train(cfg_factory(*overrides, f"paths.output_dir={tmp_path}/b"))
-    assert second["status"] == "ok" and second["cached_features"]
+    assert second.status == "ok" and second.cached_features
     assert cache.with_name(cache.name + ".corrupt").is_file() and cache.is_file()
     assert str(cache) in caplog.text and "moved aside" in caplog.text
 
@@ -123,11 +122,11 @@ def test_a_run_killed_during_its_test_resumes_to_the_test_only(cfg_factory, tmp_
     run = tmp_path / "run"
     base = [*FAST, "trainer.max_epochs=1", f"paths.output_dir={run}"]
     train(cfg_factory(*base))
-    run_summary.write(run, {**run_summary.read(run), "status": "running"})  # SIGKILL in test
+    summary_file.write(run, replace(summary_file.read(run), status="running"))  # SIGKILL in test
     again = train(cfg_factory(*base, "test_after_fit=true", f"resume={run}"))
-    assert again["status"] == "ok" and again["test_acc"] is not None and again["epochs"] == 1
-    assert [s["epochs"] for s in again["segments"]] == [1, 0]  # nothing trained twice
-    assert again["last_checkpoint"] == str(run / LAST) and len(_rows(run)) == 1
+    assert again.status == "ok" and again.test_acc is not None and again.epochs == 1
+    assert [s["epochs"] for s in again.segments] == [1, 0]  # nothing trained twice
+    assert again.last_checkpoint == str(run / LAST) and len(_rows(run)) == 1
 
 
 @pytest.mark.parametrize("content", ["truncated", "pickle"])

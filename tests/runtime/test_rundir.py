@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from tlbench import summary_file
 from tlbench.errors import TlbenchError
 from tlbench.runtime import launch, owned, rundir, signals
+from tlbench.summary_file import RunSummary
 from tlbench.training import summary as run_summary
 
 
@@ -22,7 +24,7 @@ def _run_dir(path: Path, status: str | None, overrides=("model=lenet5", "strateg
     (path / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(list(overrides)), path / ".hydra" / "overrides.yaml")
     if status:
-        run_summary.write(path, {"status": status, "epochs": 2, "overrides": list(overrides)})
+        summary_file.write(path, RunSummary(status=status, epochs=2, overrides=list(overrides)))
     return path
 
 
@@ -151,11 +153,13 @@ def test_the_interrupt_hint_is_shell_quoted_and_honest_without_a_checkpoint(tmp_
 
 
 def test_segment_times_add_up():
-    s = {"segments": [{"fit_seconds": 10.0, "epochs": 2, "images": 200, "train_seconds": 8.0}]}
+    s = RunSummary(
+        segments=[{"fit_seconds": 10.0, "epochs": 2, "images": 200, "train_seconds": 8.0}]
+    )
     run_summary.add_segment(s, fit_seconds=5.0, epochs=1, images=100, train_seconds=2.0)
-    assert s["fit_seconds"] == 15.0 and len(s["segments"]) == 2
-    assert s["train_images_per_second"] == 30.0  # 300 images / 10 s of training
-    assert sum(seg["epochs"] for seg in s["segments"]) == 3
+    assert s.fit_seconds == 15.0 and len(s.segments) == 2
+    assert s.train_images_per_second == 30.0  # 300 images / 10 s of training
+    assert sum(seg["epochs"] for seg in s.segments) == 3
 
 
 def test_a_frozen_random_backbone_is_named(cfg_factory):

@@ -50,21 +50,21 @@ def test_checkpoint_writes_are_kept_out_of_fit_seconds_across_a_resume(
     n1 = len(writes)
     second, wall2 = _timed_train(cfg_factory(*base, f"resume={run}"))  # epoch 1
     n2 = len(writes) - n1
-    assert first["status"] == second["status"] == "ok" and second["epochs"] == 2
+    assert first.status == second.status == "ok" and second.epochs == 2
     assert n1 >= 2 and n2 >= 1  # best + last after epoch 0; last (and best if it improved)
 
-    seg1, seg2 = second["segments"]
+    seg1, seg2 = second.segments
     assert seg1["checkpoint_seconds"] >= n1 * DELAY and seg2["checkpoint_seconds"] >= n2 * DELAY
-    assert second["checkpoint_seconds"] == round(
+    assert second.checkpoint_seconds == round(
         seg1["checkpoint_seconds"] + seg2["checkpoint_seconds"], 2
     )
     # each segment's fit time leaves its writes out: both fit inside the call's wall time
     assert seg1["fit_seconds"] + seg1["checkpoint_seconds"] <= wall1
     assert seg2["fit_seconds"] + seg2["checkpoint_seconds"] <= wall2
-    assert second["fit_seconds"] == round(seg1["fit_seconds"] + seg2["fit_seconds"], 2)
+    assert second.fit_seconds == round(seg1["fit_seconds"] + seg2["fit_seconds"], 2)
 
     # the epochs' own times leave out best.ckpt, written inside epoch 0 (after validation)
     with open(Path(run) / "metrics.csv", newline="") as f:
         epoch_seconds = [float(r["time/epoch_seconds"]) for r in csv.DictReader(f)]
     assert len(epoch_seconds) == 2 and epoch_seconds[0] < DELAY
-    assert sum(epoch_seconds) <= second["fit_seconds"] + 0.02
+    assert sum(epoch_seconds) <= second.fit_seconds + 0.02

@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from tests.helpers.cli import TINY, run_cli
+from tlbench import summary_file
 from tlbench.config import compose
 from tlbench.training import feature_cache
-from tlbench.training import summary as run_summary
 from tlbench.training.device import rank_device
 from tlbench.training.run import build_run
 
@@ -52,8 +52,8 @@ def ddp_run(tmp_path: Path, *overrides: str) -> tuple[dict, dict[int, dict]]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "MEMBER: 2/2" in done.stdout + done.stderr  # both ranks joined
-    summary = run_summary.read(run)
-    assert summary["status"] == "ok", summary.get("error")
+    summary = summary_file.read(run)
+    assert summary.status == "ok", summary.error
     ranks = {}
     for path in sorted(digests.glob("param_digest.rank*.json")):
         record = json.loads(path.read_text())
@@ -71,7 +71,7 @@ def assert_identical(ranks: dict[int, dict]) -> None:
 def test_cached_transfer_trains_one_head(tmp_path):
     """Cached features: several optimizer steps per Lightning step, each averaged over ranks."""
     summary, ranks = ddp_run(tmp_path, "strategy=transfer", "strategy.cache_features=true")
-    assert summary["cached_features"] is True, summary["cache_reason"]
+    assert summary.cached_features is True, summary.cache_reason
     assert_identical(ranks)
 
 
@@ -83,8 +83,8 @@ def test_lp_ft_after_its_switch(tmp_path):
         "strategy.schedule=[{epoch: 1, trainable: [all]}]",
         "trainer.max_epochs=2",
     )
-    phases = summary["trainable_params_by_phase"]
-    assert [p["epoch"] for p in phases] == [0, 1] and summary["epochs"] == 2
+    phases = summary.trainable_params_by_phase
+    assert [p["epoch"] for p in phases] == [0, 1] and summary.epochs == 2
     assert_identical(ranks)
 
 
@@ -106,7 +106,7 @@ def test_lp_ft_after_its_switch(tmp_path):
 def test_every_strategy_trains_one_model(tmp_path, overrides):
     summary, ranks = ddp_run(tmp_path, *overrides)
     if "strategy=gradual" in overrides:
-        assert len(summary["trainable_params_by_phase"]) == 2 and summary["epochs"] == 2
+        assert len(summary.trainable_params_by_phase) == 2 and summary.epochs == 2
     assert_identical(ranks)
 
 
@@ -150,11 +150,11 @@ def test_ranks_extract_their_shards_into_the_one_cache(tmp_path):
     line), the cache rank 0 writes holds every image in order -- what one process extracts from
     the same data -- and both ranks then train one head on the full feature tensors."""
     summary, ranks = ddp_run(tmp_path, "strategy=transfer", "strategy.cache_features=true")
-    assert summary["cached_features"] is True and not summary["feature_cache_hit"]
+    assert summary.cached_features is True and not summary.feature_cache_hit
     assert_identical(ranks)
     log = (tmp_path / "run" / "train.log").read_text()
     shards = re.findall(r"feature extraction \(rank (\d) of 2\): (\w+) images (\d+)-(\d+)", log)
-    stored = torch.load(summary["feature_cache"], weights_only=True)["splits"]
+    stored = torch.load(summary.feature_cache, weights_only=True)["splits"]
     assert set(stored) == {"train", "val"}  # no test: the run does not test
     for split, entry in stored.items():
         n = len(entry["y"])
@@ -167,7 +167,7 @@ def test_ranks_extract_their_shards_into_the_one_cache(tmp_path):
     cached, _, path = feature_cache.prepare(
         module, datamodule, tmp_path / "single", "32-true", cpu, test=False
     )
-    assert Path(path).name == Path(summary["feature_cache"]).name
+    assert Path(path).name == Path(summary.feature_cache).name
     for split, entry in stored.items():
         x, y = cached.features[split]
         assert torch.equal(entry["y"], y.cpu())
@@ -182,8 +182,8 @@ def test_ranks_on_a_warm_cache_read_it_and_train_one_head(tmp_path):
     (tmp_path / "warm").mkdir()
     (tmp_path / "warm" / "cache").symlink_to(tmp_path / "cold" / "cache")
     summary, ranks = ddp_run(tmp_path / "warm", "strategy=transfer", "strategy.cache_features=true")
-    assert summary["feature_cache_hit"] and summary["feature_cache"].endswith(
-        Path(first["feature_cache"]).name
+    assert summary.feature_cache_hit and summary.feature_cache.endswith(
+        Path(first.feature_cache).name
     )
     assert "feature extraction (rank" not in (tmp_path / "warm" / "run" / "train.log").read_text()
     assert_identical(ranks)

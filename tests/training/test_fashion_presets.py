@@ -44,7 +44,7 @@ def test_budgets_preset_sweeps_strategies_budgets_lrs_and_seeds(tmp_path):
         tmp_path, "fashion_mnist_budgets", "strategy=finetune", "data.samples_per_class=5", *FAST
     )
     s = train(cfg)
-    assert s["status"] == "ok" and s["data"] == "fashion_mnist" and s["num_classes"] == 10
+    assert s.status == "ok" and s.data == "fashion_mnist" and s.num_classes == 10
 
 
 def test_two_stage_preset_trains_a_source_then_transfers_it(tmp_path):
@@ -61,7 +61,7 @@ def test_two_stage_preset_trains_a_source_then_transfers_it(tmp_path):
     assert list(src.data.classes) == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
     assert src.data.samples_per_class == 1000
     src.data.samples_per_class = 20
-    assert train(src)["status"] == "ok"
+    assert train(src).status == "ok"
 
     tgt = preset(
         tmp_path,
@@ -74,5 +74,5 @@ def test_two_stage_preset_trains_a_source_then_transfers_it(tmp_path):
     )
     assert list(tgt.data.classes) == ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
     s = train(tgt)
-    assert s["status"] == "ok" and s["num_classes"] == 5
-    assert s["trainable_params"] < s["total_params"]  # partially frozen
+    assert s.status == "ok" and s.num_classes == 5
+    assert s.trainable_params < s.total_params  # partially frozen

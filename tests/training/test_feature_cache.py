@@ -17,22 +17,22 @@ def test_cached_transfer_matches_recomputed_features_and_hits_the_cache(cfg_fact
         "test_after_fit=false",
     ]
     first = train(cfg_factory(*common, "strategy.cache_features=auto"))
-    assert first["cached_features"] is True and first["feature_cache"].endswith(".pt")
+    assert first.cached_features is True and first.feature_cache.endswith(".pt")
     second = train(cfg_factory(*common, "strategy.cache_features=auto"))
-    assert second["feature_cache"] == first["feature_cache"]  # the same key: a hit
-    assert (first["feature_cache_hit"], second["feature_cache_hit"]) == (False, True)
-    assert second["best_val_acc"] == first["best_val_acc"]
+    assert second.feature_cache == first.feature_cache  # the same key: a hit
+    assert (first.feature_cache_hit, second.feature_cache_hit) == (False, True)
+    assert second.best_val_acc == first.best_val_acc
     # a hit costs what the miss did: each split's extraction time is stored with the features;
     # fitting counts train and val (a run that does not test extracts no test features)
-    per_split = first["feature_extraction_seconds"]
+    per_split = first.feature_extraction_seconds
     assert set(per_split) == {"train", "val"} and min(per_split.values()) > 0
-    assert second["feature_extraction_seconds"] == per_split
+    assert second.feature_extraction_seconds == per_split
     fit_cost = per_split["train"] + per_split["val"]
-    assert second["fit_seconds"] >= fit_cost - 0.02  # rounded to 10 ms
-    assert sum(per_split.values()) > second["feature_cache_seconds"]  # loading is cheaper
+    assert second.fit_seconds >= fit_cost - 0.02  # rounded to 10 ms
+    assert sum(per_split.values()) > second.feature_cache_seconds  # loading is cheaper
     plain = train(cfg_factory(*common, "strategy.cache_features=false"))
-    assert plain["cached_features"] is False
-    assert abs(plain["best_val_acc"] - first["best_val_acc"]) <= 0.02
+    assert plain.cached_features is False
+    assert abs(plain.best_val_acc - first.best_val_acc) <= 0.02
 
 
 def test_cache_key_changes_with_data_weights_and_precision(cfg_factory):
@@ -108,7 +108,7 @@ def test_a_resumed_cached_run_counts_the_features_once(cfg_factory, tmp_path, mo
 
     monkeypatch.setattr(feature_store, "load", costly)
     resumed = train(cfg_factory(*common, "trainer.max_epochs=2", f"resume={run}"))
-    assert resumed["feature_cache_hit"] and len(resumed["segments"]) == 2
-    assert resumed["segments"][1]["fit_seconds"] < 1000  # the load time, not 2,000 s again
+    assert resumed.feature_cache_hit and len(resumed.segments) == 2
+    assert resumed.segments[1]["fit_seconds"] < 1000  # the load time, not 2,000 s again
     fresh = train(cfg_factory(*common, "trainer.max_epochs=1", f"paths.output_dir={tmp_path}/b"))
-    assert fresh["feature_cache_hit"] and fresh["fit_seconds"] >= 2000  # train + val
+    assert fresh.feature_cache_hit and fresh.fit_seconds >= 2000  # train + val

@@ -121,7 +121,7 @@ def test_a_finished_job_leaves_no_module_alive(cfg_factory, monkeypatch, fail):
             with pytest.raises(ZeroDivisionError):
                 run_job(cfg)
         else:
-            assert run_job(cfg)["status"] == "ok"
+            assert run_job(cfg).status == "ok"
         assert refs and refs[0]() is None
     finally:
         gc.enable()

@@ -14,6 +14,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from tlbench import summary_file
 from tlbench.errors import TlbenchError
 from tlbench.training import hparams, visuals
 from tlbench.training import summary as run_summary
@@ -44,7 +45,7 @@ def test_run_logs_scalars_images_hparams_and_pngs(cfg_factory, capsys):
         *FAST, "trainer.max_epochs=3", "optimizer.lr=0.002", "callbacks.images.every_n_epochs=2"
     )
     s = train(cfg)
-    assert s["status"] == "ok"
+    assert s.status == "ok"
     run_dir = Path(cfg.paths.output_dir)
     acc = events(run_dir)
     tags = acc.Tags()
@@ -97,8 +98,8 @@ def test_run_logs_scalars_images_hparams_and_pngs(cfg_factory, capsys):
     metric_tags = {m.name.tag for m in experiment.metric_infos}
     assert {"summary/best_val_acc", "summary/test_acc", "summary/fit_seconds"} <= metric_tags
     # The metric values the HParams table shows are the run's summary.json values.
-    assert acc.Scalars("summary/test_acc")[-1].value == pytest.approx(s["test_acc"], abs=1e-6)
-    assert acc.Scalars("summary/best_val_acc")[-1].value == pytest.approx(s["best_val_acc"])
+    assert acc.Scalars("summary/test_acc")[-1].value == pytest.approx(s.test_acc, abs=1e-6)
+    assert acc.Scalars("summary/best_val_acc")[-1].value == pytest.approx(s.best_val_acc)
 
     for name in ("confusion_matrix.png", "predictions.png"):
         with Image.open(run_dir / name) as im:
@@ -109,7 +110,7 @@ def test_run_logs_scalars_images_hparams_and_pngs(cfg_factory, capsys):
     with open(run_dir / "metrics.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 and {"lr/head", "val/top5", "val/f1_macro"} <= set(rows[0])
-    assert run_summary.read(run_dir)["status"] == "ok"
+    assert summary_file.read(run_dir).status == "ok"
 
     _print_summary(s)
     out = capsys.readouterr().out
@@ -126,7 +127,7 @@ def test_images_off_and_pngs_without_test(cfg_factory):
         "test_after_fit=false",
     )
     s = train(cfg)
-    assert s["status"] == "ok" and s["test_acc"] is None
+    assert s.status == "ok" and s.test_acc is None
     run_dir = Path(cfg.paths.output_dir)
     acc = events(run_dir)
     assert acc.Tags()["images"] == []
@@ -142,7 +143,7 @@ def test_no_logger_still_writes_pngs_and_lr_columns(cfg_factory):
     cfg = cfg_factory("model=lenet5", "strategy=scratch")  # cfg_factory: logger=none
     s = train(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    assert s["status"] == "ok" and not (run_dir / "tensorboard").exists()
+    assert s.status == "ok" and not (run_dir / "tensorboard").exists()
     assert (run_dir / "confusion_matrix.png").is_file() and (run_dir / "predictions.png").is_file()
     with open(run_dir / "metrics.csv", encoding="utf-8") as f:
         header = f.readline().strip().split(",")
@@ -154,7 +155,7 @@ def test_cached_features_still_get_prediction_grids(cfg_factory, tmp_path):
     so the grids take the images from the (unshuffled) split, checked against labels."""
     cfg = cfg_factory("logger=tensorboard", f"paths.cache_dir={tmp_path / 'cache'}")
     s = train(cfg)
-    assert s["status"] == "ok" and s["cached_features"] is True
+    assert s.status == "ok" and s.cached_features is True
     run_dir = Path(cfg.paths.output_dir)
     images = set(events(run_dir).Tags()["images"])
     assert {"val/predictions", "test/predictions", "test/confusion_matrix"} <= images

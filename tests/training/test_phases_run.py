@@ -8,6 +8,7 @@ import csv
 
 import numpy as np
 
+from tlbench.summary_file import RunSummary
 from tlbench.training.run import train
 from tlbench.training.summary import epoch_facts
 
@@ -26,27 +27,27 @@ def test_lp_ft_records_its_probe_then_everything(cfg_factory, tmp_path):
             *LP_FT, "strategy.schedule=[{epoch: 1, trainable: [all]}]", "trainer.max_epochs=2"
         )
     )
-    head = s["trainable_params_by_phase"][0]["trainable"]
-    assert s["status"] == "ok" and head < s["total_params"]
-    assert s["phases_run"] == [
+    head = s.trainable_params_by_phase[0]["trainable"]
+    assert s.status == "ok" and head < s.total_params
+    assert s.phases_run == [
         {"from_epoch": 0, "trainable": head},
-        {"from_epoch": 1, "trainable": s["total_params"]},
+        {"from_epoch": 1, "trainable": s.total_params},
     ]
-    assert s["trainable_params"] == s["total_params"]
-    assert len(s["epoch_seconds"]) == 2 and all(t > 0 for t in s["epoch_seconds"])
+    assert s.trainable_params == s.total_params
+    assert len(s.epoch_seconds) == 2 and all(t > 0 for t in s.epoch_seconds)
     with open(tmp_path / "run" / "metrics.csv", newline="") as f:
         logged = [float(r["params/trainable"]) for r in csv.DictReader(f)]
-    assert logged == [head, s["total_params"]]  # every epoch says what trained in it
+    assert logged == [head, s.total_params]  # every epoch says what trained in it
 
 
 def test_a_smoke_run_records_only_the_phase_it_ran(cfg_factory):
     """fast_dev_run (one batch) is allowed to stop before lp_ft's switch at epoch 3: the summary
     then says the probe alone ran, where the plan lists both phases."""
     s = train(cfg_factory(*LP_FT, "trainer.fast_dev_run=true"))
-    plan = s["trainable_params_by_phase"]
+    plan = s.trainable_params_by_phase
     assert [p["epoch"] for p in plan] == [0, 3]
-    assert s["phases_run"] == [{"from_epoch": 0, "trainable": plan[0]["trainable"]}]
-    assert s["trainable_params"] == plan[0]["trainable"] < s["total_params"]
+    assert s.phases_run == [{"from_epoch": 0, "trainable": plan[0]["trainable"]}]
+    assert s.trainable_params == plan[0]["trainable"] < s.total_params
 
 
 def test_facts_span_every_segment_and_undo_float32_rounding():
@@ -58,13 +59,13 @@ def test_facts_span_every_segment_and_undo_float32_rounding():
         {"epoch": 1, "time/epoch_seconds": 2.5, "params/trainable": 4100.0},
         {"epoch": 2, "time/epoch_seconds": None, "params/trainable": logged},
     ]
-    summary = {
-        "trainable_params_by_phase": [
+    summary = RunSummary(
+        trainable_params_by_phase=[
             {"epoch": 0, "trainable": 4100},
             {"epoch": 2, "trainable": total},
         ],
-        "total_params": total,
-    }
+        total_params=total,
+    )
     facts = epoch_facts(rows, summary)
     assert facts["epoch_seconds"] == [2.0, 2.5]  # a non-finite time is left out
     assert facts["phases_run"] == [

@@ -79,10 +79,10 @@ def test_an_unreadable_cache_file_is_measured_again(tmp_path, monkeypatch):
 @pytest.mark.skipif(not cpu_has_native_bf16(), reason="the probe runs where bf16 is native")
 def test_auto_precision_on_this_cpu_trains_in_the_measured_precision(cfg_factory):
     summary = train(cfg_factory("test_after_fit=false"))
-    probe = summary["precision_probe"]
+    probe = summary.precision_probe
     rates = probe["img_per_s"]
     faster = rates["bf16-mixed"] >= precision_probe.PREFER_BF16 * rates["32-true"]
-    assert summary["precision"] == ("bf16-mixed" if faster else "32-true")
+    assert summary.precision == ("bf16-mixed" if faster else "32-true")
 
 
 @pytest.mark.parametrize("name,size", [("googlenet", 32), ("inception_v3", 299)])

@@ -18,10 +18,10 @@ import pytest
 
 import tlbench.training.run
 from tests.helpers.cli import TWO_STEPS
+from tlbench import summary_file
 from tlbench.config import REPO_ROOT
 from tlbench.runtime import signals
 from tlbench.training import feature_cache
-from tlbench.training import summary as run_summary
 from tlbench.training.module import TransferModule
 from tlbench.training.run import train
 
@@ -53,8 +53,8 @@ def test_sigterm_during_feature_extraction_stops_at_the_next_batch(
         train(cfg)
     assert err.value.exit_code == 143 and "during feature extraction" in str(err.value)
     assert ", batch 2)" in str(err.value)  # stopped before the second of many batches
-    s = run_summary.read(cfg.paths.output_dir)
-    assert s["status"] == "interrupted" and "SIGTERM" in s["error"]
+    s = summary_file.read(cfg.paths.output_dir)
+    assert s.status == "interrupted" and "SIGTERM" in s.error
     assert not list((tmp_path / "cache").glob("*.pt"))  # no partial cache
 
 
@@ -71,8 +71,8 @@ def test_sigint_during_the_last_test_batch_interrupts(cfg_factory, monkeypatch):
     with pytest.raises(signals.Interrupted) as err:
         train(cfg)
     assert err.value.exit_code == 130
-    s = run_summary.read(cfg.paths.output_dir)
-    assert s["status"] == "interrupted" and s["test_acc"] is None
+    s = summary_file.read(cfg.paths.output_dir)
+    assert s.status == "interrupted" and s.test_acc is None
 
 
 def test_a_signal_after_the_last_step_leaves_the_completed_run_ok(cfg_factory, monkeypatch, caplog):
@@ -83,14 +83,15 @@ def test_a_signal_after_the_last_step_leaves_the_completed_run_ok(cfg_factory, m
     cfg = cfg_factory(*FAST, "test_after_fit=true")
     with caplog.at_level(logging.WARNING, logger="tlbench"):
         s = train(cfg)
-    assert s["status"] == "ok" and s["test_acc"] is not None
-    assert run_summary.read(cfg.paths.output_dir)["status"] == "ok"
+    assert s.status == "ok" and s.test_acc is not None
+    assert summary_file.read(cfg.paths.output_dir).status == "ok"
     assert "SIGINT arrived after the run's last step" in caplog.text
 
 
 BETWEEN = """
 import os, signal, sys
 from tlbench.runtime import signals
+from tlbench import summary_file
 signals.BETWEEN_RUNS.install()
 os.kill(os.getpid(), signal.{sig})  # after a run completed: summary printing, a sweep's report
 print("still here", flush=True)

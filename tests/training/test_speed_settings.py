@@ -27,11 +27,11 @@ def test_a_run_reports_its_input_pipeline_and_speed_settings(cfg_factory, monkey
     compiled = []
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
     s = train(cfg_factory(*LENET, "compile=true", "trainer.fast_dev_run=true"))
-    assert s["status"] == "ok" and s["compiled"] == "net" and len(compiled) == 1
-    assert s["num_workers"] == 0 and s["input_pipeline"].startswith("uint8 batches")
+    assert s.status == "ok" and s.compiled == "net" and len(compiled) == 1
+    assert s.num_workers == 0 and s.input_pipeline.startswith("uint8 batches")
     # CPU-only here: the CUDA switches are left alone and say so
     if not torch.cuda.is_available():
-        assert s["cudnn_benchmark"] is None and s["matmul_precision"] is None
+        assert s.cudnn_benchmark is None and s.matmul_precision is None
 
 
 @pytest.mark.parametrize(
@@ -61,5 +61,5 @@ def test_cuda_backends_are_set_only_on_cuda():
 def test_compile_true_trains_for_real_on_cpu(cfg_factory):
     """torch.compile itself (inductor, C++ codegen on CPU): ~1 min here, hence slow."""
     s = train(cfg_factory(*LENET, "compile=true", "trainer.fast_dev_run=true"))
-    assert s["status"] == "ok" and s["compiled"] == "net"
-    assert s["final_train_loss"] is None or s["final_train_loss"] == s["final_train_loss"]
+    assert s.status == "ok" and s.compiled == "net"
+    assert s.final_train_loss is None or s.final_train_loss == s.final_train_loss

@@ -104,12 +104,12 @@ def test_resume_mid_schedule_keeps_bn_mode_warmup_and_optimizer_state(cfg_factor
 def test_summary_records_the_trainable_count_of_every_phase(cfg_factory):
     s = train(cfg_factory(*LP_FT, "trainer.max_epochs=2", "test_after_fit=false"))
     head = 1280 * 10 + 10
-    assert s["status"] == "ok"
-    assert s["trainable_params_by_phase"] == [
+    assert s.status == "ok"
+    assert s.trainable_params_by_phase == [
         {"epoch": 0, "trainable": head},
-        {"epoch": 1, "trainable": s["total_params"]},
+        {"epoch": 1, "trainable": s.total_params},
     ]
-    assert s["trainable_params"] == s["total_params"]  # what actually trained: the largest
+    assert s.trainable_params == s.total_params  # what actually trained: the largest
 
 
 def test_unscheduled_strategies_have_one_phase(cfg_factory):

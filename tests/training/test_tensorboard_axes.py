@@ -11,6 +11,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tlbench.config.overrides import MULTIRUN_YAML
+from tlbench.summary_file import RunSummary
 from tlbench.training.job import _print_summary
 from tlbench.training.run import train
 
@@ -24,8 +25,8 @@ EPOCH_TAGS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
 def scalars(cfg, cached: bool) -> dict[str, list[int]]:
     """{tag: its steps} of the run's TensorBoard events."""
     s = train(cfg)
-    assert s["status"] == "ok", s.get("error")
-    assert ("feature_cache" in s) == cached, s.get("feature_cache")
+    assert s.status == "ok", s.error
+    assert (s.feature_cache is not None) == cached, s.feature_cache
     acc = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard"))
     acc.Reload()
     return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
@@ -49,10 +50,10 @@ def test_cached_and_image_runs_share_the_epoch_axis_and_have_no_epoch_chart(cfg_
 
 
 def hint(run_dir: Path, capsys) -> str:
-    summary = {"status": "ok", "model": "lenet5", "strategy": "scratch", "data": "digits"}
-    summary |= {"seed": 0, "best_val_acc": 0.5, "final_val_acc": 0.5, "test_acc": None}
-    summary |= {"fit_seconds": 1.0, "epochs": 1, "train_images_per_second": 10.0}
-    _print_summary({**summary, "run_dir": str(run_dir)})
+    summary = RunSummary(status="ok", model="lenet5", strategy="scratch", data="digits", seed=0)
+    summary.update(best_val_acc=0.5, final_val_acc=0.5, fit_seconds=1.0, epochs=1)
+    summary.update(train_images_per_second=10.0, run_dir=str(run_dir))
+    _print_summary(summary)
     return next(line for line in capsys.readouterr().out.splitlines() if "--logdir" in line)
 
 

@@ -6,7 +6,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.helpers.cli import run_cli
-from tlbench.training import summary as run_summary
+from tlbench import summary_file
 from tlbench.training.run import train
 
 
@@ -21,18 +21,18 @@ def test_default_run_offline_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli(f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    s = run_summary.read(run_dir)
-    assert s["status"] == "ok" and s["error"] is None
-    assert (s["model"], s["strategy"], s["data"], s["seed"]) == (
+    s = summary_file.read(run_dir)
+    assert s.status == "ok" and s.error is None
+    assert (s.model, s.strategy, s.data, s.seed) == (
         "efficientnet_lite0",
         "transfer",
         "digits",
         42,
     )
-    assert s["best_val_acc"] > 0.85 and 0.0 <= s["final_val_acc"] <= s["best_val_acc"] <= 1.0
-    assert s["test_acc"] > 0.8
-    assert s["trainable_params"] == 12_810 and s["total_params"] > 3_000_000
-    assert s["epochs"] == 10 and s["fit_seconds"] > 0 and s["train_images_per_second"] > 0
+    assert s.best_val_acc > 0.85 and 0.0 <= s.final_val_acc <= s.best_val_acc <= 1.0
+    assert s.test_acc > 0.8
+    assert s.trainable_params == 12_810 and s.total_params > 3_000_000
+    assert s.epochs == 10 and s.fit_seconds > 0 and s.train_images_per_second > 0
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (
         run_dir / "checkpoints" / "last.ckpt"
@@ -63,9 +63,9 @@ def test_multirun_runs_each_strategy_into_numbered_dirs(tmp_path):
         "test_after_fit=false",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    strategies = [run_summary.read(sweep / str(i))["strategy"] for i in range(3)]
+    strategies = [summary_file.read(sweep / str(i)).strategy for i in range(3)]
     assert strategies == ["transfer", "finetune", "scratch"]
-    assert all(run_summary.read(sweep / str(i))["status"] == "ok" for i in range(3))
+    assert all(summary_file.read(sweep / str(i)).status == "ok" for i in range(3))
 
 
 @pytest.mark.slow  # 10-40 s of subprocesses; make test-full runs it
@@ -83,9 +83,9 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
         "logger=none",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    failed, ok = run_summary.read(sweep / "0"), run_summary.read(sweep / "1")
-    assert failed["status"] == "failed" and "optimizer.lr=-1" in failed["error"]
-    assert ok["status"] == "ok"
+    failed, ok = summary_file.read(sweep / "0"), summary_file.read(sweep / "1")
+    assert failed.status == "failed" and "optimizer.lr=-1" in failed.error
+    assert ok.status == "ok"
 
 
 def test_missing_pretrained_weights_fail_before_training_with_a_clear_message(tmp_path):
@@ -105,6 +105,6 @@ def test_missing_pretrained_weights_fail_before_training_with_a_clear_message(tm
 
 def test_train_is_importable_and_returns_the_summary(cfg_factory, tmp_path):
     s = train(cfg_factory("strategy=scratch", "model=resnet18"))
-    assert s["status"] == "ok" and s["strategy"] == "scratch" and s["model"] == "resnet18"
-    assert s == {**s, **run_summary.read(tmp_path / "run")}
-    assert s["trainable_params"] == s["total_params"]
+    assert s.status == "ok" and s.strategy == "scratch" and s.model == "resnet18"
+    assert s.to_dict() == summary_file.read(tmp_path / "run").to_dict()  # what it wrote
+    assert s.trainable_params == s.total_params

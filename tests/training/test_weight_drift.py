@@ -108,13 +108,11 @@ def test_a_run_records_what_trained_in_its_summary_and_metrics(cfg_factory):
 
     cfg = cfg_factory(*TINY_MINI, "strategy=finetune", "trainer.max_epochs=2")
     s = train(cfg)
-    assert s["status"] == "ok"
-    assert set(s["weight_drift"]) == {"features", "classifier"}
-    assert all(v > 0 for v in s["weight_drift"].values()) and s["head_norm"] > 0
-    assert s["bn_stats_changed"]["features"] is True
-    assert s["weight_drift_seconds"] < 0.05 * s["fit_seconds"] + 0.5
+    assert s.status == "ok"
+    assert set(s.weight_drift) == {"features", "classifier"}
+    assert all(v > 0 for v in s.weight_drift.values()) and s.head_norm > 0
+    assert s.bn_stats_changed["features"] is True
+    assert s.weight_drift_seconds < 0.05 * s.fit_seconds + 0.5
     with open(f"{cfg.paths.output_dir}/metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert float(rows[-1]["drift/features"]) == pytest.approx(
-        s["weight_drift"]["features"], rel=1e-3
-    )
+    assert float(rows[-1]["drift/features"]) == pytest.approx(s.weight_drift["features"], rel=1e-3)

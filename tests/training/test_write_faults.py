@@ -23,9 +23,10 @@ import torch
 import tlbench.training.run
 from tests.helpers.cli import TWO_STEPS, run_cli
 from tests.helpers.disks import fill, read_only, small_disk
-from tlbench import atomic
+from tlbench import atomic, summary_file
 from tlbench.config import REPO_ROOT
 from tlbench.errors import TlbenchError
+from tlbench.summary_file import RunSummary
 from tlbench.training import summary as run_summary
 from tlbench.training.callbacks.checkpoint_io import AtomicCheckpointIO
 from tlbench.training.run import train
@@ -83,8 +84,8 @@ def test_a_run_on_a_full_disk_fails_in_one_paragraph_with_its_summary_written(
         message = str(err.value)
         assert "full disk" in message or "no space left" in message
         assert "resume=" in message and "\n" not in message
-        s = run_summary.read(run)
-        assert s["status"] == "failed" and s["error"] == message  # not `running`
+        s = summary_file.read(run)
+        assert s.status == "failed" and s.error == message  # not `running`
         assert _temporaries(run, run / "checkpoints") == []
         assert not (run / "checkpoints" / "best.ckpt").exists()  # never a 0-byte checkpoint
 
@@ -101,19 +102,19 @@ def test_a_disk_full_at_the_end_is_one_paragraph_not_a_missing_traceback(
         message = str(err.value)
         assert "the run ended `ok`" in message and "no space left" in message
         assert "still says `running`" in message and "traceback" not in message
-        assert run_summary.read(run)["status"] == "running"  # what the message says
+        assert summary_file.read(run).status == "running"  # what the message says
         assert _temporaries(run, run / "checkpoints") == []
 
 
 def test_a_read_only_run_dir_refusing_the_summary_is_one_paragraph(tmp_path):
     with small_disk(tmp_path / "disk") as disk:
-        run_summary.write(disk, {"status": "running"})
+        summary_file.write(disk, RunSummary(status="running"))
         read_only(disk)  # root ignores permissions: a read-only file system refuses root too
         with pytest.raises(TlbenchError) as err:
-            run_summary.write_final(disk, {"status": "failed", "error": "boom. Fix: x"})
+            run_summary.write_final(disk, RunSummary(status="failed", error="boom. Fix: x"))
         message = str(err.value)
         assert "the run ended `failed` (boom)" in message and "read-only" in message
-        assert message.count("Fix:") == 1 and run_summary.read(disk)["status"] == "running"
+        assert message.count("Fix:") == 1 and summary_file.read(disk).status == "running"
 
 
 def test_a_full_cache_disk_is_a_clear_warning_and_the_run_goes_on(cfg_factory, tmp_path, caplog):
@@ -122,7 +123,7 @@ def test_a_full_cache_disk_is_a_clear_warning_and_the_run_goes_on(cfg_factory, t
         cfg = cfg_factory(*FAST, "strategy=transfer", "strategy.cache_features=true")
         with caplog.at_level(logging.WARNING, logger="tlbench"):
             s = train(cfg)
-        assert s["status"] == "ok" and s["cached_features"]  # on the features in memory
+        assert s.status == "ok" and s.cached_features  # on the features in memory
         assert "The feature cache could not be written" in caplog.text
         assert "no space left on the device" in caplog.text and "paths.cache_dir" in caplog.text
         assert "inline_container" not in caplog.text
@@ -137,27 +138,26 @@ def test_metrics_csv_keeps_every_row_and_killed_time_is_recovered(cfg_factory, t
     train(cfg_factory(*base, "+trainer.max_steps=2"))  # stops after epoch 0, as a kill in epoch 1
     first = _rows(run)
     assert [r["epoch"] for r in first] == ["0"] and float(first[0]["time/epoch_seconds"]) > 0
-    killed = run_summary.read(run)  # a SIGKILL leaves the summary of the segment's start:
-    killed.update(status="running", fit_seconds=None)
-    del killed["segments"]
-    run_summary.write(run, killed)
+    killed = summary_file.read(run)  # a SIGKILL leaves the summary of the segment's start:
+    killed.update(status="running", fit_seconds=None, segments=[])
+    summary_file.write(run, killed)
     done = train(cfg_factory(*base, f"resume={run}"))
     assert [r["epoch"] for r in _rows(run)] == ["0", "1", "2"]
     assert _rows(run)[0] == first[0]  # the killed segment's row, as it was
-    recovered, last = done["segments"]
+    recovered, last = done.segments
     assert recovered == {
         "fit_seconds": round(float(first[0]["time/epoch_seconds"]), 2),
         "epochs": 1,
         "estimated": True,
     }
     assert last["epochs"] == 2 and not last.get("estimated")
-    assert done["fit_seconds_estimated"] is True
-    assert done["fit_seconds"] == pytest.approx(recovered["fit_seconds"] + last["fit_seconds"])
+    assert done.fit_seconds_estimated is True
+    assert done.fit_seconds == pytest.approx(recovered["fit_seconds"] + last["fit_seconds"])
 
 
 def test_a_run_with_every_segment_recorded_is_not_estimated(cfg_factory, tmp_path):
     s = train(cfg_factory(*FAST, "trainer.max_epochs=1", f"paths.output_dir={tmp_path / 'r'}"))
-    assert s["fit_seconds_estimated"] is False and len(s["segments"]) == 1
+    assert s.fit_seconds_estimated is False and len(s.segments) == 1
 
 
 # -- a real SIGKILL of a training process ----------------------------------------------------------
@@ -198,7 +198,7 @@ def test_sigkill_mid_run_then_resume_keeps_all_rows_time_and_no_orphans(tmp_path
     killed_rows = _rows(run_dir)  # whole: replaced in one step, never rewritten in place
     restored = _last_epoch(run_dir)
     assert len(killed_rows) >= restored + 1
-    assert run_summary.read(run_dir)["status"] == "running"
+    assert summary_file.read(run_dir).status == "running"
     # what a kill in the middle of a write leaves: a temporary file of a dead writer's pid
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True
@@ -207,14 +207,14 @@ def test_sigkill_mid_run_then_resume_keeps_all_rows_time_and_no_orphans(tmp_path
     orphan.write_bytes(b"half a checkpoint")
     done = run_cli(f"resume={run_dir}")
     assert done.returncode == 0, done.stderr[-3000:]
-    s = run_summary.read(run_dir)
+    s = summary_file.read(run_dir)
     assert [r["epoch"] for r in _rows(run_dir)] == ["0", "1", "2", "3"]
     assert _rows(run_dir)[: restored + 1] == killed_rows[: restored + 1]
     lost = sum(float(r["time/epoch_seconds"]) for r in killed_rows[: restored + 1])
-    assert s["segments"][0] == {
+    assert s.segments[0] == {
         "fit_seconds": round(lost, 2),
         "epochs": restored + 1,
         "estimated": True,
     }
-    assert s["fit_seconds_estimated"] is True and s["fit_seconds"] > lost
+    assert s.fit_seconds_estimated is True and s.fit_seconds > lost
     assert not orphan.exists() and _temporaries(run_dir, run_dir / "checkpoints") == []

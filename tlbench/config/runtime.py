@@ -4,14 +4,11 @@ same answer outside a Hydra app (tests and notebooks composing configs directly)
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tlbench import cluster
+from tlbench import cluster, summary_file
 
 
 def hydra_config() -> DictConfig | None:
@@ -46,7 +43,6 @@ def unless_skipped(value, instead=None, *, _root_):
         if not (_root_.get("skip_completed") or cluster.requeued()) or _root_.get("resume"):
             return value
         out = OmegaConf.select(_root_, "hydra.runtime.output_dir", default=None)
-        summary = json.loads((Path(str(out)) / "summary.json").read_text(encoding="utf-8"))
-        return instead if out and summary.get("status") == "ok" else value
+        return instead if out and summary_file.read(str(out)).status == "ok" else value
     except Exception:  # outside a job (compose), no summary yet: Hydra writes as usual
         return value

@@ -46,10 +46,10 @@ def trained_on(ckpt: Path) -> str | None:
         summary = summary_file.read(run_dir)
     except (OSError, ValueError):
         return None
-    given = [str(o) for o in summary.get("overrides") or []]
+    given = [str(o) for o in summary.overrides or []]
     keep = [o for o in given if _defines_the_data(o.partition("=")[0].lstrip("+~"))]
-    if summary.get("data") and not any(o.startswith("data=") for o in keep):
-        keep.insert(0, f"data={summary['data']}")
+    if summary.data and not any(o.startswith("data=") for o in keep):
+        keep.insert(0, f"data={summary.data}")
     return " ".join(shlex.quote(o) for o in keep) or None
 
 

@@ -43,18 +43,17 @@ class RunCost:
         )
 
 
-def _times(summary: dict) -> list[float]:
-    raw = summary.get("epoch_seconds")
+def _times(run: Run) -> list[float]:
+    raw = run.get("epoch_seconds")
     times = [num(t) for t in raw] if isinstance(raw, list) else []
     return [t for t in times if t is not None and t > 0]
 
 
 def run_cost(run: Run) -> RunCost:
-    s = run.summary
-    times = _times(s)
+    times = _times(run)
     if not times:
-        return RunCost(num(s.get("fit_seconds")))
-    epochs = num(s.get("epochs")) or len(times)
+        return RunCost(num(run.get("fit_seconds")))
+    epochs = num(run.get("epochs")) or len(times)
     checked = times[1:] if len(times) >= 3 else times  # the first epoch warms up
     cost = RunCost(
         statistics.median(times) * epochs,
@@ -62,13 +61,13 @@ def run_cost(run: Run) -> RunCost:
         slowest=max(checked),
         measured=True,
     )
-    if s.get("feature_cache_hit") is True and num(s.get("feature_cache_seconds")) is not None:
-        cost.own[CACHE_READ] = num(s.get("feature_cache_seconds"))
-    extracted = s.get("feature_extraction_seconds")
-    if s.get("feature_cache") and isinstance(extracted, dict):
+    if run.get("feature_cache_hit") is True and num(run.get("feature_cache_seconds")) is not None:
+        cost.own[CACHE_READ] = num(run.get("feature_cache_seconds"))
+    extracted = run.get("feature_extraction_seconds")
+    if run.get("feature_cache") and isinstance(extracted, dict):
         seconds = sum(num(v) or 0.0 for k, v in extracted.items() if k != "test")
-        cost.shared[EXTRACTION] = (str(s["feature_cache"]), seconds)
-    probe = s.get("precision_probe")
+        cost.shared[EXTRACTION] = (str(run.get("feature_cache")), seconds)
+    probe = run.get("precision_probe")
     if isinstance(probe, dict) and not probe.get("cached") and num(probe.get("seconds")):
         cost.shared[PROBE] = (str(probe.get("file")), num(probe.get("seconds")))
     return cost

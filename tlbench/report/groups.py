@@ -39,15 +39,15 @@ def mean_std(values) -> tuple[float | None, float | None, int]:
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)), len(xs)
 
 
-def labels_per_class(summary: dict) -> float | None:
+def labels_per_class(run: Run) -> float | None:
     """Training labels per class: the budget itself, or the split size over the class count."""
-    spc = num(summary.get("samples_per_class"))
+    spc = num(run.get("samples_per_class"))
     if spc is not None:
         return spc
-    sizes = summary.get("split_sizes")
+    sizes = run.get("split_sizes")
     train, classes = (
         (num(sizes.get("train")) if isinstance(sizes, dict) else None),
-        num(summary.get("num_classes")),
+        num(run.get("num_classes")),
     )
     return train / classes if train and classes else None
 
@@ -80,7 +80,7 @@ class Group:
 
     @property
     def labels_per_class(self) -> float | None:
-        return mean_std(labels_per_class(r.summary) for r in self.runs)[0]
+        return mean_std(labels_per_class(r) for r in self.runs)[0]
 
     @property
     def config(self) -> str:

@@ -19,7 +19,7 @@ AFTER_SWITCH, AT_END = "after its switch", "at the end"
 def switch_epochs(run: Run) -> list[int]:
     """0-based epochs at which a scheduled strategy (lp_ft, gradual) changed its trainable set,
     from summary.json's `trainable_params_by_phase` ([{epoch, trainable}, ...])."""
-    phases = run.summary.get("trainable_params_by_phase")
+    phases = run.get("trainable_params_by_phase")
     if not isinstance(phases, list):
         return []
     epochs = [num(p.get("epoch")) for p in phases if isinstance(p, dict)]

@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 from tlbench.config.key_roles import is_neutral, is_replicate
 from tlbench.report import health, ranking_measures, readings
 from tlbench.report.groups import Group
-from tlbench.report.runs import Run, read_curve
+from tlbench.report.runs import Run, load_run
+from tlbench.summary_file import FIELDS, RunSummary
 
 RANKING_FILE = "ranking.json"
 METRICS = {  # ranking.json key -> column header
@@ -48,10 +49,11 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _run_data(run_dir: Path, summary: dict) -> dict:
+def _run_data(run: Run) -> dict:
     """The data a run used: its .hydra/config.yaml when present, else summary.json's fields."""
-    data = {"name": summary.get("data")}
-    data.update({k: summary.get(k) for k in MATCHED_DATA if k in summary})
+    data = {"name": run.get("data")}
+    data.update({k: run.get(k) for k in MATCHED_DATA if k in FIELDS})  # null: the whole split
+    run_dir = run.dir
     cfg_path = run_dir / ".hydra" / "config.yaml"
     if cfg_path.is_file():
         node = OmegaConf.load(cfg_path).get("data") or {}
@@ -65,12 +67,14 @@ def _run_data(run_dir: Path, summary: dict) -> dict:
 
 
 def finished_runs(root: Path) -> list[dict]:
+    """The finished runs with a test accuracy, as summary.json's fields plus `_data` (what
+    `_same_data` matches), `_dir` and `_curve` (val/acc per epoch, for the reading)."""
     runs = []
     for path in _walk(root, "summary.json"):
-        s = _read_json(path)
-        if s and s.get("status") == "ok" and s.get("test_acc") is not None:
-            runs.append({**s, "_data": _run_data(path.parent, s), "_dir": str(path.parent)})
-            runs[-1]["_curve"] = read_curve(path.parent)  # val/acc per epoch, for the reading
+        run = load_run(path.parent)
+        if run.status == "ok" and run.get("test_acc") is not None:
+            runs.append({**run.summary.to_dict(), "_data": _run_data(run), "_dir": str(run.dir)})
+            runs[-1]["_curve"] = run.curve
     return runs
 
 
@@ -156,7 +160,13 @@ def select(candidate: dict, runs: list[dict]) -> dict | None:
     tests = [float(r["test_acc"]) for r in chosen]
     seeds = {r["seed"] for r in chosen if r.get("seed") is not None}
     group = Group(
-        (), [Run(Path(r.get("_dir", ".")), r, "ok", curve=r.get("_curve") or []) for r in chosen]
+        (),
+        [
+            Run(
+                Path(r.get("_dir", ".")), RunSummary.from_dict(r), "ok", curve=r.get("_curve") or []
+            )
+            for r in chosen
+        ],
     )
     epochs, means, stds = readings.mean_curve(group)  # the report's curve, and its reading
     return {

@@ -6,13 +6,14 @@ overrides into a `Run`. Nothing here may crash on odd input: a bad file becomes 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tlbench import summary_file
 from tlbench.config.overrides import parse as parse_override
+from tlbench.summary_file import RunSummary
 
 UNFINISHED = ("running", "interrupted", "started")
 # Folders that never hold run dirs; skipping them keeps a walk over `outputs/` or a repo cheap.
@@ -32,10 +33,11 @@ def num(value) -> float | None:
 
 @dataclass
 class Run:
-    """One run dir: its summary (possibly empty) and its validation curve."""
+    """One run dir: its summary (None before the run wrote a readable one) and its validation
+    curve."""
 
     dir: Path
-    summary: dict
+    summary: RunSummary | None
     status: str
     error: str | None = None
     overrides: dict[str, str] = field(default_factory=dict)
@@ -44,17 +46,17 @@ class Run:
     def get(self, name):
         if name == "trainable_params":
             return self.trainable_params
-        return self.summary.get(name)
+        return self.summary.value(name) if self.summary is not None else None
 
     @property
     def seed(self):
-        return self.summary.get("seed")
+        return self.get("seed")
 
     @property
     def fit_estimated(self) -> bool:
         """Part of `fit_seconds` is recovered, not measured: a segment of the run was killed
         outright and its time was summed from metrics.csv's per-epoch times (a lower bound)."""
-        return self.summary.get("fit_seconds_estimated") is True
+        return self.get("fit_seconds_estimated") is True
 
     @property
     def trainable_params(self) -> float | None:
@@ -63,7 +65,7 @@ class Run:
         of `trainable_params_by_phase` when the run has it: [{epoch, trainable}, ...] as
         training writes it, or plain counts, or {phase: count}. `phases_run` (what the epochs
         that ran trained) wins over that plan where the run has it."""
-        ran = self.summary.get("phases_run")
+        ran = self.get("phases_run")
         ran = (
             [num(p.get("trainable")) for p in ran if isinstance(p, dict)]
             if isinstance(ran, list)
@@ -71,12 +73,13 @@ class Run:
         )
         if any(c is not None for c in ran):
             return max(c for c in ran if c is not None)
-        phases = self.summary.get("trainable_params_by_phase")
+        phases = self.get("trainable_params_by_phase")
         if isinstance(phases, dict):
             phases = list(phases.values())
         phases = phases if isinstance(phases, list) else []
         counts = [num(p.get("trainable") if isinstance(p, dict) else p) for p in phases]
-        counts = [c for c in (*counts, num(self.summary.get("trainable_params"))) if c is not None]
+        total = num(self.summary.trainable_params if self.summary else None)
+        counts = [c for c in (*counts, total) if c is not None]
         return max(counts) if counts else None
 
 
@@ -129,30 +132,28 @@ def load_run(run_dir: Path) -> Run:
     if not path.is_file():
         return Run(
             run_dir,
-            {},
+            None,
             "started",
             "no summary.json yet (job starting, or killed before training began)",
             overrides=dict(parse_override(o) for o in read_overrides_yaml(run_dir)),
         )
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(summary, dict):
-            raise ValueError(f"expected a JSON object, found {type(summary).__name__}")
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        return Run(run_dir, {}, "failed", f"unreadable summary.json: {exc}")
-    status = str(summary.get("status") or "unknown")
-    overrides = summary.get("overrides")
+        summary = summary_file.read(path)
+    except (OSError, ValueError) as exc:  # ValueError: also not JSON, not UTF-8
+        return Run(run_dir, None, "failed", f"unreadable summary.json: {exc}")
+    status = str(summary.status or "unknown")
+    overrides = summary.overrides
     if not isinstance(overrides, list):
         overrides = read_overrides_yaml(run_dir)
     run = Run(
         run_dir,
         summary,
         status,
-        error=None if summary.get("error") is None else str(summary.get("error")),
+        error=None if summary.error is None else str(summary.error),
         overrides=dict(parse_override(o) for o in overrides),
         curve=read_curve(run_dir),
     )
-    if status == "ok" and num(summary.get("best_val_acc")) is None and not run.curve:
+    if status == "ok" and num(summary.best_val_acc) is None and not run.curve:
         # Finished without a single finite validation accuracy (e.g. the loss went NaN).
         run.error = run.error or "finished without a finite validation accuracy (NaN?)"
     return run
@@ -170,10 +171,9 @@ def across_models(run: Run) -> Run:
     names the model too ("transfer · efficientnet_lite0"), and every run shares one model
     column, so the verdict compares e.g. a source model's transfer with ImageNet transfer and
     scratch in one cell. Selection still happens per (strategy, model) arm."""
-    if not run.summary:
+    if run.summary is None:
         return run
-    summary = dict(run.summary)
-    summary["strategy"] = f"{summary.get('strategy', '?')} · {summary.get('model', '?')}"
-    summary["model"] = ACROSS_MODELS
+    s = run.summary
+    summary = replace(s, strategy=f"{s.strategy or '?'} · {s.model or '?'}", model=ACROSS_MODELS)
     overrides = {k: v for k, v in run.overrides.items() if k not in ("model", "strategy")}
     return replace(run, summary=summary, overrides=overrides)

@@ -270,9 +270,8 @@ def grid_table(arms: list[Arm]) -> list[str]:
 
 
 def run_line(run: Run, root: Path) -> str:
-    s = run.summary
     what = " ".join(
-        f"{k}={s.get(k)}" for k in ("model", "strategy", "data", "seed") if s.get(k) is not None
+        f"{k}={run.get(k)}" for k in ("model", "strategy", "data", "seed") if run.get(k) is not None
     )
     if not what and run.overrides:
         what = " ".join(f"{k}={v}" for k, v in run.overrides.items())

@@ -181,10 +181,10 @@ def rewrite_argv(argv: list[str]) -> list[str]:
     done = completed_summary(run_dir)
     if done:
         target = OmegaConf.select(OmegaConf.create(after or {}), "trainer.max_epochs")
-        if not isinstance(target, int) or target <= int(done.get("epochs") or 0):
+        if not isinstance(target, int) or target <= int(done.epochs or 0):
             print(
                 f"tlbench: {run_dir} already completed (summary.json says ok, "
-                f"{done.get('epochs')} epochs); nothing to resume. To train it longer: "
+                f"{done.epochs} epochs); nothing to resume. To train it longer: "
                 f"{shlex.quote(f'resume={run_dir}')} trainer.max_epochs=<more>"
             )
             raise SystemExit(0)

@@ -22,6 +22,7 @@ from tlbench.config.key_roles import ROLES
 from tlbench.config.overrides import parse as parse_override
 from tlbench.errors import TlbenchError
 from tlbench.runtime import distributed, owned, rundir
+from tlbench.summary_file import RunSummary
 
 log = logging.getLogger("tlbench")
 
@@ -49,12 +50,12 @@ def arg_value(argv: list[str], key: str) -> str | None:
     return found
 
 
-def completed_summary(run_dir: Path) -> dict | None:
+def completed_summary(run_dir: Path) -> RunSummary | None:
     try:
         s = run_summary.read(run_dir)
     except (OSError, ValueError):
         return None
-    return s if s.get("status") == "ok" else None
+    return s if s.status == "ok" else None
 
 
 def defining_overrides(given) -> list[str]:
@@ -81,7 +82,7 @@ def continues(cfg: DictConfig) -> bool:
     return bool(cfg.get("skip_completed") or cluster.requeued()) and not cfg.get("resume")
 
 
-def completed(cfg: DictConfig, run_dir: Path) -> dict | None:
+def completed(cfg: DictConfig, run_dir: Path) -> RunSummary | None:
     """With skip_completed=true (or in a requeued SLURM job), the summary of this job's finished
     earlier run (else None)."""
     if not continues(cfg):
@@ -90,17 +91,17 @@ def completed(cfg: DictConfig, run_dir: Path) -> dict | None:
     if done is None:
         return None
     now = hydra_runtime.task_overrides()
-    if now and defining_overrides(done.get("overrides") or []) != defining_overrides(now):
+    if now and defining_overrides(done.overrides or []) != defining_overrides(now):
         raise TlbenchError(
             f"{run_dir} holds a completed run with other overrides "
-            f"({' '.join(defining_overrides(done.get('overrides') or []))}); it was left untouched",
+            f"({' '.join(defining_overrides(done.overrides or []))}); it was left untouched",
             key="skip_completed",
             value=True,
             fix="use a new hydra.sweep.dir / hydra.run.dir for a different experiment",
         )
-    why = "skip_completed" if cfg.get("skip_completed") else "requeued SLURM job"
-    log.info("%s: %s already holds a completed run; skipped", why, run_dir)
-    return {**done, "skipped": True}
+    why = "skip_completed=true" if cfg.get("skip_completed") else "a requeued SLURM job"
+    print(f"tlbench: skipped {run_dir} (already completed; {why})", flush=True)
+    return done
 
 
 def lock(run_dir: Path) -> rundir.Lock | rundir.NoLock:
@@ -123,7 +124,7 @@ def source(cfg: DictConfig) -> Path | None:
     run_dir = Path(cfg.paths.output_dir)
     if rundir.state(run_dir) != "unfinished" or not (run_dir / LAST).is_file():
         return None
-    saved = run_summary.read(run_dir).get("overrides") if rundir.status(run_dir) else None
+    saved = run_summary.read(run_dir).overrides if rundir.status(run_dir) else None
     if saved is not None and defining_overrides(saved) != defining_overrides(
         hydra_runtime.task_overrides()
     ):
@@ -141,10 +142,10 @@ def carried(cfg: DictConfig) -> dict:
         old = run_summary.read(src)
     except (OSError, ValueError):
         return {"segments": []}
-    segments = old.get("segments")
-    if segments is None and old.get("fit_seconds") is not None:  # written before segments existed
-        segments = [{"fit_seconds": old["fit_seconds"], "epochs": old.get("epochs")}]
-    return {"segments": list(segments or [])}
+    segments = list(old.segments or [])
+    if not segments and old.fit_seconds is not None:  # written before segments existed
+        segments = [{"fit_seconds": old.fit_seconds, "epochs": old.epochs}]
+    return {"segments": segments}
 
 
 def checkpoint(cfg: DictConfig) -> str | None:
@@ -212,9 +213,9 @@ def previous_rows(cfg: DictConfig, path: Path, ckpt: str | None) -> list[dict]:
     return rows
 
 
-def finish(run_dir: Path, summary: dict) -> None:
+def finish(run_dir: Path, summary: RunSummary) -> None:
     """A run that ended ok: an `interrupted.ckpt` left by an earlier, interrupted segment is stale
     (a resume continues from last.ckpt; a reader taking it for the run's state would get an older
     model), so it goes."""
-    if summary.get("status") == "ok":
+    if summary.status == "ok":
         (Path(run_dir) / "checkpoints" / "interrupted.ckpt").unlink(missing_ok=True)

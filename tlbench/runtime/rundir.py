@@ -31,7 +31,7 @@ TOKEN_ENV = "TLBENCH_LOCK_TOKEN"  # the launch's token: its jobs accept the lock
 def status(run_dir: Path) -> str | None:
     """summary.json's status, or None without a readable one."""
     try:
-        return run_summary.read(run_dir).get("status")
+        return run_summary.read(run_dir).status
     except (OSError, ValueError):
         return None
 
@@ -51,7 +51,7 @@ def state(run_dir: Path) -> str:
 def _failed_before_training(run_dir: Path) -> bool:
     """summary.json says the run failed before any training started (e.g. on its data)."""
     try:
-        return run_summary.read(run_dir).get("failed_before_training") is True
+        return run_summary.read(run_dir).failed_before_training is True
     except (OSError, ValueError):
         return False
 

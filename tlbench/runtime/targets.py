@@ -273,7 +273,7 @@ def _saved_summary_overrides(run_dir: Path) -> list[str] | None:
     """The overrides a job's summary.json recorded (None: no readable summary, e.g. only
     checkpoints of a job killed before it could write one)."""
     try:
-        return run_summary.read(run_dir).get("overrides")
+        return run_summary.read(run_dir).overrides
     except (OSError, ValueError):
         return None
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from tlbench.config import runtime as hydra_runtime
 from tlbench.config.key_roles import column
 from tlbench.config.overrides import budget_label, experiment_overrides, swept_keys
+from tlbench.summary_file import RunSummary
 
 # summary.json field -> hparams metric tag
 METRICS = {
@@ -47,33 +48,31 @@ def _number_or_text(text: str):
         return text
 
 
-def params(cfg: DictConfig, summary: dict) -> dict:
+def params(cfg: DictConfig, summary: RunSummary) -> dict:
     """Flat hyper-parameters of a run: what a sweep varies and what explains its results."""
     optimizer = str((cfg.get("optimizer") or {}).get("_target_", "none")).rsplit(".", 1)[-1]
     scheduler = cfg.get("scheduler") or {}
     out = {
-        "data": summary.get("data"),
-        "model": summary.get("model"),
-        "strategy": summary.get("strategy"),
-        "weights": summary.get("weights"),
-        "lr": summary.get("lr"),
-        "batch_size": summary.get("batch_size"),
-        "image_size": summary.get("image_size"),
-        "label_budget": budget_label(
-            summary.get("samples_per_class"), summary.get("train_fraction")
-        ),
-        "seed": summary.get("seed"),
-        "precision": summary.get("precision"),
+        "data": summary.data,
+        "model": summary.model,
+        "strategy": summary.strategy,
+        "weights": summary.weights,
+        "lr": summary.lr,
+        "batch_size": summary.batch_size,
+        "image_size": summary.image_size,
+        "label_budget": budget_label(summary.samples_per_class, summary.train_fraction),
+        "seed": summary.seed,
+        "precision": summary.precision,
         "optimizer": optimizer,
         "scheduler": str(scheduler.get("_target_", "none")).rsplit(".", 1)[-1],
-        "max_epochs": summary.get("max_epochs"),
+        "max_epochs": summary.max_epochs,
         "augment": (cfg.get("data") or {}).get("augment"),
-        "trainable_params": summary.get("trainable_params"),
+        "trainable_params": summary.trainable_params,
     }
     # Numeric budgets too, so the parallel-coordinates view can order them (only when set).
     for key in ("samples_per_class", "train_fraction"):
-        if summary.get(key) is not None:
-            out[key] = summary[key]
+        if summary.value(key) is not None:
+            out[key] = summary.value(key)
     return {k: _scalar(v) for k, v in out.items()}
 
 
@@ -87,7 +86,7 @@ def group_lrs(optimizers) -> dict[str, float]:
     return lrs
 
 
-def columns(cfg, summary: dict, overrides: list[str], swept, lrs) -> tuple[dict, set[str]]:
+def columns(cfg, summary: RunSummary, overrides: list[str], swept, lrs) -> tuple[dict, set[str]]:
     """(hparams, names marked `differs`): every column, and the ones the comparison is about."""
     hp = {**params(cfg, summary), **lrs}
     own = experiment_overrides(overrides)
@@ -148,9 +147,11 @@ def session_pbs(hp: dict, trial_id: str | None = None) -> list:
     ]
 
 
-def metrics(summary: dict) -> dict[str, float]:
+def metrics(summary: RunSummary) -> dict[str, float]:
     return {
-        tag: float(summary[key]) for key, tag in METRICS.items() if summary.get(key) is not None
+        tag: float(summary.value(key))
+        for key, tag in METRICS.items()
+        if summary.value(key) is not None
     }
 
 
@@ -164,7 +165,9 @@ def _write(log_dir: str, pbs: list, step: int) -> None:
     writer.close()
 
 
-def log(loggers, cfg: DictConfig, summary: dict, step: int | None = None, optimizers=()) -> None:
+def log(
+    loggers, cfg: DictConfig, summary: RunSummary, step: int | None = None, optimizers=()
+) -> None:
     """Write the hparams session into every TensorBoard logger (others are left alone). Lightning
     has finalized the loggers after fit/test; finalize again to flush and close the new file."""
     tb = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]

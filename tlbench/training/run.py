@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from tlbench import atomic, summary_file
 from tlbench.errors import TlbenchError
 from tlbench.runtime import distributed, resume, signals
+from tlbench.summary_file import RunSummary
 from tlbench.training import feature_cache, hparams, precision_probe, strategies
 from tlbench.training import summary as run_summary
 from tlbench.training.build import build_run
@@ -36,7 +37,7 @@ from tlbench.training.trainer import build_trainer, expected_lightning_notices
 log = logging.getLogger("tlbench")
 
 
-def train(cfg: DictConfig) -> dict:
+def train(cfg: DictConfig) -> RunSummary:
     """Run one experiment; always writes `summary.json` (status ok / failed / interrupted)."""
     run_dir = Path(cfg.paths.output_dir)
     done = resume.completed(cfg, run_dir)  # skip_completed=true: nothing trained or written
@@ -54,7 +55,7 @@ def train(cfg: DictConfig) -> dict:
     try:
         with signals.Trap() as trap:  # SIGINT/SIGTERM: checkpoint + status interrupted
             _train(cfg, summary, run_dir, trap)
-        summary["status"] = "ok"
+        summary.status = "ok"
         resume.finish(run_dir, summary)  # an earlier segment's interrupted.ckpt is stale now
     except signals.INTERRUPTS as exc:
         summary.update(
@@ -72,16 +73,16 @@ def train(cfg: DictConfig) -> dict:
             traceback=None if isinstance(exc, TlbenchError) else traceback.format_exc(),
             # no segment of fit started in this dir (fresh run, e.g. an empty class folder):
             # the corrected command may reuse the dir without overwrite=true (rundir.state)
-            failed_before_training=not summary.get("segments"),
+            failed_before_training=not summary.segments,
         )
         release_memory(exc)  # the traceback's frames hold the module: the next job needs room
         if disk is not None:
             raise disk from exc
         raise
     finally:
-        summary["peak_rss_mb"] = round(run_summary.peak_rss_mb(), 1)
+        summary.peak_rss_mb = round(run_summary.peak_rss_mb(), 1)
         if torch.cuda.is_available():
-            summary["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            summary.cuda_max_allocated_mb = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         distributed.finish()
         try:
             if rank_zero:  # a refused write is one paragraph, never a pointer to this file
@@ -92,7 +93,7 @@ def train(cfg: DictConfig) -> dict:
     return summary
 
 
-def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
+def _train(cfg: DictConfig, summary: RunSummary, run_dir: Path, trap=None) -> None:
     """Wire, fit, test: each step a function below. This module is the summary's one writer:
     callbacks leave their findings on themselves and are read back here, also when a segment
     ends by an interruption or an error."""
@@ -101,26 +102,26 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
     datamodule, cache_seconds = _maybe_cache_features(
         cfg, module, datamodule, precision, summary, stop=trap.check if trap else None
     )
-    if summary.get("segments"):  # resumed: the first segment counted the features' cost
-        cache_seconds = summary["feature_cache_seconds"]
+    if summary.segments:  # resumed: the first segment counted the features' cost
+        cache_seconds = summary.feature_cache_seconds
     summary.update(apply_speed_settings(cfg, module, datamodule))  # workers, compile, cuDNN
     deterministic, warning = deterministic_for(cfg, module)  # CUDA: layers with no such kernel
     if warning:
         log.warning(warning)
-        summary.setdefault("warnings", []).append(warning)
+        summary.warnings.append(warning)
     trainer, watch, ckpt_path = build_trainer(cfg, run_dir, trap, precision, deterministic)
-    if summary.get("cudnn_benchmark") is not None:  # deterministic mode turns it off: the value
-        summary["cudnn_benchmark"] = torch.backends.cudnn.benchmark  # in effect, not the asked
+    if summary.cudnn_benchmark is not None:  # deterministic mode turns it off: the value
+        summary.cudnn_benchmark = torch.backends.cudnn.benchmark  # in effect, not the asked
     for lg in trainer.loggers:
         lg.log_metrics(
             {
-                "params/trainable": summary["trainable_params"],
-                "params/total": summary["total_params"],
+                "params/trainable": summary.trainable_params,
+                "params/total": summary.total_params,
             },
             step=0,
         )
     if resume.source(cfg) is not None:
-        summary["resumed_from"] = ckpt_path
+        summary.resumed_from = ckpt_path
         run_summary.add_killed_segments(summary, watch.table.rows)  # SIGKILLed parts' time
     distributed.prepare_children()  # DDP inside a sweep: children re-run this job only
     start, rows_before = time.perf_counter(), len(watch.table.rows)
@@ -140,12 +141,12 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
             )
         _record_fit(trainer, watch.table, summary)
         if cfg.get("test_after_fit", True):
-            best = summary.get("best_checkpoint")
+            best = summary.best_checkpoint
             with expected_lightning_notices():
                 results = trainer.test(
                     module, datamodule=datamodule, ckpt_path=best or None, weights_only=True
                 )
-            summary["test_acc"] = results[0].get("test/acc") if results else None
+            summary.test_acc = results[0].get("test/acc") if results else None
     finally:  # a rebuilt LR schedule; an interruption's epochs, checkpoint and val accuracies
         summary.update(watch.rebuild.findings)
         summary.update(watch.interrupt.findings)
@@ -155,7 +156,7 @@ def _train(cfg: DictConfig, summary: dict, run_dir: Path, trap=None) -> None:
     hparams.log(trainer.loggers, cfg, summary, trainer.current_epoch, trainer.optimizers)
 
 
-def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: dict) -> str:
+def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: RunSummary) -> str:
     """Data sizes, parameter counts, precision and weights into the summary and the log;
     returns the precision the trainer will use."""
     summary.update(
@@ -175,7 +176,7 @@ def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: 
     )
     if probe is not None:
         probe["seconds"] = round(time.perf_counter() - probe_start, 2)  # a named one-off cost
-        summary["precision_probe"] = probe
+        summary.precision_probe = probe
     trainable, total = module.plan.counts(module.net)
     # Scheduled strategies (lp_ft, gradual) train more later: each phase's count, the largest
     # as `trainable_params` (what the run actually trained).
@@ -199,11 +200,11 @@ def _record_model(cfg: DictConfig, datamodule, module: TransferModule, summary: 
     log.info("precision %s (%s); channels_last=%s", precision, why, module.channels_last)
     if warning := run_summary.random_backbone(cfg, trainable, total):  # e.g. lenet5 + transfer
         log.warning(warning)
-        summary.setdefault("warnings", []).append(warning)
+        summary.warnings.append(warning)
     return precision
 
 
-def _record_fit(trainer: L.Trainer, table: EpochTable, summary: dict) -> None:
+def _record_fit(trainer: L.Trainer, table: EpochTable, summary: RunSummary) -> None:
     """Epochs, best/final val acc (from metrics.csv's rows, all segments), checkpoints."""
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     summary.update(
@@ -214,7 +215,7 @@ def _record_fit(trainer: L.Trainer, table: EpochTable, summary: dict) -> None:
     summary.update(run_summary.checkpoints(trainer))  # best.ckpt, last.ckpt (the final epoch)
 
 
-def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: dict, stop=None):
+def _maybe_cache_features(cfg, module, datamodule, precision: str, summary: RunSummary, stop=None):
     """Swap images for cached frozen features when that is safe (tlbench.training.feature_cache);
     returns the datamodule to train on and the features' cost, counted into the fit time;
     `stop()` between extraction batches (signals.Trap.check)."""

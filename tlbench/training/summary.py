@@ -1,10 +1,7 @@
-"""`summary.json`: one file per run, finished or failed -- the contract reports and tools read.
-
-Required fields (see README, "Outputs"): status, error, model, strategy, data, seed,
-best_val_acc, final_val_acc, test_acc, trainable_params, total_params, epochs, fit_seconds,
-train_images_per_second. Accuracies are fractions in [0, 1]. `fit_seconds_estimated` is true
-when part of `fit_seconds` was recovered from metrics.csv (a segment killed outright,
-`add_killed_segments`) rather than measured.
+"""What training puts into a run's `RunSummary` (tlbench.summary_file, the summary.json record):
+the fields known before training, each segment's time, what the epochs ran, the run's last write.
+`fit_seconds_estimated` is true when part of `fit_seconds` was recovered from metrics.csv (a
+segment killed outright, `add_killed_segments`) rather than measured.
 """
 
 from __future__ import annotations
@@ -20,24 +17,7 @@ from tlbench import atomic, cluster
 from tlbench.config import runtime as hydra_runtime
 from tlbench.errors import TlbenchError
 from tlbench.models import registry
-from tlbench.summary_file import read, write  # noqa: F401 (the file itself: floor 1, runtime reads it)
-
-REQUIRED = (
-    "status",
-    "error",
-    "model",
-    "strategy",
-    "data",
-    "seed",
-    "best_val_acc",
-    "final_val_acc",
-    "test_acc",
-    "trainable_params",
-    "total_params",
-    "epochs",
-    "fit_seconds",
-    "train_images_per_second",
-)
+from tlbench.summary_file import RunSummary, write
 
 
 def _choice(group: str, fallback: str | None) -> str | None:
@@ -45,14 +25,12 @@ def _choice(group: str, fallback: str | None) -> str | None:
     return hydra_runtime.choice(group) or fallback
 
 
-def start(cfg: DictConfig) -> dict:
+def start(cfg: DictConfig) -> RunSummary:
     """Everything knowable before training; metrics start as None."""
     data = cfg.get("data", {}) or {}
     model = cfg.get("model", {}) or {}
     model_name = registry.spelling(model) if model.get("name") else None
-    summary = dict.fromkeys(REQUIRED)
-    summary.update(
-        status="running",
+    return RunSummary(
         model=model_name,
         strategy=_choice("strategy", (cfg.get("strategy") or {}).get("name")),
         data=_choice("data", data.get("name")),
@@ -69,7 +47,6 @@ def start(cfg: DictConfig) -> dict:
         run_dir=str(cfg.paths.output_dir),
         overrides=hydra_runtime.task_overrides(),
     )
-    return summary
 
 
 def peak_rss_mb() -> float:
@@ -79,7 +56,7 @@ def peak_rss_mb() -> float:
     )  # bytes on macOS, KiB on Linux
 
 
-def write_final(run_dir: str | Path, summary: dict) -> None:
+def write_final(run_dir: str | Path, summary: RunSummary) -> None:
     """The run's last word. A disk that refuses it (full, read-only, no permission) would leave
     summary.json saying `running` while the error pointed at a traceback in it: say in one
     paragraph what the run ended as and why the file could not be updated."""
@@ -87,9 +64,9 @@ def write_final(run_dir: str | Path, summary: dict) -> None:
         write(run_dir, summary)
     except OSError as exc:
         problem = atomic.disk_problem(exc) or f"{type(exc).__name__}: {exc}"
-        ended = f"the run ended `{summary.get('status')}`"
-        if summary.get("error"):  # without its own Fix: this paragraph gives one
-            ended += f" ({str(summary['error']).split(' Fix: ')[0].rstrip('.')})"
+        ended = f"the run ended `{summary.status}`"
+        if summary.error:  # without its own Fix: this paragraph gives one
+            ended += f" ({str(summary.error).split(' Fix: ')[0].rstrip('.')})"
         raise TlbenchError(
             f"{ended}, but its summary.json could not be updated ({problem}), so it still says "
             "`running` or an earlier state",
@@ -132,7 +109,7 @@ def checkpoints(trainer) -> dict:
 
 
 def add_segment(
-    summary: dict,
+    summary: RunSummary,
     fit_seconds: float,
     epochs: int,
     images: int,
@@ -151,20 +128,18 @@ def add_segment(
         "checkpoint_seconds": round(checkpoint_seconds, 2),
         **cluster.attempt(),  # on SLURM: which job / requeued attempt ran this part
     }
-    summary["segments"] = [*(summary.get("segments") or []), segment]
+    summary.segments = [*(summary.segments or []), segment]
     _totals(summary)
 
 
-def _totals(summary: dict) -> None:
-    segments = summary.get("segments") or []
-    summary["fit_seconds"] = round(sum(s.get("fit_seconds") or 0 for s in segments), 2)
-    summary["fit_seconds_estimated"] = any(s.get("estimated") for s in segments)
-    summary["checkpoint_seconds"] = round(
-        sum(s.get("checkpoint_seconds") or 0 for s in segments), 2
-    )
+def _totals(summary: RunSummary) -> None:
+    segments = summary.segments
+    summary.fit_seconds = round(sum(s.get("fit_seconds") or 0 for s in segments), 2)
+    summary.fit_seconds_estimated = any(s.get("estimated") for s in segments)
+    summary.checkpoint_seconds = round(sum(s.get("checkpoint_seconds") or 0 for s in segments), 2)
     timed = [s for s in segments if s.get("images") and s.get("train_seconds")]
     seconds = sum(s["train_seconds"] for s in timed)
-    summary["train_images_per_second"] = (
+    summary.train_images_per_second = (
         round(sum(s["images"] for s in timed) / seconds, 1) if seconds > 0 else None
     )
 
@@ -173,7 +148,7 @@ EPOCH_SECONDS = "time/epoch_seconds"  # metrics.csv's per-epoch wall time (Epoch
 TRAINABLE = "params/trainable"  # metrics.csv: what trained in the epoch (TransferModule logs it)
 
 
-def epoch_facts(rows: list[dict], summary: dict) -> dict:
+def epoch_facts(rows: list[dict], summary: RunSummary) -> dict:
     """What fitting actually did, from metrics.csv's rows (every segment of a resumed run):
     `epoch_seconds`, each epoch's wall time (the report's cost is their median times the epochs,
     so a few epochs slowed by a loaded machine do not scale the whole run, and their spread
@@ -182,11 +157,11 @@ def epoch_facts(rows: list[dict], summary: dict) -> dict:
     `trainable_params`, the largest count that trained (the plan's when no epoch ran)."""
     seconds = [r.get(EPOCH_SECONDS) for r in rows]
     phases: list[dict] = []
-    known = [p["trainable"] for p in summary.get("trainable_params_by_phase") or []]
+    known = [p["trainable"] for p in summary.trainable_params_by_phase or []]
     for r in rows:
         if not isinstance(r.get(TRAINABLE), (int, float)):
             continue
-        count = _exact(r[TRAINABLE], [*known, summary.get("total_params") or 0])
+        count = _exact(r[TRAINABLE], [*known, summary.total_params or 0])
         if not phases or phases[-1]["trainable"] != count:
             phases.append({"from_epoch": int(r.get("epoch") or 0), "trainable": count})
     facts: dict = {
@@ -205,20 +180,20 @@ def _exact(logged: float, counts: list[int]) -> int:
     return min(close, key=lambda c: abs(c - logged)) if close else round(logged)
 
 
-def add_killed_segments(summary: dict, rows: list[dict]) -> None:
+def add_killed_segments(summary: RunSummary, rows: list[dict]) -> None:
     """Recover the time of earlier segments killed outright (SIGKILL, power loss, OOM killer),
     which never wrote their `segments` entry: metrics.csv's rows that no recorded segment
     accounts for were trained by them, and each row holds its epoch's wall time. They become one
     segment marked `estimated` (and the summary `fit_seconds_estimated: true`): it is a lower
     bound, without the setup and the unfinished epoch each killed segment also spent.
     `rows`: the finished epochs this segment resumes after (runtime.resume.previous_rows)."""
-    recorded = sum(int(s.get("epochs") or 0) for s in summary.get("segments") or [])
+    recorded = sum(int(s.get("epochs") or 0) for s in summary.segments or [])
     lost = [r for r in rows if (r.get("epoch") or 0) >= recorded]
     if not lost:
         return
     seconds = sum(r.get(EPOCH_SECONDS) or 0.0 for r in lost)
     segment = {"fit_seconds": round(seconds, 2), "epochs": len(lost), "estimated": True}
-    summary["segments"] = [*(summary.get("segments") or []), segment]
+    summary.segments = [*(summary.segments or []), segment]
     _totals(summary)
 
 
