@@ -55,4 +55,4 @@ def test_inception_v3_at_299_px_trains_its_heads_in_bf16(cfg_factory):
 def test_aux_head_networks_train_with_every_strategy_and_precision(
     cfg_factory, net, strategy, precision
 ):
-    assert run(cfg_factory, net, strategy, precision)["precision"] == precision
+    assert run(cfg_factory, net, strategy, precision).precision == precision
