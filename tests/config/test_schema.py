@@ -9,8 +9,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.helpers.cli import run_cli
+from tlbench import summary_file
 from tlbench.config import CONF_DIR, REPO_ROOT, compose, schema
 from tlbench.config.preflight import job_overrides, quote_dict_keys, sweep_jobs
+from tlbench.errors import TlbenchError
+from tlbench.runtime import launch
+from tlbench.summary_file import RunSummary
 from tlbench.training import strategies
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "strategy").glob("*.yaml"))
@@ -65,6 +69,28 @@ def test_sweep_jobs_are_the_product_of_the_swept_keys():
         ["seed=1", "data=digits"],
         ["seed=2", "data=digits"],
     ]
+
+
+def test_an_experiments_own_grid_is_expanded_as_hydra_launches_it(tmp_path):
+    """experiment=compare's `hydra.sweeper.params` (3 strategies x 3 LRs x 3 seeds) are jobs as
+    much as a grid typed on the command line, in Hydra's job order (job N writes <sweep dir>/N),
+    and a swept key of the command line replaces the experiment's. Once only the command line
+    was expanded: one job, so the run-dir checks never saw jobs 1-26."""
+    jobs = job_overrides(["-m", "experiment=compare"])
+    assert len(jobs) == 27 and jobs[0] == [
+        "strategy=transfer", "optimizer.lr=0.0003", "seed=0", "experiment=compare"
+    ]  # fmt: skip
+    assert jobs[-1][:3] == ["strategy=scratch", "optimizer.lr=0.003", "seed=2"]
+    assert {j[2] for j in job_overrides(["-m", "experiment=compare", "seed=4,5"])} == {
+        "seed=4", "seed=5"
+    }  # fmt: skip
+    sweep = tmp_path / "sweep"
+    (sweep / "26" / ".hydra").mkdir(parents=True)
+    summary_file.write(sweep / "26", RunSummary(status="ok"))  # the last job finished earlier
+    argv = ["-m", "experiment=compare", f"hydra.sweep.dir={sweep}"]
+    with pytest.raises(TlbenchError, match="already holds completed jobs"):
+        launch.check_targets(argv, job_overrides(argv))
+    assert sorted(p.name for p in sweep.iterdir()) == ["26"]  # nothing written, nothing locked
 
 
 def test_readme_lr_mult_example_parses():

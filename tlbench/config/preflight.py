@@ -1,13 +1,12 @@
 """Checks of a whole `python -m tlbench` command line before Hydra starts (and so before it creates
 any run dir): every job of a sweep is composed as Hydra will compose it (a single run is also
 validated: tlbench.config.validation), and Hydra's own composition errors become the same
-one-paragraph TlbenchErrors. Sweeps are expanded as Hydra 1.3's basic sweeper expands them; any
-other sweeper is left to Hydra. Why: docs/architecture.md, "Configuration".
+one-paragraph TlbenchErrors. A sweep's jobs are those Hydra's sweeper will launch (its own
+`split_arguments`); a sweeper without one is left to Hydra. Why: docs/architecture.md, "Configuration".
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from tlbench.config.keys import unknown_key
 from tlbench.config.resolution import check_resolves, omegaconf_error
 from tlbench.errors import TlbenchError, one_of
 
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # hydra/sweeper=basic
 INFO_FLAGS = (
     "--help",
     "-h",
@@ -137,23 +137,30 @@ def _escape_key(m: re.Match) -> str:
 
 
 def sweep_jobs(args: list[str]) -> list[list[str]] | None:
-    """The override list of every job of a basic-sweeper multirun, or None when another sweeper
-    (or a sweep the basic sweeper refuses, such as a range over floats) is involved."""
+    """The override list of every job of a multirun, as Hydra's configured sweeper will launch
+    them: its `split_arguments` over the primary config's `hydra.sweeper.params` (an experiment's
+    grid) and then the command line, which is what the basic sweeper does. None for a sweeper
+    without it (Optuna, Ax, ...) or a sweep it refuses (a range over floats): Hydra's business."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.utils import get_class
 
-    parsed = OverridesParser.create().parse_overrides(args)
+    from tlbench.config import compose
+
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(args)
     if any(o.key_or_group.startswith("hydra/sweeper") for o in parsed):
         return None
-    choices: dict[str, list[str]] = {}  # key -> its values, insertion order kept
-    for o in parsed:
-        key = o.get_key_element()
-        if o.is_sweep_override():
-            if not o.is_discrete_sweep():
-                return None  # Hydra reports it itself
-            choices[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
-        else:
-            choices[key] = [f"{key}={o.get_value_element_as_str()}"]
-    return [list(job) for job in itertools.product(*choices.values())]
+    # Hydra composes the sweeper's own config without the swept overrides: so does this.
+    fixed = [a for a, o in zip(args, parsed, strict=True) if not o.is_sweep_override()]
+    try:
+        sweeper = compose(fixed, return_hydra_config=True).hydra.sweeper
+    except Exception:  # the command line does not compose: preflight says why for each job
+        sweeper = OmegaConf.create({"_target_": BASIC_SWEEPER, "params": None})
+    split = getattr(get_class(sweeper._target_), "split_arguments", None)
+    if split is None:
+        return None
+    params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+    return [job for batch in split(parser.parse_overrides([*params, *args]), None) for job in batch]
 
 
 def job_overrides(argv: list[str]) -> list[list[str]] | None:
