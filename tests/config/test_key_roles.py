@@ -18,6 +18,7 @@ from tlbench.config.key_roles import (
 )
 from tlbench.report.groups import IDENTITY, SETTINGS
 from tlbench.runtime.resume import RESUMABLE
+from tlbench.summary_file import FIELDS
 
 GROUPS = ("callbacks", "data", "logger", "model", "optimizer", "paths", "scheduler", "strategy",
           "trainer")  # fmt: skip
@@ -92,3 +93,10 @@ def test_the_derived_lists_are_what_the_report_and_resume_read():
     assert is_resumable("resume") and is_resumable("paths.cache_dir")
     assert not is_resumable("optimizer.lr") and not is_resumable("strategy.trainable")
     assert all(isinstance(k, str) and "/" not in k for k in ROLES)
+
+
+def test_every_summary_field_a_role_names_is_one_the_run_summary_has():
+    """The report reads a key's value from the run's summary by the role's `summary` name: a
+    name RunSummary lacks would read as None for every run and merge all configurations."""
+    named = {r.summary for r in ROLES.values() if r.summary}
+    assert named and named <= FIELDS, named - FIELDS

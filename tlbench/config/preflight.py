@@ -2,7 +2,8 @@
 any run dir): every job of a sweep is composed as Hydra will compose it (a single run is also
 validated: tlbench.config.validation), and Hydra's own composition errors become the same
 one-paragraph TlbenchErrors. A sweep's jobs are those Hydra's sweeper will launch (its own
-`split_arguments`); a sweeper without one is left to Hydra. Why: docs/architecture.md, "Configuration".
+`split_arguments`); a sweeper without one is left to Hydra. Why: docs/architecture.md,
+"Configuration".
 """
 
 from __future__ import annotations
