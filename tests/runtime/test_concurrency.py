@@ -200,7 +200,8 @@ def test_cli_skip_completed_leaves_finished_jobs_files_untouched(tmp_path):
     }
     proc = run_cli("-m", *args, "skip_completed=true")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count("skipped") >= 2
+    assert proc.stdout.count("skipped") >= 2 and "Traceback" not in proc.stderr
+    assert proc.stdout.count("tlbench run ok") == 2  # each skipped job's summary lines
     for path, data in before.items():
         assert path.read_bytes() == data, path
 

@@ -112,7 +112,7 @@ def test_run_logs_scalars_images_hparams_and_pngs(cfg_factory, capsys):
     assert len(rows) == 3 and {"lr/head", "val/top5", "val/f1_macro"} <= set(rows[0])
     assert summary_file.read(run_dir).status == "ok"
 
-    _print_summary(s)
+    _print_summary(s, run_dir)
     out = capsys.readouterr().out
     assert "confusion_matrix.png" in out and "predictions.png" in out
 

@@ -52,8 +52,8 @@ def test_cached_and_image_runs_share_the_epoch_axis_and_have_no_epoch_chart(cfg_
 def hint(run_dir: Path, capsys) -> str:
     summary = RunSummary(status="ok", model="lenet5", strategy="scratch", data="digits", seed=0)
     summary.update(best_val_acc=0.5, final_val_acc=0.5, fit_seconds=1.0, epochs=1)
-    summary.update(train_images_per_second=10.0, run_dir=str(run_dir))
-    _print_summary(summary)
+    summary.update(train_images_per_second=10.0)
+    _print_summary(summary, run_dir)
     return next(line for line in capsys.readouterr().out.splitlines() if "--logdir" in line)
 
 

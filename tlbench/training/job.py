@@ -16,11 +16,12 @@ from tlbench.summary_file import RunSummary
 from tlbench.training.run import train
 
 
-def _print_summary(s: RunSummary) -> None:
+def _print_summary(s: RunSummary, run_dir: Path) -> None:
+    """`run_dir`: the job's own dir (a skipped job's summary may be a hand-made or older file)."""
+
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.1f}%"
 
-    run_dir = Path(s.run_dir)
     pngs = [n for n in ("confusion_matrix.png", "predictions.png") if (run_dir / n).is_file()]
 
     lines = [
@@ -28,8 +29,10 @@ def _print_summary(s: RunSummary) -> None:
         f"  val acc best {pct(s.best_val_acc)}  final {pct(s.final_val_acc)}   test acc {pct(s.test_acc)}",
         f"  fit {s.fit_seconds} s over {s.epochs} epochs, {s.train_images_per_second} train images/s, "
         f"precision {s.precision}",
-        f"  trainable params {s.trainable_params:,} / {s.total_params:,}" if s.total_params else "",
-        f"  outputs: {s.run_dir}  (summary.json, metrics.csv, checkpoints/, tensorboard/"
+        f"  trainable params {s.trainable_params:,} / {s.total_params:,}"
+        if s.total_params and s.trainable_params is not None
+        else "",
+        f"  outputs: {run_dir}  (summary.json, metrics.csv, checkpoints/, tensorboard/"
         f"{''.join(', ' + n for n in pngs)})",
         f"  dashboards: tensorboard --logdir {sweep_of(run_dir) or run_dir}",  # this run or sweep
     ]
@@ -50,5 +53,5 @@ def run_job(cfg: DictConfig) -> RunSummary:
         signals.hand_over(exc)  # SLURM preemption: submitit requeues the job (and exits)
         raise SystemExit(signals.exit_code(exc)) from None
     if distributed.is_rank_zero():  # a skipped job's too: what the completed run got
-        _print_summary(s)
+        _print_summary(s, Path(cfg.paths.output_dir))
     return s
