@@ -68,12 +68,13 @@ def main(config_name: str, fn: Callable[[DictConfig], object], check=None) -> No
 
     _check_installed()
     try:
-        if check is not None:  # evaluate / predict / export: their own checks first
+        target_checks.check_command_line(sys.argv[1:], config_name)  # the allow-list first
+        if check is not None:  # evaluate / predict / export: composed, then their own checks
             from tlbench.inference import options
 
             options.check_command_line(config_name, sys.argv[1:], check)
-        target_checks.check_command_line(sys.argv[1:], config_name)
-        preflight.compose_command(sys.argv[1:], config_name)  # Hydra's errors, one paragraph
+        else:
+            preflight.compose_command(sys.argv[1:], config_name)  # Hydra's errors, one paragraph
     except TlbenchError as exc:
         code = say_error(exc)
         if full_errors():  # HYDRA_FULL_ERROR=1: the traceback too, as everywhere

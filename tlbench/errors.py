@@ -37,12 +37,17 @@ class TlbenchError(Exception):
         parts = []
         if key is not None:
             parts.append(f"{key}={value!r}:")
-        parts.append(problem.rstrip(".") + ".")
+        parts.append(_sentence(problem))
         if allowed:
-            parts.append(f"Allowed: {allowed.rstrip('.')}.")
+            parts.append(_sentence(f"Allowed: {allowed}"))
         if fix:
-            parts.append(f"Fix: {fix.rstrip('.')}.")
+            parts.append(_sentence(f"Fix: {fix}"))
         super().__init__(" ".join(parts))
+
+
+def _sentence(text: str) -> str:
+    """`text` ending in one full stop; an ellipsis (`key=...`) is kept whole."""
+    return text if text.endswith("...") else text.rstrip(".") + "."
 
 
 def nearest(word: str, choices: Iterable[str], n: int = 5) -> list[str]:

@@ -68,9 +68,14 @@ def refused(tmp_path, *overrides: str) -> str:
         # a misspelt key without +: Hydra's "Could not override" with the keys beside it
         (
             ["data.batchsize=8"],
-            ["data.batchsize='8'", "unknown config key", "Allowed:", "did you mean 'batch_size'"],
+            ["data.batchsize=8", "unknown config key", "Allowed:", "did you mean 'batch_size'"],
         ),
-        (["qqq=1"], ["qqq='1'", "Allowed:", "seed", "(see Allowed)"]),
+        (["qqq=1"], ["qqq=1", "Allowed:", "seed", "(see Allowed)"]),
+        # + on a key the config has: was "seed='1': unknown config key (did you mean 'seed'?)"
+        (
+            ["+seed=1"],
+            ["+seed=1: this key is in the config already", "Fix: set it without the +: seed=1"],
+        ),
         # low items: interpolations, callbacks watching a metric nobody logs
         (["optimizer.lr=${nonexistent.key}"], ["optimizer.lr=", "nonexistent.key", "resolve"]),
         (
@@ -158,6 +163,21 @@ def test_failed_on_its_data_leaves_a_reusable_dir(tmp_path):
     second = run_cli(*FAST, *args)
     assert second.returncode == 0, second.stderr[-2000:]
     assert json.loads((run / "summary.json").read_text())["status"] == "ok"
+
+
+def test_a_config_dir_of_ones_own_is_hydras(tmp_path):
+    """`--config-dir <dir>` adds the user's configs: its value is no override (it was parsed as
+    one and refused), and the presets it holds are used."""
+    conf = tmp_path / "conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "my_lenet.yaml").write_text("name: lenet5\nsource: tlbench\nweights: null\n")
+    run = tmp_path / "run"
+    argv = ["--config-dir", str(tmp_path / "conf"), "model=my_lenet", f"hydra.run.dir={run}"]
+    assert preflight.job_overrides(argv) is None  # left to Hydra, which reads that dir
+    done = run_cli(*argv, *[o for o in FAST if not o.startswith("model=")])
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["model"] == "lenet5"
 
 
 def test_batch_size_above_every_split_is_capped(caplog):

@@ -82,7 +82,17 @@ def test_unknown_and_added_keys(tmp_path):
     _refused("export", tmp_path, "ckpt=x", "+fromat=onnx", match="did you mean 'format'")
     with pytest.raises(TlbenchError, match=r"\+format='onnx': tlbench.export takes no added keys"):
         options.check_command_line("export", ["ckpt=x", "+format=onnx"], export.check)
-    with pytest.raises(TlbenchError, match="data.bach_size='8'.*did you mean 'batch_size'"):
+    with pytest.raises(TlbenchError) as added:
+        options.check_command_line("evaluate", ["ckpt=x", "+data.foo=1"], evaluate.check)
+    assert str(added.value).endswith(
+        "Fix: check the keys of `data` with python -m tlbench.evaluate --cfg job."
+    )
+    # A text ending in an ellipsis keeps it (`Fix: set seed=...` printed as `seed=.`).
+    assert str(TlbenchError("x", fix="set seed=...")) == "x. Fix: set seed=..."
+    with pytest.raises(
+        TlbenchError,
+        match="data.bach_size=8: unknown key for tlbench.evaluate.*did you mean 'batch_size'",
+    ):
         options.check_command_line("evaluate", ["ckpt=x", "data.bach_size=8"], evaluate.check)
 
 

@@ -23,17 +23,25 @@ TARGET_MAPS = ("logger", "callbacks")  # name -> node with a _target_ (or null)
 
 
 @functools.cache
+def top_keys(config_name: str) -> frozenset[str]:
+    """The top-level keys of conf/<config_name>.yaml and the groups of its defaults list."""
+    from tlbench import config
+
+    base = OmegaConf.load(config.CONF_DIR / f"{config_name}.yaml")
+    groups = set()
+    for entry in base.get("defaults", []):
+        if isinstance(entry, (dict, DictConfig)):
+            groups |= {str(k).split("@")[0].split("/")[0] for k in entry}
+    keys = {str(k) for k in base if k not in ("defaults", "hydra")}
+    return frozenset(keys | groups - {"hydra", "experiment", "override hydra"})
+
+
+@functools.cache
 def allowed_keys() -> dict[str, set[str]]:
     """Allowed keys read from the shipped config files, so a key added there is allowed here."""
     from tlbench import config
     from tlbench.config import app, schema
 
-    base = OmegaConf.load(config.CONF_DIR / "train.yaml")
-    groups = set()
-    for entry in base.get("defaults", []):
-        if isinstance(entry, (dict, DictConfig)):
-            groups |= {str(k).split("@")[0].split("/")[0] for k in entry}
-    groups -= {"hydra", "experiment", "override hydra"}
     model_keys = set(app.model_node("x", "torchvision"))
     for f in (config.CONF_DIR / "model").glob("**/*.yaml"):
         model_keys |= {k for k in OmegaConf.load(f) if k != "defaults"}
@@ -42,23 +50,35 @@ def allowed_keys() -> dict[str, set[str]]:
     for f in (config.CONF_DIR / "experiment").glob("**/*.yaml"):
         helpers |= {str(k) for k in OmegaConf.load(f) if k not in ("defaults", "hydra")}
     return {
-        "": {k for k in base if k not in ("defaults", "hydra")} | groups | helpers,
+        "": set(top_keys("train")) | helpers,
         "paths": set(OmegaConf.load(config.CONF_DIR / "paths" / "default.yaml")),
         "model": model_keys,
         "strategy": set(schema.keys(schema.StrategyConfig)),
     }
 
 
-def unknown_key(key: str, allowed: set[str], value, command: str | None = None) -> TlbenchError:
-    hint = did_you_mean(key.rsplit(".", 1)[-1], allowed)
-    return TlbenchError(
-        "unknown config key",
-        key=key,
-        value=value,
-        allowed=", ".join(sorted(allowed)),
-        fix=f"check the spelling ({hint}); a key added with + must be one the component accepts"
-        + (f"; every key: `python -m {command} --cfg job`" if command else ""),
+# What people type for a key, by analogy with other tools (`run=` for evaluate's run dir).
+SYNONYMS = {
+    "ckpt": ("run", "run_dir", "checkpoint", "model", "weights", "path"),
+    "input": ("inputs", "images", "image", "files", "folder", "dir"),
+    "output": ("out", "output_dir", "dest"),
+    "split": ("subset",),
+}
+
+
+def unknown_key(key: str, allowed, value, command: str | None = None) -> TlbenchError:
+    """`command`: the entry point whose keys these are (`tlbench`, `tlbench.export`). Training
+    takes a key added with + where a component accepts it; evaluate, predict, export take none."""
+    name = key.rsplit(".", 1)[-1]
+    hint = did_you_mean(
+        name, allowed, [k for k, w in SYNONYMS.items() if name in w and k in allowed]
     )
+    entry = command not in (None, "tlbench")
+    problem = f"unknown key for {command}" if entry else "unknown config key"
+    fix = f"check the spelling ({hint})"
+    fix += "" if entry else "; a key added with + must be one the component accepts"
+    fix += f"; every key: `python -m {command} --cfg job`" if command else ""
+    return TlbenchError(problem, key=key, value=value, allowed=", ".join(sorted(allowed)), fix=fix)
 
 
 def raw(node: DictConfig, key):

@@ -10,6 +10,36 @@ from pathlib import Path
 from tlbench.config.key_roles import is_neutral
 
 MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of a sweep, written in the sweep dir first
+# Hydra's command-line flags (hydra/_internal/utils.py, get_args_parser): those that take the next
+# argument as their value, and those that print something and exit without running a job.
+VALUE_FLAGS = frozenset(
+    ["-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-c", "--cfg",
+     "-p", "--package", "-sc", "--shell-completion", "--experimental-rerun"]
+)  # fmt: skip
+INFO_FLAGS = frozenset(
+    ["-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--resolve", "-p", "--package",
+     "-i", "--info", "-sc", "--shell-completion"]
+)  # fmt: skip
+MODE_FLAGS = frozenset(("-m", "--multirun", "-r", "--run"))  # run or sweep: tlbench checks both
+
+
+def split_argv(argv) -> tuple[set[str], list[str]]:
+    """(the names of Hydra's flags, the overrides) of a command line; a flag's value is neither.
+    tlbench checks a command line before Hydra only when its flags are MODE_FLAGS: one that
+    names another config (`--config-dir x`) or prints and exits is Hydra's alone."""
+    flags: set[str] = set()
+    overrides: list[str] = []
+    takes_value = False
+    for arg in map(str, argv):
+        if takes_value:
+            takes_value = False
+        elif arg.startswith("-"):
+            name, sep, _ = arg.partition("=")
+            flags.add(name)
+            takes_value = name in VALUE_FLAGS and not sep
+        else:
+            overrides.append(arg)
+    return flags, overrides
 
 
 def parse(text: str) -> tuple[str, str]:

@@ -16,21 +16,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from tlbench.config.keys import unknown_key
+from tlbench.config.overrides import MODE_FLAGS, split_argv
 from tlbench.config.resolution import check_resolves, omegaconf_error
 from tlbench.errors import TlbenchError, one_of
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # hydra/sweeper=basic
-INFO_FLAGS = (
-    "--help",
-    "-h",
-    "--cfg",
-    "-c",
-    "--info",
-    "--hydra-help",
-    "--shell",
-    "--run",
-    "--version",
-)
 # A key of a dict value: after `{` or `,`, up to the `:`. Hydra's grammar takes glob characters
 # there (`*`, `?`, `-`, `.`) but not brackets, which must be escaped: `features.conv\[1-6\]*`.
 DICT_KEY = re.compile(r"([{,]\s*)([^'\"\s{},:][^{},:]*?)(\s*:)")
@@ -64,11 +54,16 @@ def compose_error(
             return one_of(
                 group, value or str(exc.missing_cfg_file), exc.options, what=f"{group} config"
             )
-    if "Could not override" in text or "Could not append" in text or "Key '" in text:
-        key = text.split("'")[1] if "'" in text else None
-        value = next(
-            (o.partition("=")[2] for o in overrides if o.lstrip("+~").startswith(f"{key}=")), None
+    key = text.split("'")[1] if "'" in text else None
+    value = _value(key, overrides)
+    if "An item is already at" in text:  # `+seed=1`: was refused as an unknown key 'seed'
+        return TlbenchError(
+            "this key is in the config already, and + adds only a key that is not",
+            key=f"+{key}",
+            value=value,
+            fix=f"set it without the +: {key}={value}",
         )
+    if "Could not override" in text or "Could not append" in text or "Key '" in text:
         siblings = _siblings(key, overrides, command) if key else None
         if siblings:  # the same paragraph as for a key added with +: Allowed, close matches
             return unknown_key(key, siblings, value, command)
@@ -88,6 +83,20 @@ def compose_error(
         + "check the override syntax (key=value, group=option, +new_key=value); "
         f"see `python -m {command} --help`",
     )
+
+
+def _value(key: str | None, overrides: list[str]):
+    """The value the command line gives `key`, as Hydra parses it (`qqq=1` -> 1)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    typed = [o for o in overrides if o.lstrip("+~").startswith(f"{key}=")]
+    if not typed:
+        return None
+    try:
+        value = OverridesParser.create().parse_overrides(typed[-1:])[0].value()
+    except Exception:
+        return typed[-1].partition("=")[2]
+    return value if isinstance(value, (str, int, float, bool)) else typed[-1].partition("=")[2]
 
 
 def _siblings(key: str, overrides: list[str], command: str) -> set[str] | None:
@@ -167,10 +176,10 @@ def sweep_jobs(args: list[str]) -> list[list[str]] | None:
 def job_overrides(argv: list[str]) -> list[list[str]] | None:
     """The override list of every job the command line asks for, or None when it cannot be
     worked out here (custom sweepers, --help, ...)."""
-    if any(a.startswith(INFO_FLAGS) for a in argv):
+    flags, args = split_argv(argv)
+    if flags - MODE_FLAGS:
         return None
-    args = [a for a in argv if not a.startswith("-")]
-    if not any(a in ("-m", "--multirun") for a in argv):
+    if not flags & {"-m", "--multirun"}:
         return [args]
     try:
         return sweep_jobs(args)
@@ -188,18 +197,24 @@ def run_dir(cfg: DictConfig) -> Path | None:
     return None
 
 
-def compose_command(argv: list[str], config_name: str) -> None:
+def compose_command(argv: list[str], config_name: str) -> DictConfig | None:
     """`python -m tlbench.<rank|evaluate|predict|export>`: the command line must compose (the first
     job of a sweep stands for all), else Hydra's error as one paragraph -- `tlbench.rank
-    model=lenet5` printed Hydra's raw "Could not override 'model'"."""
+    model=lenet5` printed Hydra's raw "Could not override 'model'". Returns that job's config
+    without its `hydra` node (None when the command line is Hydra's alone: `--help`, ...)."""
     from tlbench.config import compose
 
     jobs = job_overrides(argv)
     for overrides in (jobs or [])[:1]:
         try:
-            check_resolves(compose(overrides, config_name=config_name, return_hydra_config=True))
+            cfg = compose(overrides, config_name=config_name, return_hydra_config=True)
+            check_resolves(cfg)
         except Exception as exc:
             raise compose_error(exc, overrides, command=f"tlbench.{config_name}") from None
+        with open_dict(cfg):
+            cfg.pop("hydra")
+        return cfg
+    return None
 
 
 def preflight(
@@ -224,7 +239,7 @@ def preflight(
     if jobs is None:
         return
     try:
-        OverridesParser.create().parse_overrides([a for a in argv if not a.startswith("-")])
+        OverridesParser.create().parse_overrides(split_argv(argv)[1])
     except Exception as exc:
         raise compose_error(exc, argv) from None
     multirun = any(a in ("-m", "--multirun") for a in argv)

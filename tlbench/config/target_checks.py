@@ -12,29 +12,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from tlbench.config import allow_list
+from tlbench.config.overrides import split_argv
 from tlbench.errors import TlbenchError
 
 NOT_OVERRIDE = "<not an override>"  # the key of a saved entry that is no override
-
-
-# Hydra's flags that take the next argument as their value (never an override).
-VALUE_FLAGS = frozenset(
-    [
-        "-cn",
-        "--config-name",
-        "-cp",
-        "--config-path",
-        "-cd",
-        "--config-dir",
-        "-c",
-        "--cfg",
-        "-p",
-        "--package",
-        "--experimental-rerun",
-        "-sc",
-        "--shell-completion",
-    ]
-)
 
 
 def check_command_line(argv: list[str], config_name: str = "train") -> None:
@@ -55,11 +36,7 @@ def check_command_line(argv: list[str], config_name: str = "train") -> None:
             value=rerun.partition("=")[2] or None,
             fix="continue a run with resume=<run dir>, or repeat it with its overrides",
         )
-    args = [
-        a
-        for i, a in enumerate(argv)
-        if not a.startswith("-") and not set(argv[i - 1 : i]) & VALUE_FLAGS
-    ]
+    args = split_argv(argv)[1]
     for key, target in override_targets(args):
         allow_list.resolve(target, key)
     try:

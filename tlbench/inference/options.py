@@ -1,15 +1,14 @@
 """The settings of `tlbench.evaluate | predict | export`, checked before anything is loaded.
 
-`check_command_line` runs before Hydra starts (so before it creates a run dir): it composes the
-overrides and refuses an unknown key with close matches, never Hydra's "add it with `+`". Each
-command's `check(cfg)` starts with `validate(command, cfg)`: the keys against
+`check_command_line` runs before Hydra starts (so before it creates a run dir): it refuses keys
+added with `+`, composes the overrides (Hydra's errors as one paragraph: tlbench.config.preflight)
+and runs the command's `check(cfg)`, which starts with `validate(command, cfg)`: the keys against
 conf/<command>.yaml and the shared settings' values; it also runs first in the command itself.
 Why: docs/architecture.md, "Command options of evaluate, predict, export".
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Callable
@@ -18,134 +17,55 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from tlbench.config.keys import top_keys, unknown_key
 from tlbench.data import loading
-from tlbench.errors import TlbenchError, did_you_mean, one_of
+from tlbench.errors import TlbenchError, one_of
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 EXAMPLES = {"batch_size": 64, "top_k": 5, "num_workers": 2}
-FLAGS = ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help", "--shell", "--version")
-
-
-@functools.cache
-def allowed_keys(command: str) -> frozenset[str]:
-    """Top-level keys of conf/<command>.yaml and the groups of its defaults list."""
-    from tlbench.config import CONF_DIR
-
-    base = OmegaConf.load(CONF_DIR / f"{command}.yaml")
-    groups = set()
-    for entry in base.get("defaults", []):
-        if isinstance(entry, DictConfig):
-            groups |= {str(k).split("@")[0].split("/")[0] for k in entry}
-    return frozenset({str(k) for k in base if k not in ("defaults", "hydra")} | groups - {"hydra"})
-
-
-# What people type for these commands' keys, by analogy with other tools (`run=` for a run dir).
-SYNONYMS = {
-    "ckpt": ("run", "run_dir", "checkpoint", "model", "weights", "path"),
-    "input": ("inputs", "images", "image", "files", "folder", "dir"),
-    "output": ("out", "output_dir", "dest"),
-    "split": ("subset",),
-}
-
-
-def unknown_key(command: str, key: str, allowed, value=None) -> TlbenchError:
-    name = key.rsplit(".", 1)[-1]
-    meant = [k for k, words in SYNONYMS.items() if name in words and k in allowed]
-    hint = did_you_mean(name, allowed, meant)
-    return TlbenchError(
-        f"unknown key for tlbench.{command}",
-        key=key,
-        value=value,
-        allowed=", ".join(sorted(allowed)),
-        fix=f"check the spelling ({hint})",
-    )
 
 
 # -- the command line, before Hydra ------------------------------------------------------------
-def _parse(args: list[str]):
+def _check_added_keys(command: str, args: list[str]) -> None:
+    """Every key these commands read is declared: a key added with `+` would be ignored
+    (`+fromat=onnx` used to export TorchScript), so none is taken."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from tlbench.config.preflight import compose_error
+
     try:
-        return OverridesParser.create().parse_overrides(args)
+        overrides = OverridesParser.create().parse_overrides(args)
     except Exception as exc:
+        raise compose_error(exc, args, command=f"tlbench.{command}") from None
+    for o in (o for o in overrides if o.is_add() and not o.key_or_group.startswith("hydra")):
+        key, top = o.key_or_group, re.split(r"[./@]", o.key_or_group)[0]
+        if top not in top_keys(command):
+            raise unknown_key(key, top_keys(command), o.value(), f"tlbench.{command}")
         raise TlbenchError(
-            f"the command line cannot be parsed ({' '.join(str(exc).split())})",
-            key="overrides",
-            value=" ".join(args),
-            fix="write each setting as key=value; quote values with spaces or brackets",
-        ) from None
-
-
-def _check_override_keys(command: str, overrides) -> None:
-    allowed = allowed_keys(command)
-    for o in overrides:
-        key = o.key_or_group
-        if key.startswith("hydra"):
-            continue
-        top = re.split(r"[./@]", key)[0]
-        if top not in allowed:
-            raise unknown_key(command, key, allowed, o.value())
-        if o.is_add():  # every key these commands read is declared: `+` only adds ignored keys
-            raise TlbenchError(
-                f"tlbench.{command} takes no added keys",
-                key=f"+{key}",
-                value=o.value(),
-                fix=f"set an existing key without the +, e.g. {key}=..."
-                if key == top
-                else f"check the keys of `{top}` with python -m tlbench.{command} --cfg job",
-            )
-
-
-def _composition_error(command: str, exc: Exception, args: list[str]) -> TlbenchError:
-    from hydra.errors import MissingConfigException
-
-    from tlbench.config import compose
-
-    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options:
-        group = str(exc.missing_cfg_file).rsplit("/", 1)[0]
-        value = next((a.split("=", 1)[1] for a in args if a.startswith(f"{group}=")), None)
-        return one_of(group, value or str(exc.missing_cfg_file), exc.options, f"{group} config")
-    match = re.search(r"Could not override '([^']+)'", str(exc))
-    if match:
-        key = match.group(1)
-        rest = [a for a in args if not a.startswith(f"{key}=")]
-        try:
-            parent = OmegaConf.select(compose(rest, config_name=command), key.rpartition(".")[0])
-        except Exception:  # another override is wrong too: suggest from the top level
-            parent = None
-        allowed = (
-            set(parent) - {"_target_"} if isinstance(parent, DictConfig) else allowed_keys(command)
+            f"tlbench.{command} takes no added keys",
+            key=f"+{key}",
+            value=o.value(),
+            fix=f"set an existing key without the +, e.g. {key}={o.value()}"
+            if key == top
+            else f"check the keys of `{top}` with python -m tlbench.{command} --cfg job",
         )
-        value = next((a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")), None)
-        return unknown_key(command, key, allowed, value)
-    return TlbenchError(
-        f"the command line cannot be turned into a config ({' '.join(str(exc).split())})",
-        key="overrides",
-        value=" ".join(args),
-        fix=f"see python -m tlbench.{command} --help",
-    )
 
 
 def check_command_line(command: str, argv: list[str], check: Callable[[DictConfig], None]):
-    """Refuse a bad `python -m tlbench.<command>` command line before Hydra writes anything."""
-    from tlbench.config import compose
+    """Refuse a bad `python -m tlbench.<command>` command line before Hydra writes anything:
+    added keys, Hydra's composition errors (tlbench.config.preflight), then `check(cfg)` and the
+    checkpoint, read safely, so a file that is no usable tlbench checkpoint is refused now."""
+    from tlbench.config.overrides import MODE_FLAGS, split_argv
+    from tlbench.config.preflight import compose_command
 
-    if any(a.split("=")[0] in FLAGS for a in argv):
+    flags, args = split_argv(argv)
+    if flags - MODE_FLAGS:  # --help, --config-dir x, ...: Hydra's own
         return
-    flags = [a for a in argv if a.startswith("-")]
-    if any(f not in ("-m", "--multirun") for f in flags):  # --config-dir x, ...: Hydra's own
+    _check_added_keys(command, args)
+    cfg = compose_command(argv, command)
+    if cfg is None or flags & {"-m", "--multirun"}:  # a sweep: each job checks its own values
         return
-    args = [a for a in argv if not a.startswith("-")]
-    _check_override_keys(command, _parse(args))
-    if flags:  # --multirun: values may be sweeps; Hydra expands them
-        return
-    try:
-        cfg = compose(args, config_name=command)
-    except Exception as exc:
-        raise _composition_error(command, exc, args) from None
     check(cfg)
-    # The checkpoint is read (safely) here too, so that a file that is not a usable tlbench
-    # checkpoint is refused before Hydra creates a run dir; the command reads it again.
     from tlbench.inference import checkpoint
 
     path = checkpoint.resolve(cfg.ckpt)
@@ -249,10 +169,12 @@ def device(value) -> torch.device:
 
 def validate(command: str, cfg: DictConfig) -> None:
     """Keys and shared values of a composed evaluate/predict/export config."""
-    allowed = allowed_keys(command)
+    allowed = top_keys(command)
     for key in cfg:
         if key not in allowed:
-            raise unknown_key(command, str(key), allowed, OmegaConf.select(cfg, str(key)))
+            raise unknown_key(
+                str(key), allowed, OmegaConf.select(cfg, str(key)), f"tlbench.{command}"
+            )
     if "device" in cfg:
         device(cfg.device)
     if "precision" in cfg and cfg.precision not in PRECISIONS:

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from tlbench import cluster
 from tlbench.config.key_roles import is_resumable
+from tlbench.config.overrides import INFO_FLAGS, split_argv
 from tlbench.config.overrides import parse as parse_override
 from tlbench.errors import TlbenchError
 from tlbench.runtime import owned, rank_zero, rundir, targets
@@ -231,13 +232,6 @@ def _at_exit() -> None:
     targets.remove_unused()
 
 
-# Hydra's flags that print something and exit without running a job (no dir to check or lock).
-INFO_FLAGS = (
-    "-h", "--help", "--hydra-help", "--version", "-c", "--cfg", "--resolve", "-p", "--package",
-    "-i", "--info", "-sc", "--shell-completion",
-)  # fmt: skip
-
-
 def check_targets(argv: list[str], jobs: list[list[str]] | None) -> list[str]:
     """`_check_targets`, by rank 0 only when srun or torchrun started the ranks: the others run
     the command line rank 0 checked and pinned (runtime.rank_zero)."""
@@ -254,7 +248,8 @@ def _check_targets(argv: list[str], jobs: list[list[str]] | None) -> list[str]:
     timestamped dir is resolved and pinned in the returned argv), checked (its place, its foreign
     files, a run dir holding completed or unfinished work unless skip_completed=true or
     overwrite=true) and locked (tlbench.runtime.rundir's module doc)."""
-    if is_ddp_child() or any(a.partition("=")[0] in INFO_FLAGS for a in argv):
+    flags, args = split_argv(argv)
+    if is_ddp_child() or flags & INFO_FLAGS:
         return argv  # a DDP rank's parent holds the dirs; Hydra's info flags write nothing
     global _EXIT_HOOK
     rundir.new_token()
@@ -263,7 +258,7 @@ def _check_targets(argv: list[str], jobs: list[list[str]] | None) -> list[str]:
     # A requeued SLURM attempt (an sbatch script started again) continues its dirs' work.
     skip = str(arg_value(argv, "skip_completed")).lower() == "true" or cluster.requeued()
     overwrite = str(arg_value(argv, "overwrite")).lower() == "true"
-    cfg = targets.composed(jobs[0] if jobs else [a for a in argv if not a.startswith("-")])
+    cfg = targets.composed(jobs[0] if jobs else args)
     data = targets.data_dirs(cfg)
     value = arg_value(argv, "resume")
     if value not in (None, "", "null"):  # rewrite_argv made it hydra.run.dir=<that dir>
