@@ -91,7 +91,14 @@ def test_evaluate_refuses_a_hostile_checkpoint_before_hydra_writes_anything(tmp_
     evil = H.malicious(tmp_path / "evil.ckpt", marker)
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     result = subprocess.run(
-        [sys.executable, "-m", "tlbench.evaluate", f"ckpt={evil}", f"hydra.run.dir={out}"],
+        [
+            sys.executable,
+            "-m",
+            "tlbench.evaluate",
+            f"ckpt={evil}",
+            "data=digits",
+            f"hydra.run.dir={out}",
+        ],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

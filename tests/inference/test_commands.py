@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 import tlbench.training.run
@@ -62,18 +63,19 @@ def trained(tmp_path_factory):
         torch.save(torchvision_source.build("resnet18", None).state_dict(), weights_file)
         mp.setattr(tlbench.training.run, "build_run", spy)
         run_dir = root / "run"
-        summary = tlbench.training.run.train(
-            compose(
-                [
-                    *TINY,
-                    "model=resnet18",
-                    "strategy=finetune",
-                    f"data.classes={_quoted(CLASSES)}",
-                    "test_after_fit=false",
-                    f"paths.output_dir={run_dir}",
-                ]
-            )
+        cfg = compose(
+            [
+                *TINY,
+                "model=resnet18",
+                "strategy=finetune",
+                f"data.classes={_quoted(CLASSES)}",
+                "test_after_fit=false",
+                f"paths.output_dir={run_dir}",
+            ]
         )
+        summary = tlbench.training.run.train(cfg)
+        (run_dir / ".hydra").mkdir()
+        OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")  # as `python -m tlbench` writes it
         assert summary.status == "ok" and summary.weights.startswith("torchvision:")
         weights_file.unlink()  # from here on, nothing may need the pretrained weights
         mp.setenv("TORCH_HOME", str(empty_home))
@@ -203,7 +205,7 @@ def test_evaluate_command_writes_metrics_and_confusion_matrix(trained, tmp_path)
 
     # Same data in the checkpoint's own order, in process: identical results, so the remap is right.
     same = _evaluate_in_process(
-        trained["run_dir"], tmp_path / "eval2", f"data.classes={_quoted(CLASSES)}"
+        trained["run_dir"], tmp_path / "eval2", "data=digits", f"data.classes={_quoted(CLASSES)}"
     )
     assert same["confusion_matrix"] == r["confusion_matrix"]
     assert same["loss"] == pytest.approx(r["loss"], rel=1e-5)
@@ -224,6 +226,7 @@ def test_evaluate_other_splits_and_wrong_classes(trained, tmp_path):
     val = _evaluate_in_process(
         trained["run_dir"],
         tmp_path / "val",
+        "data=digits",
         f"data.classes={_quoted(CLASSES)}",
         "split=val",
         f"precision={trained['summary'].precision}",  # the precision training validated with
@@ -236,13 +239,47 @@ def test_evaluate_other_splits_and_wrong_classes(trained, tmp_path):
     ), (val["accuracy"], trained["summary"].final_val_acc, val["num_images"])
     with pytest.raises(TlbenchError) as info:  # '6' missing, '7' extra
         _evaluate_in_process(
-            trained["run_dir"], tmp_path / "bad", f"data.classes={_quoted([*CLASSES[:6], '7'])}"
+            trained["run_dir"],
+            tmp_path / "bad",
+            "data=digits",
+            f"data.classes={_quoted([*CLASSES[:6], '7'])}",
         )
     assert "lacks [6]" in str(info.value) and "extra classes [7]" in str(info.value)
     with pytest.raises(TlbenchError, match="extra classes \\[7, 8, 9\\]"):  # all 10 digits
-        _evaluate_in_process(trained["run_dir"], tmp_path / "all")
+        _evaluate_in_process(trained["run_dir"], tmp_path / "all", "data=digits")
     with pytest.raises(TlbenchError, match="unknown split"):
         _evaluate_in_process(trained["run_dir"], tmp_path / "x", "split=holdout")
+
+
+def test_evaluate_without_data_uses_the_runs_own(trained, tmp_path):
+    """No data=: the data of the run that wrote the checkpoint (.hydra/config.yaml), so its test
+    split, classes and all; before, it was digits' 10 classes, refused for a 7-class run."""
+    own = _evaluate_in_process(trained["run_dir"], tmp_path / "own")
+    given = _evaluate_in_process(
+        trained["run_dir"], tmp_path / "given", "data=digits", f"data.classes={_quoted(CLASSES)}"
+    )
+    assert own["num_images"] == given["num_images"] > 0 and own["data"] == "digits"
+    assert own["confusion_matrix"] == given["confusion_matrix"]
+    # A checkpoint without its run dir's record, and a record naming a class not allowed.
+    lone = tmp_path / "lone" / "model.ckpt"
+    lone.parent.mkdir()
+    lone.symlink_to(trained["run_dir"] / "checkpoints" / "best.ckpt")
+    with pytest.raises(TlbenchError, match="no data= is given.*Fix: choose the data"):
+        _evaluate_in_process(lone, tmp_path / "x")
+    handed = tmp_path / "handed"
+    (handed / ".hydra").mkdir(parents=True)
+    (handed / "best.ckpt").symlink_to(lone)
+    saved = OmegaConf.load(trained["run_dir"] / ".hydra" / "config.yaml")
+    saved.data._target_ = "os.system"
+    OmegaConf.save(saved, handed / ".hydra" / "config.yaml")
+    with pytest.raises(TlbenchError, match="not in the allow-list"):
+        _evaluate_in_process(handed / "best.ckpt", tmp_path / "y")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    # And on the command line, a data.* key without data= says what to do.
+    done = run_module("tlbench.evaluate", f"ckpt={trained['run_dir']}", "data.batch_size=8",
+                      f"hydra.run.dir={tmp_path / 'z'}", env=trained["env"])  # fmt: skip
+    assert done.returncode == 2 and "no data config is chosen" in done.stderr, done.stderr
+    assert "data=<name> data.batch_size=8" in done.stderr and not (tmp_path / "z").exists()
 
 
 # -- predict -------------------------------------------------------------------------------------
@@ -389,8 +426,8 @@ def test_export_legacy_onnx_exporter_and_bad_format(trained, tmp_path):
 
 
 def test_a_class_mismatch_names_the_data_the_checkpoint_was_trained_on(tmp_path):
-    """`tlbench.evaluate ckpt=<run>` on the default data (digits) of a model trained on a folder:
-    the fix names the run's own data overrides (images and split, not the label budget, batch or
+    """`tlbench.evaluate ckpt=<run> data=digits` of a model trained on a folder: the fix names the
+    run's own data overrides (images and split, not the label budget, batch or
     image size), read from its summary.json."""
     from tlbench.inference.evaluate import class_mapping, trained_on
 
@@ -405,7 +442,7 @@ def test_a_class_mismatch_names_the_data_the_checkpoint_was_trained_on(tmp_path)
     with pytest.raises(TlbenchError) as info:
         class_mapping([str(d) for d in range(10)], ["cat", "dog"], "digits", hint)
     assert str(info.value).endswith(
-        f"; it was trained with {hint}: add that to evaluate it on its own data."
+        f"; it was trained with {hint}: leave out data= to evaluate it on that data."
     )
     (run / "summary.json").write_text(json.dumps({"data": "digits", "overrides": ["seed=1"]}))
     assert trained_on(run / "checkpoints" / "best.ckpt") == "data=digits"  # the default data

@@ -93,7 +93,9 @@ def test_unknown_and_added_keys(tmp_path):
         TlbenchError,
         match="data.bach_size=8: unknown key for tlbench.evaluate.*did you mean 'batch_size'",
     ):
-        options.check_command_line("evaluate", ["ckpt=x", "data.bach_size=8"], evaluate.check)
+        options.check_command_line(
+            "evaluate", ["ckpt=x", "data=digits", "data.bach_size=8"], evaluate.check
+        )
 
 
 @pytest.mark.parametrize(
@@ -187,10 +189,12 @@ def test_predict_on_a_folder_of_unreadable_files_is_an_error(tiny_run, tmp_path)
 
 
 def test_a_fifo_checkpoint_is_refused_not_waited_on(tmp_path):
-    """`evaluate ckpt=<a named pipe>` waited forever for a writer: only regular files are read."""
+    """`evaluate ckpt=<a named pipe>` waited forever for a writer: only regular files are read.
+    Without data= the missing record of its data is refused first: the pipe is never opened."""
     fifo = tmp_path / "best.ckpt"
     os.mkfifo(fifo)
-    result = run_module("evaluate", f"ckpt={fifo}", f"hydra.run.dir={tmp_path / 'out'}")
-    assert result.returncode == 2, result.stderr
-    assert "not a regular file" in result.stderr and f"ckpt='{fifo}'" in result.stderr
-    assert not (tmp_path / "out").exists()
+    for data, expected in ((["data=digits"], "not a regular file"), ([], "no data= is given")):
+        result = run_module("evaluate", f"ckpt={fifo}", *data, f"hydra.run.dir={tmp_path / 'out'}")
+        assert result.returncode == 2, result.stderr
+        assert expected in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "out").exists()

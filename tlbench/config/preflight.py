@@ -64,9 +64,21 @@ def compose_error(
             fix=f"set it without the +: {key}={value}",
         )
     if "Could not override" in text or "Could not append" in text or "Key '" in text:
-        siblings = _siblings(key, overrides, command) if key else None
-        if siblings:  # the same paragraph as for a key added with +: Allowed, close matches
+        rest = _composed_without(key, overrides, command) if key else None
+        parent = key.rpartition(".")[0]
+        node = OmegaConf.select(rest, parent) if parent and rest is not None else rest
+        if isinstance(node, DictConfig):  # as for a key added with +: Allowed, close matches
+            siblings = {str(k) for k in node if not str(k).startswith("_")}  # not _target_
             return unknown_key(key, siblings, value, command)
+        top = key.partition(".")[0] if key and "." in key else None
+        if rest is not None and top and rest.get(top) is None:  # evaluate's data: null
+            return TlbenchError(
+                f"no {top} config is chosen, so there is no {key} to set",
+                key=key,
+                value=value,
+                fix=f"choose one first: {top}=<name> {key}={value} (`python -m {command} "
+                f"--help` lists the {top} configs)",
+            )
         return TlbenchError(
             f"this key does not exist in the config ({first})",
             key=key,
@@ -99,20 +111,15 @@ def _value(key: str | None, overrides: list[str]):
     return value if isinstance(value, (str, int, float, bool)) else typed[-1].partition("=")[2]
 
 
-def _siblings(key: str, overrides: list[str], command: str) -> set[str] | None:
-    """The keys beside `key` in the config that the other overrides compose (None: unknown)."""
+def _composed_without(key: str, overrides: list[str], command: str) -> DictConfig | None:
+    """The config the other overrides compose (None when they do not)."""
     from tlbench.config import compose
 
-    parent = key.rpartition(".")[0]
     rest = [o for o in overrides if o.lstrip("+~").partition("=")[0] != key]
     try:
-        cfg = compose(rest, config_name=command.partition(".")[2] or "train")
-        node = OmegaConf.select(cfg, parent) if parent else cfg
+        return compose(rest, config_name=command.partition(".")[2] or "train")
     except Exception:
         return None
-    if not isinstance(node, DictConfig):
-        return None
-    return {str(k) for k in node if not str(k).startswith("_")}  # not _target_, _partial_
 
 
 def quote_dict_keys(argv: list[str]) -> list[str]:

@@ -1,7 +1,7 @@
-"""`python -m tlbench.evaluate ckpt=<run dir | .ckpt> data=<dataset> [split=test]`.
+"""`python -m tlbench.evaluate ckpt=<run dir | .ckpt> [data=<dataset>] [split=test]`.
 
-Measures a trained checkpoint on one split of any dataset config, with the checkpoint's own
-preprocessing: loss, accuracy, top-5, macro-F1, per-class precision/recall/F1 (the definitions
+Measures a trained checkpoint on one split of any dataset config (without data=, the data of the
+run that wrote it: its images, classes and splits), with the checkpoint's own preprocessing: loss, accuracy, top-5, macro-F1, per-class precision/recall/F1 (the definitions
 training logs: tlbench.training.metrics), and a normalised confusion matrix (the figure training
 draws: tlbench.training.visuals). Writes `evaluation.json` and `confusion_matrix.png` into a new run dir.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from tlbench import atomic, summary_file
-from tlbench.config import key_roles
+from tlbench.config import allow_list, key_roles
 from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError, one_of, require
 from tlbench.inference import checkpoint, options
@@ -37,13 +37,46 @@ def _defines_the_data(key: str) -> bool:
     return key == "data.split_seed" or (key.split(".")[0] == "data" and identity)
 
 
+def _run_dir(ckpt: Path) -> Path:
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+
+def own_data(ckpt: Path) -> DictConfig:
+    """The data config of the run that wrote `ckpt` (its .hydra/config.yaml), resolved: what
+    evaluate measures on when no data= is given, so a run is evaluated on its own images, classes
+    and splits. Its `_target_` must pass the allow-list (someone may have handed the dir over)."""
+    saved = _run_dir(ckpt) / ".hydra" / "config.yaml"
+    fix = "choose the data to evaluate on, e.g. data=digits (conf/data/ lists the datasets)"
+    if not saved.is_file():
+        raise TlbenchError(
+            f"no data= is given, and there is no {saved} naming the data {ckpt.name} was trained "
+            "on (`python -m tlbench` writes one into every run dir)",
+            key="data",
+            value=None,
+            fix=fix,
+        )
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(saved).data, resolve=True)
+        if not isinstance(data, dict) or "_target_" not in data:
+            raise ValueError(f"its data node is {type(data).__name__}, with no _target_")
+    except Exception as exc:
+        raise TlbenchError(
+            f"no data= is given, and the data config of the run that wrote this checkpoint "
+            f"({saved}) cannot be used here ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+            key="data",
+            value=None,
+            fix=fix,
+        ) from None
+    allow_list.resolve(data["_target_"], f"{saved}: data")
+    return OmegaConf.create(data)
+
+
 def trained_on(ckpt: Path) -> str | None:
     """The data overrides of the run that wrote `ckpt` that define its images and their splits
     (not the label budget, batch size or image size), from its summary.json: what a user adds to
     evaluate it on its own data, e.g. `data=imagefolder data.root=/photos`."""
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     try:
-        summary = summary_file.read(run_dir)
+        summary = summary_file.read(_run_dir(ckpt))
     except (OSError, ValueError):
         return None
     given = [str(o) for o in summary.overrides or []]
@@ -79,7 +112,7 @@ def class_mapping(
             allowed=f"data with exactly the checkpoint's classes ({show(ckpt_names)}), in any order",
             fix="pick matching data, or select its classes with data.classes=[...] when it has more"
             + (
-                f"; it was trained with {trained}: add that to evaluate it on its own data"
+                f"; it was trained with {trained}: leave out data= to evaluate it on that data"
                 if trained
                 else ""
             ),
@@ -105,22 +138,25 @@ def check(cfg: DictConfig) -> None:
     require(cfg, "ckpt", example="ckpt=outputs/runs/<run dir>")
     if cfg.split not in SPLITS:
         raise one_of("split", cfg.split, SPLITS, what="split")
-    checkpoint.resolve(cfg.ckpt)
+    path = checkpoint.resolve(cfg.ckpt)
+    if cfg.get("data") is None:
+        own_data(path)  # readable, before anything is loaded
 
 
 def _data(cfg: DictConfig, loaded: checkpoint.Loaded):
     """The data config built with the checkpoint's preprocessing: (datamodule, its label, data
     class index -> logit index)."""
     pre = loaded.preprocess
-    asked = cfg.data.get("image_size")
+    data = own_data(loaded.path) if cfg.get("data") is None else cfg.data
+    asked = data.get("image_size")
     if asked is not None and asked != pre.crop_size:
         log.info(
             "data.image_size=%s ignored: the checkpoint was trained at %d px", asked, pre.crop_size
         )
-    datamodule = instantiate(cfg.data, "data", preprocess=pre.to_dict(), image_size=pre.crop_size)
+    datamodule = instantiate(data, "data", preprocess=pre.to_dict(), image_size=pre.crop_size)
     datamodule.prepare_data()  # downloads happen here only (data.download=true)
     datamodule.setup("test")
-    label = getattr(datamodule, "name", cfg.data.get("_target_"))
+    label = getattr(datamodule, "name", data.get("_target_"))
     to_ckpt = torch.as_tensor(
         class_mapping(datamodule.class_names, loaded.class_names, label, trained_on(loaded.path))
     )
