@@ -71,6 +71,11 @@ def refused(tmp_path, *overrides: str) -> str:
             ["data.batchsize=8", "unknown config key", "Allowed:", "did you mean 'batch_size'"],
         ),
         (["qqq=1"], ["qqq=1", "Allowed:", "seed", "(see Allowed)"]),
+        # a key below a node that does not exist: the keys of the deepest one that does
+        (
+            ["callbacks.early_stopping.patience=3"],
+            ["patience=3: unknown config key", "Allowed: images, last_checkpoint, learning_rates"],
+        ),
         # + on a key the config has: was "seed='1': unknown config key (did you mean 'seed'?)"
         (
             ["+seed=1"],

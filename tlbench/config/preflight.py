@@ -65,11 +65,6 @@ def compose_error(
         )
     if "Could not override" in text or "Could not append" in text or "Key '" in text:
         rest = _composed_without(key, overrides, command) if key else None
-        parent = key.rpartition(".")[0]
-        node = OmegaConf.select(rest, parent) if parent and rest is not None else rest
-        if isinstance(node, DictConfig):  # as for a key added with +: Allowed, close matches
-            siblings = {str(k) for k in node if not str(k).startswith("_")}  # not _target_
-            return unknown_key(key, siblings, value, command)
         top = key.partition(".")[0] if key and "." in key else None
         if rest is not None and top and rest.get(top) is None:  # evaluate's data: null
             return TlbenchError(
@@ -79,6 +74,17 @@ def compose_error(
                 fix=f"choose one first: {top}=<name> {key}={value} (`python -m {command} "
                 f"--help` lists the {top} configs)",
             )
+        node, parent = rest, (key or "").rpartition(".")[0]
+        while rest is not None and parent:  # the deepest node that exists: its keys are listed
+            node = OmegaConf.select(rest, parent)
+            if node is not None:
+                break
+            parent = parent.rpartition(".")[0]
+        else:
+            node = rest
+        if isinstance(node, DictConfig):  # as for a key added with +: Allowed, close matches
+            siblings = {str(k) for k in node if not str(k).startswith("_")}  # not _target_
+            return unknown_key(key, siblings, value, command)
         return TlbenchError(
             f"this key does not exist in the config ({first})",
             key=key,
