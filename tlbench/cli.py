@@ -60,21 +60,20 @@ def _check_installed() -> None:
         )
 
 
-def main(config_name: str, fn: Callable[[DictConfig], object], check=None) -> None:
+def main(
+    config_name: str, fn: Callable[[DictConfig], object], check: Callable[[DictConfig], object]
+) -> None:
     """`python -m tlbench.<evaluate|predict|export|rank>`: the command line is checked before
-    Hydra writes anything (`check(cfg)`: the command's own checks on the composed config,
-    tlbench.inference.options.check_command_line), then Hydra runs `fn` under the error policy."""
-    from tlbench.config import preflight, target_checks
+    Hydra writes anything (the allow-list, then the composed config and `check(cfg)`, the
+    command's own checks: tlbench.inference.options.check_command_line), then Hydra runs `fn`
+    under the error policy."""
+    from tlbench.config import target_checks
+    from tlbench.inference import options
 
     _check_installed()
     try:
         target_checks.check_command_line(sys.argv[1:], config_name)  # the allow-list first
-        if check is not None:  # evaluate / predict / export: composed, then their own checks
-            from tlbench.inference import options
-
-            options.check_command_line(config_name, sys.argv[1:], check)
-        else:
-            preflight.compose_command(sys.argv[1:], config_name)  # Hydra's errors, one paragraph
+        options.check_command_line(config_name, sys.argv[1:], check)
     except TlbenchError as exc:
         code = say_error(exc)
         if full_errors():  # HYDRA_FULL_ERROR=1: the traceback too, as everywhere

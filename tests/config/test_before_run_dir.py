@@ -196,19 +196,8 @@ def test_batch_size_above_every_split_is_capped(caplog):
     assert len(next(iter(dm.train_dataloader()))[1]) == dm.sizes()["train"]
 
 
-def run_cli_module(module: str, *args: str):
-    import subprocess
-    import sys
-
-    from tlbench.config import REPO_ROOT
-
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    cmd = [sys.executable, "-m", module, *args]
-    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
-
-
 def test_rank_with_a_training_key_is_one_paragraph():
-    done = run_cli_module("tlbench.rank", "model=lenet5")
+    done = run_cli("model=lenet5", module="tlbench.rank")
     assert done.returncode == 2, done.stderr[-2000:]
     assert "model='lenet5'" in done.stderr and "tlbench.rank --cfg job" in done.stderr
     assert "Traceback" not in done.stderr and "HYDRA_FULL_ERROR" not in done.stderr

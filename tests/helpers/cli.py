@@ -30,11 +30,18 @@ TWO_STEPS = [
 ]
 
 
-def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict | None = None, timeout: int = 600):
-    """`python -m tlbench ...` in a subprocess, as a user would type it."""
-    full_env = {**os.environ, **(env or {})}
+def run_cli(
+    *args: str,
+    cwd: Path = REPO_ROOT,
+    env: dict | None = None,
+    timeout: int = 600,
+    module: str = "tlbench",
+):
+    """`python -m <module> ...` in a subprocess, as a user would type it (HYDRA_FULL_ERROR only
+    where `env` sets it: errors print as users see them)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | (env or {})
     return subprocess.run(
-        [sys.executable, "-m", "tlbench", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,9 +19,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import tlbench.training.run
-from tests.helpers.cli import TINY
+from tests.helpers.cli import TINY, run_cli
 from tlbench import cli
-from tlbench.config import REPO_ROOT, compose
+from tlbench.config import compose
 from tlbench.data import transforms
 from tlbench.errors import TlbenchError
 from tlbench.inference import checkpoint
@@ -88,15 +85,7 @@ def trained(tmp_path_factory):
 
 
 def run_module(module: str, *args: str, env: dict):
-    full_env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO_ROOT,
-        env={**full_env, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_cli(*args, module=module, env=env)
 
 
 def _inputs(side: int, n: int = 5, seed: int = 0) -> torch.Tensor:

@@ -4,14 +4,13 @@ exit 2, one paragraph naming the key, the value and the fix, and nothing on disk
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from tests.helpers.checkpoints import snapshot
-from tlbench.config import REPO_ROOT, compose
+from tests.helpers.cli import run_cli
+from tlbench.config import compose
 from tlbench.errors import TlbenchError
 from tlbench.inference import evaluate, export, options, predict
 
@@ -19,15 +18,7 @@ COMMANDS = {"evaluate": evaluate, "predict": predict, "export": export}
 
 
 def run_module(command: str, *args: str):
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run(
-        [sys.executable, "-m", f"tlbench.{command}", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(*args, module=f"tlbench.{command}", timeout=300)
 
 
 def _refused(command: str, tmp_path, *overrides: str, match: str) -> str:
@@ -54,6 +45,7 @@ def _refused(command: str, tmp_path, *overrides: str, match: str) -> str:
         ("evaluate", ["run=x"], "run='x': unknown key for tlbench.evaluate.*did you mean 'ckpt'"),
         ("predict", ["qqq=1"], r"qqq=1: unknown key for tlbench.predict.*spelling \(see Allowed\)"),
         ("export", ["format=onnx", "opset=3"], "opset=3: the .* ONNX exporter does not write this opset. Allowed: "),
+        ("export", ["format=onnx", "opset=abc"], "opset='abc': an ONNX opset is a version number. Allowed: "),
         ("predict", ["top_k=five"], "top_k='five': must be an integer >= 1"),
         ("predict", ["input={bad}"], "input=.*scan.png': cannot be read as an image"),
     ],

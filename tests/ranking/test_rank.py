@@ -148,3 +148,28 @@ def test_every_source_is_held_to_its_own_random_init_unless_turned_off(tmp_path)
     with pytest.raises(TlbenchError, match="must be true or false"):
         rank(_cfg(tmp_path / "bad", "candidates=[random:lenet5]", "random_controls=maybe"))
     assert not (tmp_path / "bad").exists()  # refused before any feature or file
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["candidates=[nonexist]"], "candidates='nonexist': model='nonexist': unknown model name"),
+        (["candidates=[random:lenet5]", "rank_by=foo"], "rank_by='foo': unknown ranking metric"),
+        (["candidates=[random:lenet5]", "+seed=1"], r"\+seed=1: tlbench.rank takes no added keys"),
+    ],
+)
+def test_the_command_line_is_refused_before_hydra_writes(tmp_path, args, expected):
+    """The checks of rank(cfg) run before Hydra creates the run dir, as for evaluate and the
+    others: a misspelt model used to be found inside the job, named as `model=`, after a log
+    line about the random control added for it."""
+    import re
+
+    from tests.helpers.cli import run_cli
+
+    out = tmp_path / "out"
+    done = run_cli(*args, f"hydra.run.dir={out}", module="tlbench.rank")
+    assert done.returncode == 2, done.stderr[-2000:]
+    message = done.stderr.strip()
+    assert message.startswith("Error: ") and "\n" not in message, message
+    assert re.search(expected, message), message
+    assert not out.exists()

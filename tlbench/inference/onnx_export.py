@@ -47,8 +47,11 @@ def choose_exporter(requested: str) -> str:
 def check_opset(opset, exporter: str) -> None:
     low, high = OPSETS[exporter]
     if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+        number = isinstance(opset, int) and not isinstance(opset, bool)
         raise TlbenchError(
-            f"the {exporter} ONNX exporter does not write this opset",
+            f"the {exporter} ONNX exporter does not write this opset"
+            if number
+            else "an ONNX opset is a version number",
             key="opset",
             value=opset,
             allowed=f"{low} to {high} with the {exporter} exporter (legacy: "

@@ -1,9 +1,10 @@
 """The settings of `tlbench.evaluate | predict | export`, checked before anything is loaded.
 
-`check_command_line` runs before Hydra starts (so before it creates a run dir): it refuses keys
-added with `+`, composes the overrides (Hydra's errors as one paragraph: tlbench.config.preflight)
-and runs the command's `check(cfg)`, which starts with `validate(command, cfg)`: the keys against
-conf/<command>.yaml and the shared settings' values; it also runs first in the command itself.
+`check_command_line` runs before Hydra starts (so before it creates a run dir), for `rank` too: it
+refuses keys added with `+`, composes the overrides (Hydra's errors as one paragraph:
+tlbench.config.preflight) and runs the command's `check(cfg)`, which for these three starts with
+`validate(command, cfg)`: the keys against conf/<command>.yaml and the shared settings' values;
+it also runs first in the command itself.
 Why: docs/architecture.md, "Command options of evaluate, predict, export".
 """
 
@@ -66,10 +67,11 @@ def check_command_line(command: str, argv: list[str], check: Callable[[DictConfi
     if cfg is None or flags & {"-m", "--multirun"}:  # a sweep: each job checks its own values
         return
     check(cfg)
-    from tlbench.inference import checkpoint
+    if "ckpt" in cfg:  # evaluate, predict, export (not rank)
+        from tlbench.inference import checkpoint
 
-    path = checkpoint.resolve(cfg.ckpt)
-    checkpoint.hyper_parameters(checkpoint.read(path), path, "ckpt")
+        path = checkpoint.resolve(cfg.ckpt)
+        checkpoint.hyper_parameters(checkpoint.read(path), path, "ckpt")
 
 
 # -- the composed config -----------------------------------------------------------------------

@@ -134,8 +134,20 @@ def with_controls(found: list[Candidate]) -> list[Candidate]:
 
 
 def validate(candidate: Candidate, image_size: int | None) -> None:
-    """registry.validate, the check `python -m tlbench` runs (names, weights files, sizes)."""
-    registry.validate(OmegaConf.create(candidate.model), image_size, candidate.pretrained)
+    """registry.validate, the check `python -m tlbench` runs (names, weights files, sizes); a
+    problem with the model is named as the candidate the user listed."""
+    try:
+        registry.validate(OmegaConf.create(candidate.model), image_size, candidate.pretrained)
+    except TlbenchError as exc:
+        if exc.key is None or not str(exc.key).startswith("model"):
+            raise
+        raise TlbenchError(
+            f"{exc.key}={exc.value!r}: {exc.problem}",
+            key="candidates",
+            value=candidate.spec,
+            allowed=exc.allowed,
+            fix=exc.fix,
+        ) from None
 
 
 def _linear(module: nn.Module) -> tuple[np.ndarray, np.ndarray] | None:

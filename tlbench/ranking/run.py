@@ -121,18 +121,23 @@ def score(row: dict, arrays, head=None, seed: int = 0) -> dict:
     return row
 
 
-def _candidates(cfg: DictConfig) -> list[cands.Candidate]:
-    """The listed candidates and, unless random_controls=false, a random control for each
-    source's architecture; all validated (names, weights files, sizes) before anything is built."""
+def check(cfg: DictConfig) -> list[cands.Candidate]:
+    """Every setting and candidate, before anything is built or any file is written (also before
+    Hydra starts, from the command line): the listed candidates and, unless
+    random_controls=false, a random control for each source's architecture, all validated
+    (names, weights files, sizes)."""
+    require(cfg, "candidates", example="'candidates=[efficientnet_lite0,random:lenet5]'")
+    if cfg.splits not in SPLITS:
+        raise one_of("splits", cfg.splits, SPLITS, what="feature splits setting")
+    if cfg.rank_by not in METRICS:
+        raise one_of("rank_by", cfg.rank_by, METRICS, what="ranking metric")
     controls = cfg.get("random_controls", True)
     if not isinstance(controls, bool):
         raise TlbenchError(
             "must be true or false", key="random_controls", value=controls, allowed="true, false"
         )
     found = cands.resolve_all(cfg.candidates)
-    if controls:
-        found = cands.with_controls(found)
-        log.info("random controls added: %s", [c.label for c in found if c.added] or "none")
+    found = cands.with_controls(found) if controls else found
     for c in found:
         cands.validate(c, cfg.data.get("image_size"))
     return found
@@ -140,13 +145,9 @@ def _candidates(cfg: DictConfig) -> list[cands.Candidate]:
 
 def rank(cfg: DictConfig) -> dict:
     """Rank `cfg.candidates` on `cfg.data`; write ranking.md/.csv/.json and return the result."""
-    require(cfg, "candidates", example="'candidates=[efficientnet_lite0,random:lenet5]'")
-    if cfg.splits not in SPLITS:
-        raise one_of("splits", cfg.splits, SPLITS, what="feature splits setting")
-    if cfg.rank_by not in METRICS:
-        raise one_of("rank_by", cfg.rank_by, METRICS, what="ranking metric")
     start = time.perf_counter()
-    found = _candidates(cfg)
+    found = check(cfg)
+    log.info("random controls added: %s", [c.label for c in found if c.added] or "none")
     built = [(c, *_build(c, cfg)) for c in found]  # weights load here: fails before any feature
     kind = accelerator_kind(str(cfg.device).split(":")[0])
     device = torch.device(cfg.device if kind == "cuda" and cfg.device != "auto" else kind)
