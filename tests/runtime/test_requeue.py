@@ -108,6 +108,32 @@ def test_lightning_slurm_auto_requeue_is_off_inside_a_slurm_job(monkeypatch, tmp
     assert _cluster_plugins() == []
 
 
+def test_lightnings_srun_hint_is_kept_only_inside_a_slurm_job(cfg_factory, monkeypatch, tmp_path):
+    """Lightning warns that `srun` "is available but not used" wherever SLURM's tools are
+    installed: every run on a login node or workstation printed it. Inside an allocation (tasks
+    started without srun hang) it stays."""
+    import os
+    import warnings
+
+    from tlbench.training.trainer import build_trainer
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (tools / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    for key in ("SLURM_JOB_ID", "SLURM_NTASKS", "SLURM_JOB_NAME"):
+        monkeypatch.delenv(key, raising=False)
+    for job, expected in ((None, []), ("5", ["srun"])):
+        if job:
+            monkeypatch.setenv("SLURM_JOB_ID", job)  # an allocation, this step without srun
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            build_trainer(cfg_factory("logger=none"), tmp_path / f"run{job}", None, "32-true")
+        hints = ["srun" for w in seen if "The `srun` command is available" in str(w.message)]
+        assert hints[:1] == expected
+
+
 def test_a_slurm_job_uses_no_more_threads_than_its_cpus(monkeypatch):
     """Jobs sharing a node must not each start one thread per core (oversubscription); an
     OMP_NUM_THREADS the user set wins, and outside SLURM nothing changes."""

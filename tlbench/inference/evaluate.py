@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
 import time
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from tlbench import atomic, summary_file
-from tlbench.config import allow_list, key_roles
+from tlbench import atomic
+from tlbench.config import allow_list
 from tlbench.config.instantiate import instantiate
 from tlbench.errors import TlbenchError, one_of, require
 from tlbench.inference import checkpoint, options
@@ -30,22 +29,17 @@ log = logging.getLogger("tlbench.evaluate")
 SPLITS = ("test", "val", "train")
 
 
-def _defines_the_data(key: str) -> bool:
-    """A data key that picks the images or their split (the label budget's keys carry a column)."""
-    found = key_roles.role(key)
-    identity = found is not None and found.report == key_roles.IDENTITY and not found.column
-    return key == "data.split_seed" or (key.split(".")[0] == "data" and identity)
-
-
-def _run_dir(ckpt: Path) -> Path:
-    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+def _saved_config(ckpt: Path) -> Path:
+    """The .hydra/config.yaml of the run dir that holds `ckpt` (checkpoints/<name>.ckpt)."""
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return run_dir / ".hydra" / "config.yaml"
 
 
 def own_data(ckpt: Path) -> DictConfig:
     """The data config of the run that wrote `ckpt` (its .hydra/config.yaml), resolved: what
     evaluate measures on when no data= is given, so a run is evaluated on its own images, classes
     and splits. Its `_target_` must pass the allow-list (someone may have handed the dir over)."""
-    saved = _run_dir(ckpt) / ".hydra" / "config.yaml"
+    saved = _saved_config(ckpt)
     fix = "choose the data to evaluate on, e.g. data=digits (conf/data/ lists the datasets)"
     if not saved.is_file():
         raise TlbenchError(
@@ -71,27 +65,12 @@ def own_data(ckpt: Path) -> DictConfig:
     return OmegaConf.create(data)
 
 
-def trained_on(ckpt: Path) -> str | None:
-    """The data overrides of the run that wrote `ckpt` that define its images and their splits
-    (not the label budget, batch size or image size), from its summary.json: what a user adds to
-    evaluate it on its own data, e.g. `data=imagefolder data.root=/photos`."""
-    try:
-        summary = summary_file.read(_run_dir(ckpt))
-    except (OSError, ValueError):
-        return None
-    given = [str(o) for o in summary.overrides or []]
-    keep = [o for o in given if _defines_the_data(o.partition("=")[0].lstrip("+~"))]
-    if summary.data and not any(o.startswith("data=") for o in keep):
-        keep.insert(0, f"data={summary.data}")
-    return " ".join(shlex.quote(o) for o in keep) or None
-
-
 def class_mapping(
-    data_names: list[str], ckpt_names: list[str], data_label: str, trained: str | None = None
+    data_names: list[str], ckpt_names: list[str], data_label: str, own_data: bool = False
 ) -> np.ndarray:
     """Index in the data's classes -> index in the checkpoint's logits. Same names in any order
     are remapped; a class one side has and the other lacks is an error (its accuracy is undefined);
-    its fix names the data the checkpoint was `trained` on, when known."""
+    `own_data`: its fix says that without data= the run's own data is used."""
     data_names, ckpt_names = [str(n) for n in data_names], [str(n) for n in ckpt_names]
     missing = [n for n in ckpt_names if n not in data_names]
     extra = [n for n in data_names if n not in ckpt_names]
@@ -112,8 +91,8 @@ def class_mapping(
             allowed=f"data with exactly the checkpoint's classes ({show(ckpt_names)}), in any order",
             fix="pick matching data, or select its classes with data.classes=[...] when it has more"
             + (
-                f"; it was trained with {trained}: leave out data= to evaluate it on that data"
-                if trained
+                "; or leave out data= to evaluate it on the data it was trained on"
+                if own_data
                 else ""
             ),
         )
@@ -157,8 +136,9 @@ def _data(cfg: DictConfig, loaded: checkpoint.Loaded):
     datamodule.prepare_data()  # downloads happen here only (data.download=true)
     datamodule.setup("test")
     label = getattr(datamodule, "name", data.get("_target_"))
+    record = cfg.get("data") is not None and _saved_config(loaded.path).is_file()
     to_ckpt = torch.as_tensor(
-        class_mapping(datamodule.class_names, loaded.class_names, label, trained_on(loaded.path))
+        class_mapping(datamodule.class_names, loaded.class_names, label, own_data=record)
     )
     split = datamodule.splits.get(cfg.split)
     if split is None or len(split.targets) == 0:

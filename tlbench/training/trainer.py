@@ -15,6 +15,7 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig
 
+from tlbench import cluster
 from tlbench.config.instantiate import instantiate
 from tlbench.runtime import resume, signals
 from tlbench.runtime.schedule import ScheduleRebuild
@@ -61,23 +62,24 @@ def build_trainer(cfg: DictConfig, run_dir: Path, trap, precision: str, determin
     ]
     if not loggers:  # Lightning refuses an LR monitor without a logger; metrics.csv has the LRs
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        "trainer",
-        callbacks=[
-            *callbacks,
-            watch.throughput,
-            watch.drift,  # before the table: its epoch-end drift/<stage> lands in the same row
-            watch.table,
-            guards.NonFiniteLoss(),
-            watch.rebuild,
-            watch.interrupt,
-        ],
-        logger=loggers or False,
-        precision=precision,
-        **({} if deterministic is None else {"deterministic": deterministic}),
-        plugins=[AtomicCheckpointIO(), *_cluster_plugins()],  # .ckpt written beside, renamed
-    )
+    with expected_lightning_notices():  # srun's, from the cluster environment's detection
+        trainer: L.Trainer = instantiate(
+            cfg.trainer,
+            "trainer",
+            callbacks=[
+                *callbacks,
+                watch.throughput,
+                watch.drift,  # before the table: its epoch-end drift/<stage> lands in the same row
+                watch.table,
+                guards.NonFiniteLoss(),
+                watch.rebuild,
+                watch.interrupt,
+            ],
+            logger=loggers or False,
+            precision=precision,
+            **({} if deterministic is None else {"deterministic": deterministic}),
+            plugins=[AtomicCheckpointIO(), *_cluster_plugins()],  # .ckpt written beside, renamed
+        )
     return trainer, watch, ckpt_path
 
 
@@ -93,10 +95,14 @@ def _cluster_plugins() -> list:
 
 @contextlib.contextmanager
 def expected_lightning_notices():
-    """Silence two Lightning notices about what tlbench does on purpose, only while it trains:
-    frozen parts are in eval mode (tlbench.training.strategies), and the module owns the
-    `on_after_batch_transfer` hook."""
+    """Silence Lightning's notices about what tlbench does on purpose, only while it builds the
+    Trainer and trains: frozen parts are in eval mode (tlbench.training.strategies), the module
+    owns the `on_after_batch_transfer` hook. And "The `srun` command is available ... but not
+    used", printed wherever SLURM's tools are installed: its hint matters inside an allocation
+    (tasks started without srun hang), so it is kept there and silenced on a login node."""
     with warnings.catch_warnings():
+        if cluster.job_id() is None:
+            warnings.filterwarnings("ignore", message="The `srun` command is available")
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")
         # A non-empty checkpoints/ only reaches fit when a run is resumed: run dirs are guarded
