@@ -25,16 +25,23 @@ def is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def positive_int(v, key: str, example: str, allow_none: bool = False) -> None:
+def positive_int(v, key: str, example, allow_none: bool = False, minimum: int = 1) -> None:
+    """A count: an integer >= `minimum` (or null)."""
     if v is None and allow_none:
         return
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         raise TlbenchError(
-            "must be a whole number >= 1",
+            f"must be an integer >= {minimum}" + (" or null" if allow_none else ""),
             key=key,
             value=v,
-            allowed="an integer >= 1" + (" or null" if allow_none else ""),
             fix=f"e.g. {key}={example}",
+        )
+
+
+def switch(cfg, key: str) -> None:
+    if not isinstance(cfg.get(key), bool):
+        raise TlbenchError(
+            "must be true or false", key=key, value=cfg.get(key), allowed="true, false"
         )
 
 
@@ -65,10 +72,8 @@ def check_top_level(cfg: DictConfig) -> None:
             fix="e.g. seed=42",
         )
     for key in ("test_after_fit", "skip_completed", "overwrite"):
-        if key in cfg and not isinstance(cfg.get(key), bool):
-            raise TlbenchError(
-                "must be true or false", key=key, value=cfg.get(key), allowed="true, false"
-            )
+        if key in cfg:
+            switch(cfg, key)
     if cfg.get("channels_last") not in ("auto", True, False):
         raise TlbenchError(
             "unknown channels_last setting",

@@ -19,11 +19,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from tlbench.config.keys import top_keys, unknown_key
+from tlbench.config.values import positive_int, switch
 from tlbench.data import loading
 from tlbench.errors import TlbenchError, one_of
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
-EXAMPLES = {"batch_size": 64, "top_k": 5, "num_workers": 2}
 
 
 # -- the command line, before Hydra ------------------------------------------------------------
@@ -75,24 +75,6 @@ def check_command_line(command: str, argv: list[str], check: Callable[[DictConfi
 
 
 # -- the composed config -----------------------------------------------------------------------
-def _count(cfg: DictConfig, key: str, minimum: int, allow_none: bool = False) -> None:
-    v = cfg.get(key)
-    if v is None and allow_none:
-        return
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise TlbenchError(
-            f"must be an integer >= {minimum}" + (" or null" if allow_none else ""),
-            key=key,
-            value=v,
-            fix=f"e.g. {key}={EXAMPLES.get(key, minimum)}",
-        )
-
-
-def _switch(cfg: DictConfig, key: str) -> None:
-    if not isinstance(cfg.get(key), bool):
-        raise TlbenchError("must be true or false", key=key, value=cfg.get(key))
-
-
 def _tolerance(cfg: DictConfig, key: str) -> None:
     v = cfg.get(key)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -182,15 +164,15 @@ def validate(command: str, cfg: DictConfig) -> None:
     if "precision" in cfg and cfg.precision not in PRECISIONS:
         raise one_of("precision", str(cfg.precision), PRECISIONS, what="precision")
     if "batch_size" in cfg:
-        _count(cfg, "batch_size", 1, allow_none=command == "evaluate")
+        positive_int(cfg.batch_size, "batch_size", 64, allow_none=command == "evaluate")
     if "top_k" in cfg:
-        _count(cfg, "top_k", 1)
+        positive_int(cfg.top_k, "top_k", 5)
     if "num_workers" in cfg and cfg.num_workers != "auto":
-        _count(cfg, "num_workers", 0)
+        positive_int(cfg.num_workers, "num_workers", 2, minimum=0)
         loading.check_workers(cfg.num_workers, key="num_workers")  # training's rule
     for key in ("progress_bar", "check", "overwrite"):
         if key in cfg:
-            _switch(cfg, key)
+            switch(cfg, key)
     for key in ("atol", "rtol"):
         if key in cfg:
             _tolerance(cfg, key)

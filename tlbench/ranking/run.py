@@ -17,7 +17,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
-from tlbench.errors import TlbenchError, one_of, require
+from tlbench.config.values import switch
+from tlbench.errors import one_of, require
 from tlbench.models import registry
 from tlbench.ranking import candidates as cands
 from tlbench.ranking import estimators, output, probes
@@ -131,13 +132,9 @@ def check(cfg: DictConfig) -> list[cands.Candidate]:
         raise one_of("splits", cfg.splits, SPLITS, what="feature splits setting")
     if cfg.rank_by not in METRICS:
         raise one_of("rank_by", cfg.rank_by, METRICS, what="ranking metric")
-    controls = cfg.get("random_controls", True)
-    if not isinstance(controls, bool):
-        raise TlbenchError(
-            "must be true or false", key="random_controls", value=controls, allowed="true, false"
-        )
+    switch(cfg, "random_controls")
     found = cands.resolve_all(cfg.candidates)
-    found = cands.with_controls(found) if controls else found
+    found = cands.with_controls(found) if cfg.random_controls else found
     for c in found:
         cands.validate(c, cfg.data.get("image_size"))
     return found
