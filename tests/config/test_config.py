@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from tests.helpers.cli import run_cli
 from tests.helpers.configs import train_groups
 from tlbench.config import CONF_DIR, compose
 from tlbench.errors import TlbenchError
@@ -76,10 +77,16 @@ def test_strategy_files_say_they_are_not_lightning_strategies():
 
 
 def test_every_config_field_is_commented():
-    """Convention: every field carries a one-line comment (except _target_/_partial_ and section names)."""
+    """Convention: every field carries a one-line comment (except _target_/_partial_ and section names).
+    The lines of a block of text (`key: |`, --help's) are text, not fields."""
     for path in CONF_DIR.rglob("*.yaml"):
+        block = None  # the indentation of the `key: |` line whose text is being read
         for line in path.read_text().splitlines():
             stripped = line.strip()
+            indent = len(line) - len(line.lstrip())
+            if block is not None and (not stripped or indent > block):
+                continue
+            block = indent if stripped.split("#")[0].rstrip().endswith(": |") else None
             if (
                 not stripped
                 or stripped.startswith(("#", "-", "_target_", "_partial_"))
@@ -87,3 +94,13 @@ def test_every_config_field_is_commented():
             ):
                 continue
             assert "#" in line, f"{path.relative_to(CONF_DIR)}: `{stripped}` has no comment"
+
+
+@pytest.mark.parametrize("module", ["tlbench", "tlbench.evaluate"])
+def test_help_names_the_command_and_shows_examples(module):
+    """`--help` was Hydra's "cli is powered by Hydra" (the name of the file that calls Hydra)."""
+    done = run_cli("--help", module=module, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"usage: python -m {module} [key=value ...]\n")
+    assert f"  python -m {module} " in done.stdout and "powered by Hydra" not in done.stdout
+    assert "== Config groups (group=option) ==" in done.stdout and "paths:" in done.stdout
