@@ -77,8 +77,8 @@ def test_strategy_files_say_they_are_not_lightning_strategies():
 
 
 def test_every_config_field_is_commented():
-    """Convention: every field carries a one-line comment (except _target_/_partial_ and section names).
-    The lines of a block of text (`key: |`, --help's) are text, not fields."""
+    """Convention: every field carries a one-line comment (except _target_/_partial_ and section
+    names). The lines of a block of text (`key: |`, --help's) are text, not fields."""
     for path in CONF_DIR.rglob("*.yaml"):
         block = None  # the indentation of the `key: |` line whose text is being read
         for line in path.read_text().splitlines():

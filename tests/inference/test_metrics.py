@@ -99,8 +99,8 @@ def test_evaluate_on_the_val_split_reports_what_training_logged(tiny_run, tmp_pa
     data = [o for o in TINY_RUN if o.startswith("data.")]
     result = evaluate(
         compose(
-            [f"ckpt={tiny_run}", "split=val", f"precision={summary['precision']}", "data=digits", *data,
-             f"paths.output_dir={tmp_path}"],
+            [f"ckpt={tiny_run}", "split=val", f"precision={summary['precision']}", "data=digits",
+             *data, f"paths.output_dir={tmp_path}"],
             config_name="evaluate",
         )
     )  # fmt: skip

@@ -26,9 +26,9 @@ MAX_IMAGE_SIZE = 4096
 def check_data(data: DictConfig, run_dir: Path | None = None) -> None:
     # The data room's own checks (one copy each), called before the DataModule exists.
     if "batch_size" in data:
-        from tlbench.config.values import positive_int
+        from tlbench.config.values import whole_number
 
-        positive_int(data.get("batch_size"), "data.batch_size", "32")
+        whole_number(data.get("batch_size"), "data.batch_size", "32")
     if "num_workers" in data:  # capped at the CPUs this process may use (see check_workers)
         check_workers(data.get("num_workers"))
     _check_image_size(data.get("image_size"))

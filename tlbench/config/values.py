@@ -25,7 +25,7 @@ def is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def positive_int(v, key: str, example, allow_none: bool = False, minimum: int = 1) -> None:
+def whole_number(v, key: str, example, allow_none: bool = False, minimum: int = 1) -> None:
     """A count: an integer >= `minimum` (or null)."""
     if v is None and allow_none:
         return
@@ -191,7 +191,7 @@ def check_scheduler(cfg: DictConfig) -> None:
     if not sched:  # scheduler=none is an empty node
         return
     if "step_size" in sched:
-        positive_int(sched.get("step_size"), "scheduler.step_size", "7")
+        whole_number(sched.get("step_size"), "scheduler.step_size", "7")
     if "gamma" in sched:
         in_range(
             sched.gamma,
@@ -232,7 +232,7 @@ def check_trainer(cfg: DictConfig, machine: bool = False) -> None:
     trainer = cfg.get("trainer")
     if trainer is None:
         return
-    positive_int(trainer.get("max_epochs"), "trainer.max_epochs", "10")
+    whole_number(trainer.get("max_epochs"), "trainer.max_epochs", "10")
     precision = trainer.get("precision")
     allowed = ["auto", *lightning_precisions()]
     if str(precision) not in map(str, allowed):

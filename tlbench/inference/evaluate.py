@@ -1,9 +1,10 @@
 """`python -m tlbench.evaluate ckpt=<run dir | .ckpt> [data=<dataset>] [split=test]`.
 
 Measures a trained checkpoint on one split of any dataset config (without data=, the data of the
-run that wrote it: its images, classes and splits), with the checkpoint's own preprocessing: loss, accuracy, top-5, macro-F1, per-class precision/recall/F1 (the definitions
-training logs: tlbench.training.metrics), and a normalised confusion matrix (the figure training
-draws: tlbench.training.visuals). Writes `evaluation.json` and `confusion_matrix.png` into a new run dir.
+run that wrote it: its images, classes and splits), with the checkpoint's own preprocessing:
+loss, accuracy, top-5, macro-F1, per-class precision/recall/F1 (the definitions training logs:
+tlbench.training.metrics), and a normalised confusion matrix (the figure training draws:
+tlbench.training.visuals). Writes `evaluation.json` and `confusion_matrix.png` into a new run dir.
 """
 
 from __future__ import annotations

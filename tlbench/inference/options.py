@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from tlbench.config.keys import top_keys, unknown_key
-from tlbench.config.values import positive_int, switch
+from tlbench.config.values import switch, whole_number
 from tlbench.data import loading
 from tlbench.errors import TlbenchError, one_of
 
@@ -164,11 +164,11 @@ def validate(command: str, cfg: DictConfig) -> None:
     if "precision" in cfg and cfg.precision not in PRECISIONS:
         raise one_of("precision", str(cfg.precision), PRECISIONS, what="precision")
     if "batch_size" in cfg:
-        positive_int(cfg.batch_size, "batch_size", 64, allow_none=command == "evaluate")
+        whole_number(cfg.batch_size, "batch_size", 64, allow_none=command == "evaluate")
     if "top_k" in cfg:
-        positive_int(cfg.top_k, "top_k", 5)
+        whole_number(cfg.top_k, "top_k", 5)
     if "num_workers" in cfg and cfg.num_workers != "auto":
-        positive_int(cfg.num_workers, "num_workers", 2, minimum=0)
+        whole_number(cfg.num_workers, "num_workers", 2, minimum=0)
         loading.check_workers(cfg.num_workers, key="num_workers")  # training's rule
     for key in ("progress_bar", "check", "overwrite"):
         if key in cfg:
