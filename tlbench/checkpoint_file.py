@@ -20,6 +20,12 @@ NO_CHECKPOINT = "the run directory holds no checkpoints/best.ckpt or checkpoints
 POINT_AT = "point at a finished tlbench run dir or directly at a .ckpt/.pth file"
 
 
+def run_dir_of(ckpt: Path) -> Path:
+    """The run dir a checkpoint file belongs to (`<run>/checkpoints/<name>.ckpt`), else its folder."""
+    ckpt = Path(ckpt)
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+
 def in_run_dir(run_dir: Path) -> Path | None:
     """A run dir's best checkpoint, else its last one, else None."""
     for candidate in ("checkpoints/best.ckpt", "checkpoints/last.ckpt"):

@@ -422,6 +422,6 @@ def test_a_class_mismatch_says_how_to_evaluate_on_the_runs_own_data():
     for own, hint in ((True, "; or leave out data= to evaluate it on the data it was trained on."),
                       (False, "when it has more.")):  # fmt: skip
         with pytest.raises(TlbenchError) as info:
-            class_mapping([str(d) for d in range(10)], ["cat", "dog"], "digits", own_data=own)
+            class_mapping([str(d) for d in range(10)], ["cat", "dog"], "digits", leave_out_data=own)
         assert str(info.value).endswith(hint)
     assert class_mapping(["dog", "cat"], ["cat", "dog"], "pets").tolist() == [1, 0]

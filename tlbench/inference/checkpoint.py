@@ -20,6 +20,7 @@ from tlbench.checkpoint_file import (  # noqa: F401 (re-exported: inference read
     hyper_parameters,
     read,
     resolve,
+    run_dir_of,
 )
 from tlbench.preprocess import Preprocess
 from tlbench.training.module import TransferModule

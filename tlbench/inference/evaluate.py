@@ -31,9 +31,7 @@ SPLITS = ("test", "val", "train")
 
 
 def _saved_config(ckpt: Path) -> Path:
-    """The .hydra/config.yaml of the run dir that holds `ckpt` (checkpoints/<name>.ckpt)."""
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    return run_dir / ".hydra" / "config.yaml"
+    return checkpoint.run_dir_of(ckpt) / ".hydra" / "config.yaml"
 
 
 def own_data(ckpt: Path) -> DictConfig:
@@ -67,11 +65,11 @@ def own_data(ckpt: Path) -> DictConfig:
 
 
 def class_mapping(
-    data_names: list[str], ckpt_names: list[str], data_label: str, own_data: bool = False
+    data_names: list[str], ckpt_names: list[str], data_label: str, leave_out_data: bool = False
 ) -> np.ndarray:
     """Index in the data's classes -> index in the checkpoint's logits. Same names in any order
     are remapped; a class one side has and the other lacks is an error (its accuracy is undefined);
-    `own_data`: its fix says that without data= the run's own data is used."""
+    `leave_out_data`: its fix says that without data= the run's own data is used."""
     data_names, ckpt_names = [str(n) for n in data_names], [str(n) for n in ckpt_names]
     missing = [n for n in ckpt_names if n not in data_names]
     extra = [n for n in data_names if n not in ckpt_names]
@@ -93,7 +91,7 @@ def class_mapping(
             fix="pick matching data, or select its classes with data.classes=[...] when it has more"
             + (
                 "; or leave out data= to evaluate it on the data it was trained on"
-                if own_data
+                if leave_out_data
                 else ""
             ),
         )
@@ -112,22 +110,21 @@ def collect_logits(module, batches, device: torch.device, precision: str = "auto
     return torch.cat(logits), torch.cat(targets), chosen
 
 
-def check(cfg: DictConfig) -> None:
-    """Every setting, before the checkpoint or the data is read."""
+def check(cfg: DictConfig) -> DictConfig:
+    """Every setting, before the checkpoint or the data is read; returns the data config to
+    evaluate on (data=, else the run's own)."""
     options.validate("evaluate", cfg)
     require(cfg, "ckpt", example="ckpt=outputs/runs/<run dir>")
     if cfg.split not in SPLITS:
         raise one_of("split", cfg.split, SPLITS, what="split")
     path = checkpoint.resolve(cfg.ckpt)
-    if cfg.get("data") is None:
-        own_data(path)  # readable, before anything is loaded
+    return own_data(path) if cfg.get("data") is None else cfg.data
 
 
-def _data(cfg: DictConfig, loaded: checkpoint.Loaded):
+def _data(cfg: DictConfig, data: DictConfig, loaded: checkpoint.Loaded):
     """The data config built with the checkpoint's preprocessing: (datamodule, its label, data
     class index -> logit index)."""
     pre = loaded.preprocess
-    data = own_data(loaded.path) if cfg.get("data") is None else cfg.data
     asked = data.get("image_size")
     if asked is not None and asked != pre.crop_size:
         log.info(
@@ -139,7 +136,7 @@ def _data(cfg: DictConfig, loaded: checkpoint.Loaded):
     label = getattr(datamodule, "name", data.get("_target_"))
     record = cfg.get("data") is not None and _saved_config(loaded.path).is_file()
     to_ckpt = torch.as_tensor(
-        class_mapping(datamodule.class_names, loaded.class_names, label, own_data=record)
+        class_mapping(datamodule.class_names, loaded.class_names, label, leave_out_data=record)
     )
     split = datamodule.splits.get(cfg.split)
     if split is None or len(split.targets) == 0:
@@ -167,9 +164,9 @@ def _write(result: dict, class_names: list[str], out_dir: Path) -> None:
 
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate `cfg.ckpt` on `cfg.split` of `cfg.data`; write and return the results."""
-    check(cfg)
+    data = check(cfg)
     loaded = checkpoint.load(cfg.ckpt)
-    datamodule, label, to_ckpt = _data(cfg, loaded)
+    datamodule, label, to_ckpt = _data(cfg, data, loaded)
     device = options.device(cfg.device)
     # The pixels training validated and tested on: the datamodule's own eval path (in-memory data
     # is transformed as whole batches on the device, files per sample in its workers).

@@ -15,6 +15,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from torch import nn
 
+from tlbench import checkpoint_file
 from tlbench.config.app import CONF_DIR, model_node
 from tlbench.errors import TlbenchError
 from tlbench.models import checkpoint_source, heads, registry
@@ -72,7 +73,7 @@ def _from_checkpoint(spec: str) -> Candidate:
             allowed="a tlbench run dir or its .ckpt; a plain state dict needs its model",
             fix="rank a tlbench checkpoint, or train from the .pth with model=<arch> model.weights=<file>",
         )
-    run = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    run = checkpoint_file.run_dir_of(ckpt)
     model = {**model, "weights": str(Path(spec).resolve())}
     arch = registry.spelling(model)
     return Candidate(spec, f"{arch}@{run.name}", "checkpoint", model, True)
