@@ -48,6 +48,8 @@ def test_default_run_offline_end_to_end(tmp_path):
         len((run_dir / "metrics.csv").read_text().splitlines()) == 11
     )  # header + one row per epoch
     assert "tensorboard --logdir" in proc.stdout and "val acc best" in proc.stdout
+    # Lightning's advert and a deprecation inside Lightning: nothing a user can act on
+    assert "litlogger" not in proc.stdout + proc.stderr and "LeafSpec" not in proc.stderr
 
 
 def test_multirun_runs_each_strategy_into_numbered_dirs(tmp_path):

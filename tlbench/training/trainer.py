@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,8 +100,10 @@ def expected_lightning_notices():
     Trainer and trains: frozen parts are in eval mode (tlbench.training.strategies), the module
     owns the `on_after_batch_transfer` hook. And "The `srun` command is available ... but not
     used", printed wherever SLURM's tools are installed: its hint matters inside an allocation
-    (tasks started without srun hang), so it is kept there and silenced on a login node."""
-    with warnings.catch_warnings():
+    (tasks started without srun hang), so it is kept there and silenced on a login node. Also
+    Lightning's own noise, nothing a user can act on: its advert for litlogger on every Trainer,
+    and torch's deprecation of a call inside Lightning (`isinstance(treespec, LeafSpec)`)."""
+    with warnings.catch_warnings(), _without_advert():
         if cluster.job_id() is None:
             warnings.filterwarnings("ignore", message="The `srun` command is available")
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
@@ -109,4 +112,17 @@ def expected_lightning_notices():
         warnings.filterwarnings(
             "ignore", message=r"Checkpoint directory .* exists and is not empty"
         )
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`")
         yield
+
+
+@contextlib.contextmanager
+def _without_advert():
+    """Lightning logs its "Tip: ... try installing litlogger" through its rank-zero logger."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    keep = lambda record: "litlogger" not in record.getMessage()  # noqa: E731
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
