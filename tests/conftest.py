@@ -81,17 +81,22 @@ def _hermetic():
 
 @pytest.fixture
 def cfg_factory(tmp_path):
-    """compose(overrides) with the run dir inside tmp_path."""
+    """compose(overrides) with the run dir inside tmp_path; Hydra's refusals (a typed schema's
+    wrong type) worded as the command line words them."""
+    from tlbench.config.preflight import compose_error
+    from tlbench.config.validation import validate_config
 
     def make(*overrides: str, tiny: bool = True):
-        return compose(
-            [
-                *(TINY if tiny else []),
-                f"paths.output_dir={tmp_path / 'run'}",
-                f"paths.cache_dir={tmp_path / 'cache'}",
-                *overrides,
-            ]
-        )
+        overrides = [
+            *(TINY if tiny else []),
+            f"paths.output_dir={tmp_path / 'run'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            *overrides,
+        ]
+        try:
+            return compose(overrides)
+        except Exception as exc:
+            raise compose_error(exc, overrides, check=validate_config) from None
 
     return make
 

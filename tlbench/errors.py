@@ -36,13 +36,19 @@ class TlbenchError(Exception):
         )
         parts = []
         if key is not None:
-            parts.append(f"{key}={value!r}:")
+            parts.append(f"{key}={_shown(value)!r}:")
         parts.append(_sentence(problem))
         if allowed:
             parts.append(_sentence(f"Allowed: {allowed}"))
         if fix:
             parts.append(_sentence(f"Fix: {fix}"))
         super().__init__(" ".join(parts))
+
+
+def _shown(value: object) -> object:
+    """A whole float as the integer a user typed: a typed schema holds `atol=-1` as -1.0."""
+    whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
+    return int(value) if whole else value
 
 
 def _sentence(text: str) -> str:

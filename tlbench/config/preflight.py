@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from tlbench.config.keys import unknown_key
 from tlbench.config.overrides import MODE_FLAGS, split_argv
@@ -31,12 +31,20 @@ QUOTING_HINT = (
 
 
 def compose_error(
-    exc: BaseException, overrides: list[str], command: str = "tlbench"
+    exc: BaseException,
+    overrides: list[str],
+    command: str = "tlbench",
+    check: Callable[[DictConfig], object] | None = None,
 ) -> TlbenchError:
     """Hydra's composition errors as one paragraph naming the override and the allowed values;
-    OmegaConf's errors through omegaconf_error. The one place both are translated."""
+    OmegaConf's errors through omegaconf_error. The one place both are translated. `check`: the
+    entry point's validation, which words a value that a typed schema refused (typed_error)."""
     from hydra.errors import MissingConfigException
 
+    if isinstance(exc, TlbenchError):
+        return exc
+    if isinstance(exc.__cause__, ValidationError) or isinstance(exc, ValidationError):
+        return typed_error(exc.__cause__ or exc, overrides, command, check)
     if isinstance(exc, OmegaConfBaseException):
         return omegaconf_error(exc, overrides)
     text = str(exc)
@@ -100,6 +108,32 @@ def compose_error(
         fix=(QUOTING_HINT + "; " if dict_key else "")
         + "check the override syntax (key=value, group=option, +new_key=value); "
         f"see `python -m {command} --help`",
+    )
+
+
+def typed_error(exc: ValidationError, overrides: list[str], command: str, check) -> TlbenchError:
+    """A value of the wrong type, refused by a typed schema while Hydra composed
+    (`strategy.trainable=head`): `check` on the config with that value in an untyped copy words
+    it as tlbench words that value anywhere (`takes a list, even of one item`); else Hydra's
+    reason, with the key's full name."""
+    key = str(exc.full_key)
+    value = _value(key, overrides)
+    rest = _composed_without(key, overrides, command) if check is not None else None
+    if rest is not None:
+        plain = OmegaConf.create(OmegaConf.to_container(rest, resolve=False))
+        OmegaConf.update(plain, key, value, force_add=True)
+        try:
+            check(plain)
+        except TlbenchError as err:
+            return err
+        except Exception:  # the copy trips over something else: Hydra's reason below
+            pass
+    return TlbenchError(
+        f"wrong type ({str(exc).splitlines()[0]})",
+        key=key,
+        value=value,
+        allowed=str(exc.ref_type or "").replace("typing.", "") or None,
+        fix=f"give {key} a value of that type (see `python -m {command} --cfg job`)",
     )
 
 
@@ -210,7 +244,9 @@ def run_dir(cfg: DictConfig) -> Path | None:
     return None
 
 
-def compose_command(argv: list[str], config_name: str) -> DictConfig | None:
+def compose_command(
+    argv: list[str], config_name: str, check: Callable[[DictConfig], object] | None = None
+) -> DictConfig | None:
     """`python -m tlbench.<rank|evaluate|predict|export>`: the command line must compose (the first
     job of a sweep stands for all), else Hydra's error as one paragraph -- `tlbench.rank
     model=lenet5` printed Hydra's raw "Could not override 'model'". Returns that job's config
@@ -223,7 +259,7 @@ def compose_command(argv: list[str], config_name: str) -> DictConfig | None:
             cfg = compose(overrides, config_name=config_name, return_hydra_config=True)
             check_resolves(cfg)
         except Exception as exc:
-            raise compose_error(exc, overrides, command=f"tlbench.{config_name}") from None
+            raise compose_error(exc, overrides, f"tlbench.{config_name}", check) from None
         with open_dict(cfg):
             cfg.pop("hydra")
         return cfg
@@ -261,7 +297,7 @@ def preflight(
             cfg = compose(overrides, return_hydra_config=True)
             check_resolves(cfg)
         except Exception as exc:
-            raise compose_error(exc, overrides) from None
+            raise compose_error(exc, overrides, check=validate_config) from None
         if multirun:
             continue
         where = run_dir(cfg)

@@ -63,7 +63,7 @@ def check_command_line(command: str, argv: list[str], check: Callable[[DictConfi
     if flags - MODE_FLAGS:  # --help, --config-dir x, ...: Hydra's own
         return
     _check_added_keys(command, args)
-    cfg = compose_command(argv, command)
+    cfg = compose_command(argv, command, check)
     if cfg is None or flags & {"-m", "--multirun"}:  # a sweep: each job checks its own values
         return
     check(cfg)
