@@ -53,34 +53,35 @@ def test_presets_keep_their_values():
     [
         ("train", "strategy.last_n_stages=two", "strategy.last_n_stages='two': wrong type (str)"),
         ("train", "strategy.trainable=head", "this key takes a list, even of one item"),
+        ("train", "strategy.trainable=null", "strategy.trainable=None: wrong type"),
+        ("train", "strategy.schedule=[abc]", "strategy.schedule[0]='abc': each schedule entry"),
         ("predict", "top_k=five", "top_k='five': must be an integer >= 1"),
         ("export", "atol=abc", "atol='abc': must be a number >= 0"),
         ("evaluate", "batch_size=many", "batch_size='many': must be an integer >= 1 or null"),
     ],
 )
 def test_typed_schemas_refuse_a_wrong_type_while_hydra_composes(name, override, text):
-    """Hydra refuses the value (its ValidationError names the full key); compose_error words
+    """Hydra refuses the value (its error names the override); compose_error words
     it with the entry point's own check, as that value is worded anywhere else."""
     from hydra.errors import ConfigCompositionException
     from omegaconf.errors import ValidationError
 
     from tlbench.config.preflight import compose_error
-    from tlbench.config.validation import validate_config
     from tlbench.inference import evaluate, export, predict
+    from tlbench.training.build import validate
 
     needed = {"train": [], "predict": ["ckpt=x", "input=y"]}.get(name, ["ckpt=x"])
     overrides = [*needed, override]
     with pytest.raises(ConfigCompositionException) as info:
         compose(overrides, config_name=name)
     cause = info.value.__cause__
-    assert isinstance(cause, ValidationError) and cause.full_key == override.split("=")[0]
-    check = {"train": validate_config, "evaluate": evaluate.check, "predict": predict.check,
+    assert isinstance(cause, ValidationError) and f"override {override}" in str(info.value)
+    check = {"train": validate, "evaluate": evaluate.check, "predict": predict.check,
              "export": export.check}[name]  # fmt: skip
     assert text in str(compose_error(info.value, overrides, f"tlbench.{name}", check))
     # Without a check (a tool composing a config of its own): Hydra's reason, the key in full
-    key, value = override.split("=")
     plain = str(compose_error(info.value, overrides, f"tlbench.{name}"))
-    assert plain.startswith(f"{key}='{value}': wrong type (") and "Fix: give" in plain, plain
+    assert plain.startswith(override.split("=")[0] + "=") and ": wrong type (" in plain, plain
 
 
 @pytest.mark.parametrize("name", ["train", "evaluate", "predict", "export"])

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import is_dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
-from tlbench.config.keys import unknown_key
+from tlbench.config import schema
+from tlbench.config.keys import describe, unknown_key
 from tlbench.config.overrides import MODE_FLAGS, split_argv
 from tlbench.config.resolution import check_resolves, omegaconf_error
 from tlbench.errors import TlbenchError, one_of
@@ -24,6 +26,7 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # hyd
 # A key of a dict value: after `{` or `,`, up to the `:`. Hydra's grammar takes glob characters
 # there (`*`, `?`, `-`, `.`) but not brackets, which must be escaped: `features.conv\[1-6\]*`.
 DICT_KEY = re.compile(r"([{,]\s*)([^'\"\s{},:][^{},:]*?)(\s*:)")
+MERGING = re.compile(r"Error merging override \+*([^=\s]+)=")  # Hydra's ConfigCompositionException
 QUOTING_HINT = (
     "a dict key holding brackets must escape them for Hydra, e.g. "
     "strategy.lr_mult='{features.conv\\[1-6\\]*: 0}' (single quotes for the shell)"
@@ -44,7 +47,7 @@ def compose_error(
     if isinstance(exc, TlbenchError):
         return exc
     if isinstance(exc.__cause__, ValidationError) or isinstance(exc, ValidationError):
-        return typed_error(exc.__cause__ or exc, overrides, command, check)
+        return typed_error(exc, overrides, command, check)
     if isinstance(exc, OmegaConfBaseException):
         return omegaconf_error(exc, overrides)
     text = str(exc)
@@ -111,30 +114,49 @@ def compose_error(
     )
 
 
-def typed_error(exc: ValidationError, overrides: list[str], command: str, check) -> TlbenchError:
+def typed_error(exc: Exception, overrides: list[str], command: str, check) -> TlbenchError:
     """A value of the wrong type, refused by a typed schema while Hydra composed
     (`strategy.trainable=head`): `check` on the config with that value in an untyped copy words
     it as tlbench words that value anywhere (`takes a list, even of one item`); else Hydra's
     reason, with the key's full name."""
-    key = str(exc.full_key)
-    value = _value(key, overrides)
-    rest = _composed_without(key, overrides, command) if check is not None else None
+    cause = exc.__cause__ if isinstance(exc.__cause__, ValidationError) else exc
+    key = str(cause.full_key)
+    named = MERGING.match(str(exc))  # Hydra names the override it was merging
+    if named and not key.startswith(named[1]):  # an item of it: `strategy.schedule=[abc]` -> '0'
+        key = named[1]
+    found, value = _parsed(key, overrides)
+    rest = _composed_without(key, overrides, command) if check and found else None
     if rest is not None:
         plain = OmegaConf.create(OmegaConf.to_container(rest, resolve=False))
         OmegaConf.update(plain, key, value, force_add=True)
+        if "paths" in plain:  # ${hydra:runtime.output_dir} resolves only in a job: any dir words it
+            plain.paths.output_dir = str(Path.cwd())
         try:
             check(plain)
-        except TlbenchError as err:
-            return err
+        except TlbenchError as err:  # its words for this value, not another problem of the copy
+            if err.key is not None and re.match(rf"{re.escape(key)}($|[.\[])", err.key):
+                return err
         except Exception:  # the copy trips over something else: Hydra's reason below
             pass
+    declared = schema.types(cause.object_type) if is_dataclass(cause.object_type) else {}
     return TlbenchError(
-        f"wrong type ({str(exc).splitlines()[0]})",
+        f"wrong type ({str(cause).splitlines()[0]})",
         key=key,
         value=value,
-        allowed=str(exc.ref_type or "").replace("typing.", "") or None,
+        allowed=describe(declared[cause.key]) if cause.key in declared else None,
         fix=f"give {key} a value of that type (see `python -m {command} --cfg job`)",
     )
+
+
+def _parsed(key: str, overrides: list[str]) -> tuple[bool, object]:
+    """(whether the command line sets `key`, the value Hydra parses: null, a list, a dict...)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    typed = [o for o in overrides if o.lstrip("+~").startswith(f"{key}=")]
+    try:
+        return bool(typed), OverridesParser.create().parse_overrides(typed[-1:])[0].value()
+    except Exception:
+        return bool(typed), typed[-1].partition("=")[2] if typed else None
 
 
 def _value(key: str | None, overrides: list[str]):
@@ -297,7 +319,7 @@ def preflight(
             cfg = compose(overrides, return_hydra_config=True)
             check_resolves(cfg)
         except Exception as exc:
-            raise compose_error(exc, overrides, check=validate_config) from None
+            raise compose_error(exc, overrides, check=then or validate_config) from None
         if multirun:
             continue
         where = run_dir(cfg)

@@ -10,6 +10,7 @@ Why: docs/architecture.md, "Strategies".
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -107,11 +108,13 @@ def _last_stages(net: nn.Module, head_names: list[str], k, key: str) -> set[str]
 def _phases(cfg) -> list[dict]:
     schedule = list(cfg.get("schedule") or [])
     for i, entry in enumerate(schedule):
-        if not isinstance(entry.get("epoch"), int) or entry["epoch"] < 0:
+        mapping = isinstance(entry, Mapping)  # `strategy.schedule=[3]` in a config built by hand
+        epoch = entry.get("epoch") if mapping else None
+        if not mapping or isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise TlbenchError(
-                "each schedule entry needs a non-negative integer `epoch`",
-                key=f"strategy.schedule[{i}].epoch",
-                value=entry.get("epoch"),
+                "each schedule entry is a mapping with a non-negative integer `epoch`",
+                key=f"strategy.schedule[{i}]" + (".epoch" if mapping else ""),
+                value=epoch if mapping else entry,
                 fix="e.g. strategy.schedule='[{epoch: 3, trainable: [all]}]'",
             )
     return sorted(schedule, key=lambda e: e["epoch"])
