@@ -124,8 +124,8 @@ def typed_error(exc: Exception, overrides: list[str], command: str, check) -> Tl
     named = MERGING.match(str(exc))  # Hydra names the override it was merging
     if named and not key.startswith(named[1]):  # an item of it: `strategy.schedule=[abc]` -> '0'
         key = named[1]
-    found, value = _parsed(key, overrides)
-    rest = _composed_without(key, overrides, command) if check and found else None
+    text, value = _parsed(key, overrides)
+    rest = _composed_without(key, overrides, command) if check and text is not None else None
     if rest is not None:
         plain = OmegaConf.create(OmegaConf.to_container(rest, resolve=False))
         OmegaConf.update(plain, key, value, force_add=True)
@@ -148,29 +148,24 @@ def typed_error(exc: Exception, overrides: list[str], command: str, check) -> Tl
     )
 
 
-def _parsed(key: str, overrides: list[str]) -> tuple[bool, object]:
-    """(whether the command line sets `key`, the value Hydra parses: null, a list, a dict...)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    typed = [o for o in overrides if o.lstrip("+~").startswith(f"{key}=")]
-    try:
-        return bool(typed), OverridesParser.create().parse_overrides(typed[-1:])[0].value()
-    except Exception:
-        return bool(typed), typed[-1].partition("=")[2] if typed else None
-
-
-def _value(key: str | None, overrides: list[str]):
-    """The value the command line gives `key`, as Hydra parses it (`qqq=1` -> 1)."""
+def _parsed(key: str | None, overrides: list[str]) -> tuple[str | None, object]:
+    """(the text the command line gives `key`, or None; the value Hydra parses from it)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     typed = [o for o in overrides if o.lstrip("+~").startswith(f"{key}=")]
     if not typed:
-        return None
+        return None, None
+    text = typed[-1].partition("=")[2]
     try:
-        value = OverridesParser.create().parse_overrides(typed[-1:])[0].value()
+        return text, OverridesParser.create().parse_overrides(typed[-1:])[0].value()
     except Exception:
-        return typed[-1].partition("=")[2]
-    return value if isinstance(value, (str, int, float, bool)) else typed[-1].partition("=")[2]
+        return text, text
+
+
+def _value(key: str | None, overrides: list[str]):
+    """The value for a message: as Hydra parses it (`qqq=1` -> 1), a list or dict as typed."""
+    text, value = _parsed(key, overrides)
+    return value if isinstance(value, (str, int, float, bool)) else text
 
 
 def _composed_without(key: str, overrides: list[str], command: str) -> DictConfig | None:
