@@ -104,3 +104,5 @@ def test_help_names_the_command_and_shows_examples(module):
     assert done.stdout.startswith(f"usage: python -m {module} [key=value ...]\n")
     assert f"  python -m {module} " in done.stdout and "powered by Hydra" not in done.stdout
     assert "== Config groups (group=option) ==" in done.stdout and "paths:" in done.stdout
+    groups = done.stdout.split("== The config")[0]
+    assert "schema" not in groups  # the typed schemas are no group to choose

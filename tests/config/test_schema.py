@@ -30,7 +30,7 @@ def test_every_preset_extends_the_schema_and_writes_its_differences(preset):
     cfg = compose([f"strategy={preset}", "paths.output_dir=/tmp/x"]).strategy
     assert list(cfg) == list(DEFAULTS)  # every key, in the schema's order
     own = OmegaConf.load(CONF_DIR / "strategy" / f"{preset}.yaml")
-    assert own.defaults[0] == "/schema/strategy@_here_"
+    assert own.defaults[0] == "/strategy_schema@_here_"
     written = set(own) - {"defaults"}
     assert written <= set(DEFAULTS)  # nothing the schema does not declare
     # Not a copy of the schema: a preset writes its differences (and, with a reason in its

@@ -11,8 +11,6 @@ from typing import Any, Literal
 
 from omegaconf import MISSING
 
-SCHEMA_GROUP = "schema"  # ConfigStore group of the schemas: `/schema/strategy` in a defaults list
-
 
 def exact(tp, default=None):
     """A field OmegaConf 2.3 cannot type as tlbench needs, stored as `Any` and checked against `tp`
@@ -119,8 +117,10 @@ def types(schema: type) -> dict[str, object]:
 
 
 def register() -> None:
-    """Put the schemas into Hydra's ConfigStore (idempotent; called by tlbench.config.register)."""
+    """Put the schemas into Hydra's ConfigStore (idempotent; called by tlbench.config.register) as
+    `<name>_schema` at its root (`- /strategy_schema@_here_` in a defaults list): in a group they
+    would be listed by --help as options to choose."""
     from hydra.core.config_store import ConfigStore
 
     for name, node in SCHEMAS.items():
-        ConfigStore.instance().store(group=SCHEMA_GROUP, name=name, node=node)
+        ConfigStore.instance().store(name=f"{name}_schema", node=node)
