@@ -96,13 +96,16 @@ def test_every_config_field_is_commented():
             assert "#" in line, f"{path.relative_to(CONF_DIR)}: `{stripped}` has no comment"
 
 
-@pytest.mark.parametrize("module", ["tlbench", "tlbench.evaluate"])
+@pytest.mark.parametrize("module", ["tlbench", "tlbench.evaluate", "tlbench.predict"])
 def test_help_names_the_command_and_shows_examples(module):
     """`--help` was Hydra's "cli is powered by Hydra" (the name of the file that calls Hydra)."""
     done = run_cli("--help", module=module, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith(f"usage: python -m {module} [key=value ...]\n")
     assert f"  python -m {module} " in done.stdout and "powered by Hydra" not in done.stdout
-    assert "== Config groups (group=option) ==" in done.stdout and "paths:" in done.stdout
-    groups = done.stdout.split("== The config")[0]
+    groups = done.stdout.split("== The config: set any key with key=value ==")[0]
     assert "schema" not in groups  # the typed schemas are no group to choose
+    # predict takes no config group: it listed training's (data, model, strategy, ...)
+    takes_groups = module != "tlbench.predict"
+    assert ("== Config groups (group=option) ==" in groups) == takes_groups
+    assert ("strategy: finetune" in groups) == takes_groups
